@@ -1,0 +1,19 @@
+//! Shared vocabulary of the SmartDeal toolchain.
+//!
+//! * [`params`]: the one accelerator parameter struct (presets, TOML, validation, derived widths);
+//! * [`layer`]: a fully connected / 1×1 layer in SmartDeal form (B, Ce, requant parameters);
+//! * [`sdm`]: the `.sdm` compressed-model file;
+//! * [`image`]: the host-side packing of a layer into the accelerator's memory words;
+//! * [`random`]: seeded random valid layers (demos and tests).
+//!
+//! Neither the golden model nor the RTL generator lives here, so the two can only agree
+//! through the documented formats, never through shared arithmetic code.
+
+pub mod image;
+pub mod layer;
+pub mod params;
+pub mod random;
+pub mod sdm;
+
+pub use layer::{Coef, FcLayer, LayerError, Model};
+pub use params::{AccelConfig, ConfigError, WeightRequant};

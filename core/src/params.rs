@@ -1,0 +1,486 @@
+//! The accelerator parameter struct: one value drives the Verilog generator, the golden model,
+//! the simulation harness and (later) the FPGA flow.
+//!
+//! Only independent choices are configured; every width that follows from them is derived by a
+//! method here, so no width is ever configured twice.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use thiserror::Error;
+
+/// How rebuilt weights enter the MAC array (see `docs/numerics.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightRequant {
+    /// Paper-faithful: each rebuilt weight is shifted right by its output channel's shift,
+    /// rounded half up and saturated to int8 before an int8 × int8 MAC.
+    Int8,
+    /// No requantization: the full-width rebuilt weight feeds a wider multiplier.
+    Exact,
+}
+
+/// The accelerator's parameters. Every field is an independent design choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct AccelConfig {
+    /// Name written into generated headers (the preset's name, or the config file's stem).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Output channels computed in parallel (one lane = 3 MACs per cycle). 1..=64.
+    pub lanes: u32,
+    /// Activation width in bits (signed, two's complement). 4..=8.
+    pub act_bits: u32,
+    /// Basis (B) element width in bits (signed). 4..=8.
+    pub basis_bits: u32,
+    /// Bits of a Ce exponent code; a nonzero Ce element is ±2^(e_lo + code), code in
+    /// `0..2^exp_bits`. 2..=4.
+    pub exp_bits: u32,
+    /// Accumulator width in bits (signed). Must cover the worst-case growth of a layer that fills
+    /// the activation buffer. 16..=40.
+    pub acc_bits: u32,
+    /// Block height (Ce rows sharing one B) used for layers made for this accelerator. 1..=1024.
+    pub rows_per_block: u32,
+    /// Activation buffer depth in Ce rows (3 activations each): the largest layer input is
+    /// `3 × act_depth`. Power of two, 4..=65536.
+    pub act_depth: u32,
+    /// Coefficient stream buffer depth in entries (one entry = one present row of one tile of
+    /// `lanes` output channels). Power of two, 4..=65536.
+    pub coef_depth: u32,
+    /// Basis buffer depth in words (one word = the B of `lanes` output channels for one block).
+    /// Power of two, 2..=65536.
+    pub b_depth: u32,
+    /// Output buffer depth in int8 outputs (also the depth of the output-parameter buffer; the
+    /// weight-shift buffer holds `out_depth / lanes` tiles). Power of two, ≥ `lanes`.
+    pub out_depth: u32,
+    /// Rebuilt-weight requantization mode.
+    pub weight_requant: WeightRequant,
+}
+
+fn default_name() -> String {
+    "custom".to_string()
+}
+
+/// An invalid configuration: names the field and says why.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid config field `{field}`: {why}")]
+    Field { field: &'static str, why: String },
+    #[error("unknown preset `{0}` (known presets: {list})", list = PRESETS.join(", "))]
+    UnknownPreset(String),
+    #[error("cannot read config {path}: {why}")]
+    Read { path: String, why: String },
+}
+
+/// Names of the built-in presets, in the order `--help` lists them.
+pub const PRESETS: [&str; 3] = ["tiny", "icebreaker", "ulx3s"];
+
+/// Output multiplier width (unsigned), fixed by the numerics spec.
+pub const OUT_MULT_BITS: u32 = 16;
+/// Output shift field width: shifts 0..=31.
+pub const OUT_SHIFT_BITS: u32 = 5;
+/// Bias width (signed).
+pub const BIAS_BITS: u32 = 32;
+
+/// Number of bits needed to hold the values `0..n` (at least 1).
+pub fn clog2(n: u64) -> u32 {
+    if n <= 2 {
+        1
+    } else {
+        64 - (n - 1).leading_zeros()
+    }
+}
+
+/// Bits of a signed two's-complement number that holds every value in `[-bound, bound]`.
+pub fn signed_bits_for(bound: u128) -> u32 {
+    // A w-bit signed number holds [-2^(w-1), 2^(w-1) - 1]; `bound` must be ≤ 2^(w-1) - 1.
+    let mut w = 1;
+    while (1u128 << (w - 1)) <= bound {
+        w += 1;
+    }
+    w
+}
+
+impl AccelConfig {
+    /// A named preset.
+    pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        let c = match name {
+            // Smallest useful accelerator: quick to verilate, used by most tests.
+            "tiny" => AccelConfig {
+                name: "tiny".into(),
+                lanes: 4,
+                act_bits: 8,
+                basis_bits: 8,
+                exp_bits: 3,
+                acc_bits: 32,
+                rows_per_block: 64,
+                act_depth: 256,
+                coef_depth: 1024,
+                b_depth: 128,
+                out_depth: 256,
+                weight_requant: WeightRequant::Int8,
+            },
+            // iCE40UP5K (iCEBreaker): 2 lanes and buffers that fit its 30 EBRs with room for a
+            // UART top (see docs/parameters.md for the memory budget).
+            "icebreaker" => AccelConfig {
+                name: "icebreaker".into(),
+                lanes: 2,
+                act_bits: 8,
+                basis_bits: 8,
+                exp_bits: 3,
+                acc_bits: 32,
+                rows_per_block: 128,
+                act_depth: 128,
+                coef_depth: 512,
+                b_depth: 64,
+                out_depth: 128,
+                weight_requant: WeightRequant::Int8,
+            },
+            // ECP5-85F (ULX3S): 16 lanes, buffers for layers up to 3072 inputs.
+            "ulx3s" => AccelConfig {
+                name: "ulx3s".into(),
+                lanes: 16,
+                act_bits: 8,
+                basis_bits: 8,
+                exp_bits: 3,
+                acc_bits: 32,
+                rows_per_block: 128,
+                act_depth: 1024,
+                coef_depth: 4096,
+                b_depth: 512,
+                out_depth: 1024,
+                weight_requant: WeightRequant::Int8,
+            },
+            other => return Err(ConfigError::UnknownPreset(other.to_string())),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Parses and validates a TOML config.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let c: AccelConfig = toml::from_str(text).map_err(|e| ConfigError::Read {
+            path: "<toml>".into(),
+            why: e.message().to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads and validates a TOML config file.
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let mut c: AccelConfig = toml::from_str(&text).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            why: e.message().to_string(),
+        })?;
+        if c.name == "custom" {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                c.name = stem.to_string();
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Serializes to TOML (round-trips through [`AccelConfig::from_toml_str`]).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("AccelConfig always serializes")
+    }
+
+    /// Checks every field and every cross-field rule; the error names the field and says why.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(field: &'static str, why: String) -> Result<(), ConfigError> {
+            Err(ConfigError::Field { field, why })
+        }
+        fn range(field: &'static str, v: u32, lo: u32, hi: u32) -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                return bad(field, format!("{v} is outside {lo}..={hi}"));
+            }
+            Ok(())
+        }
+        fn pow2(field: &'static str, v: u32, lo: u32, hi: u32) -> Result<(), ConfigError> {
+            range(field, v, lo, hi)?;
+            if !v.is_power_of_two() {
+                return bad(field, format!("{v} is not a power of two"));
+            }
+            Ok(())
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return bad(
+                "name",
+                format!(
+                    "{:?} must be non-empty ASCII letters, digits, '_', '-' or '.'",
+                    self.name
+                ),
+            );
+        }
+        range("lanes", self.lanes, 1, 64)?;
+        range("act_bits", self.act_bits, 4, 8)?;
+        range("basis_bits", self.basis_bits, 4, 8)?;
+        range("exp_bits", self.exp_bits, 2, 4)?;
+        range("acc_bits", self.acc_bits, 16, 40)?;
+        range("rows_per_block", self.rows_per_block, 1, 1024)?;
+        pow2("act_depth", self.act_depth, 4, 65536)?;
+        pow2("coef_depth", self.coef_depth, 4, 65536)?;
+        pow2("b_depth", self.b_depth, 2, 65536)?;
+        pow2("out_depth", self.out_depth, 2, 65536)?;
+        if self.out_depth < self.lanes {
+            return bad(
+                "out_depth",
+                format!(
+                    "{} holds less than one tile of lanes = {} outputs",
+                    self.out_depth, self.lanes
+                ),
+            );
+        }
+        let need = self.acc_bits_required();
+        if self.acc_bits < need {
+            return bad(
+                "acc_bits",
+                format!(
+                    "{} is below the worst-case growth of {need} bits for a layer of act_depth = {} \
+                     rows (3 × rows × max|x| × max|w| with {}-bit activations and {} weights)",
+                    self.acc_bits,
+                    self.act_depth,
+                    self.act_bits,
+                    match self.weight_requant {
+                        WeightRequant::Int8 => "int8-requantized".to_string(),
+                        WeightRequant::Exact => format!("{}-bit exact", self.rebuild_bits()),
+                    }
+                ),
+            );
+        }
+        if self.coef_word_bits() > 4096 || self.b_word_bits() > 4096 {
+            return bad(
+                "lanes",
+                format!(
+                    "{} lanes make a buffer word wider than 4096 bits",
+                    self.lanes
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    // ---- derived quantities (never configured) ----
+
+    /// Largest exponent code, `2^exp_bits - 1`.
+    pub fn code_max(&self) -> u32 {
+        (1 << self.exp_bits) - 1
+    }
+
+    /// Width of one encoded Ce element: present bit + sign bit + code.
+    pub fn coef_elem_bits(&self) -> u32 {
+        2 + self.exp_bits
+    }
+
+    /// Width of an exactly rebuilt weight `Σ_k ±B[k][j] << code_k`:
+    /// basis_bits + code_max (shift) + 2 (sum of three terms, and the negated minimum).
+    pub fn rebuild_bits(&self) -> u32 {
+        self.basis_bits + self.code_max() + 2
+    }
+
+    /// Largest per-channel weight-requant shift: brings a rebuilt weight down to 8 bits.
+    pub fn wshift_max(&self) -> u32 {
+        self.rebuild_bits() - 8
+    }
+
+    /// Width of the per-channel weight-requant shift field.
+    pub fn wshift_bits(&self) -> u32 {
+        clog2(u64::from(self.wshift_max()) + 1)
+    }
+
+    /// Width of the weight operand of the MAC array.
+    pub fn mac_weight_bits(&self) -> u32 {
+        match self.weight_requant {
+            WeightRequant::Int8 => 8,
+            WeightRequant::Exact => self.rebuild_bits(),
+        }
+    }
+
+    /// Largest |weight| the MAC array can see.
+    pub fn max_abs_mac_weight(&self) -> u128 {
+        match self.weight_requant {
+            WeightRequant::Int8 => 128,
+            // |Σ_k ±B·2^code| ≤ 3 · 2^(basis_bits-1) · 2^code_max
+            WeightRequant::Exact => 3u128 << (self.basis_bits - 1 + self.code_max()),
+        }
+    }
+
+    /// Accumulator width that no layer fitting the activation buffer can overflow.
+    pub fn acc_bits_required(&self) -> u32 {
+        let max_x = 1u128 << (self.act_bits - 1);
+        let bound = 3 * u128::from(self.act_depth) * max_x * self.max_abs_mac_weight();
+        signed_bits_for(bound)
+    }
+
+    /// Tiles of `lanes` output channels the weight-shift buffer holds (`out_depth / lanes`).
+    pub fn wshift_depth(&self) -> u32 {
+        self.out_depth.div_ceil(self.lanes)
+    }
+
+    /// Address widths of the buffers.
+    pub fn act_addr_bits(&self) -> u32 {
+        clog2(u64::from(self.act_depth))
+    }
+    pub fn coef_addr_bits(&self) -> u32 {
+        clog2(u64::from(self.coef_depth))
+    }
+    pub fn b_addr_bits(&self) -> u32 {
+        clog2(u64::from(self.b_depth))
+    }
+    pub fn out_addr_bits(&self) -> u32 {
+        clog2(u64::from(self.out_depth))
+    }
+    pub fn wshift_addr_bits(&self) -> u32 {
+        clog2(u64::from(self.wshift_depth()))
+    }
+
+    /// Coefficient stream entry layout, LSB first (see docs/interface.md):
+    /// `[lane codes: lanes × 3 × coef_elem_bits][bsel: b_addr_bits][row: act_addr_bits][first][last]`.
+    pub fn coef_word_bits(&self) -> u32 {
+        self.coef_codes_bits() + self.b_addr_bits() + self.act_addr_bits() + 2
+    }
+    /// Bits of all lanes' codes in one coefficient entry.
+    pub fn coef_codes_bits(&self) -> u32 {
+        self.lanes * 3 * self.coef_elem_bits()
+    }
+    /// Basis word: lane l's B[k][j] at element index `l*9 + k*3 + j`, `basis_bits` each.
+    pub fn b_word_bits(&self) -> u32 {
+        self.lanes * 9 * self.basis_bits
+    }
+    /// Weight-shift word (one tile): lane l's weight-requant shift at `l * wshift_bits`.
+    pub fn wshift_word_bits(&self) -> u32 {
+        self.lanes * self.wshift_bits()
+    }
+    /// Output-parameter word (one output channel), LSB first: `[bias: 32][mult: 16][oshift: 5]`.
+    pub fn oparam_word_bits(&self) -> u32 {
+        BIAS_BITS + OUT_MULT_BITS + OUT_SHIFT_BITS
+    }
+    /// Activation word: the 3 activations of one Ce row, x[3r+j] at `j * act_bits`.
+    pub fn act_word_bits(&self) -> u32 {
+        3 * self.act_bits
+    }
+    /// Host staging register: wide enough for any buffer word, in whole 32-bit chunks.
+    pub fn staging_bits(&self) -> u32 {
+        let w = self
+            .coef_word_bits()
+            .max(self.b_word_bits())
+            .max(self.wshift_word_bits())
+            .max(self.oparam_word_bits())
+            .max(self.act_word_bits());
+        w.div_ceil(32) * 32
+    }
+
+    /// A short stable fingerprint of the configuration (FNV-1a over its TOML text), written into
+    /// generated file headers.
+    pub fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.to_toml().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_round_trip_toml() {
+        for p in PRESETS {
+            let c = AccelConfig::preset(p).unwrap();
+            let back = AccelConfig::from_toml_str(&c.to_toml()).unwrap();
+            assert_eq!(c, back, "{p}");
+        }
+    }
+
+    #[test]
+    fn unknown_preset_is_an_error_listing_the_known_ones() {
+        let e = AccelConfig::preset("zcu104").unwrap_err().to_string();
+        assert!(
+            e.contains("zcu104") && e.contains("tiny") && e.contains("ulx3s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let base = AccelConfig::preset("tiny").unwrap();
+        let cases: Vec<(&str, Box<dyn Fn(&mut AccelConfig)>)> = vec![
+            ("lanes", Box::new(|c| c.lanes = 0)),
+            ("exp_bits", Box::new(|c| c.exp_bits = 5)),
+            ("act_bits", Box::new(|c| c.act_bits = 9)),
+            ("act_depth", Box::new(|c| c.act_depth = 100)),
+            ("out_depth", Box::new(|c| c.out_depth = 2)),
+            ("acc_bits", Box::new(|c| c.acc_bits = 20)),
+            ("name", Box::new(|c| c.name = "a b".into())),
+        ];
+        for (field, f) in cases {
+            let mut c = base.clone();
+            f(&mut c);
+            match c.validate() {
+                Err(ConfigError::Field { field: got, why }) => {
+                    assert_eq!(got, field, "{why}");
+                    assert!(!why.is_empty());
+                }
+                other => panic!("{field}: expected a field error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn exact_mode_needs_a_wider_accumulator() {
+        let mut c = AccelConfig::preset("tiny").unwrap();
+        c.weight_requant = WeightRequant::Exact;
+        // 3 · 256 · 128 · (3 · 128 · 128) = 2^33.2 → 35 signed bits.
+        assert_eq!(c.acc_bits_required(), 35);
+        assert!(c.validate().is_err());
+        c.acc_bits = 35;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn derived_widths_of_the_tiny_preset() {
+        let c = AccelConfig::preset("tiny").unwrap();
+        assert_eq!(c.rebuild_bits(), 17); // 8 + 7 + 2
+        assert_eq!(c.wshift_max(), 9);
+        assert_eq!(c.wshift_bits(), 4);
+        // 3 · 256 · 128 · 128 = 12 582 912 < 2^24 → 25 signed bits
+        assert_eq!(c.acc_bits_required(), 25);
+        assert_eq!(c.coef_word_bits(), 4 * 3 * 5 + 7 + 8 + 2);
+    }
+
+    #[test]
+    fn toml_rejects_unknown_fields_and_missing_ones() {
+        let mut t = AccelConfig::preset("tiny").unwrap().to_toml();
+        t.push_str("bogus = 3\n");
+        let e = AccelConfig::from_toml_str(&t).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = AccelConfig::from_toml_str("lanes = 4")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field"), "{e}");
+    }
+
+    #[test]
+    fn signed_bits_for_edges() {
+        assert_eq!(signed_bits_for(0), 1);
+        assert_eq!(signed_bits_for(1), 2);
+        assert_eq!(signed_bits_for(127), 8);
+        assert_eq!(signed_bits_for(128), 9);
+        assert_eq!(clog2(1), 1);
+        assert_eq!(clog2(256), 8);
+        assert_eq!(clog2(257), 9);
+    }
+}

@@ -1,0 +1,1 @@
+//! FPGA and formal tool drivers.

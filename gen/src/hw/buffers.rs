@@ -1,0 +1,92 @@
+//! The accelerator's buffers: 1-write 1-read synchronous RAMs written in the shape Yosys maps to
+//! block RAM (SB_RAM40_4K on iCE40, DP16KD on ECP5).
+
+use super::{config_line, u};
+use crate::ir::Module;
+use smartdeal_core::params::clog2;
+use smartdeal_core::AccelConfig;
+
+/// One buffer: module name, what it holds, word width, depth.
+#[derive(Debug, Clone)]
+pub struct Buffer {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub width: u32,
+    pub depth: u32,
+}
+
+impl Buffer {
+    pub fn addr_bits(&self) -> u32 {
+        clog2(u64::from(self.depth))
+    }
+}
+
+/// The buffers of a configuration.
+pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
+    let mut v = vec![
+        Buffer {
+            name: "sd_act_buf",
+            doc: "activation buffer: one word per Ce row, x[3r+j] at [j*act_bits +: act_bits]",
+            width: cfg.act_word_bits(),
+            depth: cfg.act_depth,
+        },
+        Buffer {
+            name: "sd_coef_buf",
+            doc: "coefficient stream: one entry per present row of one tile",
+            width: cfg.coef_word_bits(),
+            depth: cfg.coef_depth,
+        },
+        Buffer {
+            name: "sd_b_buf",
+            doc: "basis buffer: the B of all lanes for one block of one tile",
+            width: cfg.b_word_bits(),
+            depth: cfg.b_depth,
+        },
+        Buffer {
+            name: "sd_oparam_buf",
+            doc: "output parameters: {oshift, mult, bias} per output channel",
+            width: cfg.oparam_word_bits(),
+            depth: cfg.out_depth,
+        },
+        Buffer {
+            name: "sd_out_buf",
+            doc: "output buffer: int8 outputs",
+            width: 8,
+            depth: cfg.out_depth,
+        },
+    ];
+    if cfg.weight_requant == smartdeal_core::WeightRequant::Int8 {
+        v.insert(
+            3,
+            Buffer {
+                name: "sd_wshift_buf",
+                doc: "weight shifts: all lanes' shifts for one tile",
+                width: cfg.wshift_word_bits(),
+                depth: cfg.wshift_depth(),
+            },
+        );
+    }
+    v
+}
+
+pub fn module(cfg: &AccelConfig, b: &Buffer) -> Module {
+    let aw = b.addr_bits();
+    let mut m = Module::new(
+        b.name,
+        &format!(
+            "{}.\n{} words of {} bits; write port for the host (or the output stage), registered\n\
+             read port (data one cycle after the address).",
+            b.doc, b.depth, b.width
+        ),
+        &config_line(cfg),
+    );
+    let _clk = m.input("clk_i", u(1), "clock");
+    let we = m.input("we_i", u(1), "write enable");
+    let waddr = m.input("waddr_i", u(aw), "write address");
+    let wdata = m.input("wdata_i", u(b.width), "write data");
+    let raddr = m.input("raddr_i", u(aw), "read address");
+    let rdata_o = m.output("rdata_o", u(b.width), "read data (registered)");
+    let rdata = m.mem("mem", b.width, b.depth, we, waddr, wdata, raddr);
+    m.assign(&rdata_o, rdata);
+    m
+}

@@ -1,0 +1,123 @@
+//! Drain: captures all lanes' final accumulators of a tile and presents them to the output
+//! requantizer one per cycle (a shift register, not a wide variable-index mux: toolchain.md
+//! found the latter on the critical path).
+
+use super::{config_line, u};
+use crate::ir::{Expr, Module, Reset};
+use smartdeal_core::params::clog2;
+use smartdeal_core::AccelConfig;
+
+pub const NAME: &str = "sd_drain";
+
+pub fn module(cfg: &AccelConfig) -> Module {
+    let l = cfg.lanes;
+    let ab = cfg.acc_bits;
+    let oaw = cfg.out_addr_bits();
+    let cw = clog2(u64::from(l) + 1);
+    let mut m = Module::new(
+        NAME,
+        "Output drain. On load_i (the tile's last entry has been accumulated) it copies the\n\
+         lanes' accumulators and then emits lane 0, 1, ... one per cycle with output-buffer\n\
+         address base + lane, reading that output's parameters from the oparam buffer.\n\
+         The stream rule (each tile has at least `lanes` entries) guarantees that the next\n\
+         load never arrives while a drain is in progress.",
+        &config_line(cfg),
+    );
+    m.clock_reset();
+    let start = m.input(
+        "start_i",
+        u(1),
+        "a run starts: output addresses restart at 0",
+    );
+    let load = m.input("load_i", u(1), "capture acc_i");
+    let acc = m.input(
+        "acc_i",
+        u(l * ab),
+        "lane l's accumulator at [l*acc_bits +: acc_bits]",
+    );
+    let raddr_o = m.output("oparam_raddr_o", u(oaw), "oparam buffer read address");
+    let valid_o = m.output(
+        "valid_o",
+        u(1),
+        "acc_o/addr_o valid (aligned with the oparam read data)",
+    );
+    let addr_o = m.output("addr_o", u(oaw), "output-buffer address");
+    let acc_o = m.output("acc_o", u(ab), "accumulator");
+    let busy_o = m.output("busy_o", u(1), "drain in progress");
+
+    let cnt = m.reg("cnt", u(cw), Reset::To(0), "accumulators left to emit");
+    let addr = m.reg(
+        "addr",
+        u(oaw),
+        Reset::To(0),
+        "address of the next emitted value",
+    );
+    let base = m.reg(
+        "base",
+        u(oaw),
+        Reset::To(0),
+        "address of the next tile's lane 0",
+    );
+    let sh = m.reg(
+        "acc_sr",
+        u(l * ab),
+        Reset::None,
+        "captured accumulators, lane 0 lowest",
+    );
+    let active = m.wire(
+        "active",
+        cnt.clone().ne(Expr::lit(0, cw)),
+        "emitting this cycle",
+    );
+    let lanes_a = Expr::lit(u128::from(l) % (1u128 << oaw), oaw);
+    m.set_d(
+        &cnt,
+        Expr::mux(
+            load.clone(),
+            Expr::lit(u128::from(l), cw),
+            cnt.clone().sub(Expr::lit(1, cw)),
+        ),
+        Some(load.clone().or(active.clone())),
+    );
+    m.set_d(
+        &addr,
+        Expr::mux(
+            load.clone(),
+            base.clone(),
+            addr.clone().add(Expr::lit(1, oaw)),
+        ),
+        Some(load.clone().or(active.clone())),
+    );
+    m.set_d(
+        &base,
+        Expr::mux(start.clone(), Expr::lit(0, oaw), base.clone().add(lanes_a)),
+        Some(load.clone().or(start)),
+    );
+    let shifted = if l == 1 {
+        sh.clone()
+    } else {
+        Expr::concat(vec![Expr::lit(0, ab), sh.slice(l * ab - 1, ab)])
+    };
+    m.set_d(&sh, Expr::mux(load, acc, shifted), None);
+    let v = m.reg_next(
+        "v",
+        active.clone(),
+        None,
+        Reset::To(0),
+        "emitted value valid",
+    );
+    let a = m.reg_next("a", addr.clone(), None, Reset::None, "emitted address");
+    let x = m.reg_next(
+        "x",
+        sh.field(0, ab),
+        None,
+        Reset::None,
+        "emitted accumulator",
+    );
+    m.assign(&raddr_o, addr);
+    m.assign(&valid_o, v.clone());
+    m.assign(&addr_o, a);
+    m.assign(&acc_o, x);
+    m.assign(&busy_o, active.or(v));
+    m
+}

@@ -1,0 +1,100 @@
+//! Host interface: a 32-bit command port. Buffer words wider than 32 bits are assembled in a
+//! staging shift register (PUSH, most significant chunk first) and written with one WR_*
+//! command; START launches a run. Commands other than NOP while busy are dropped and set err_o.
+
+use super::{config_line, u};
+use crate::ir::{Expr, Module, Reset};
+use smartdeal_core::AccelConfig;
+
+pub const NAME: &str = "sd_host_if";
+
+/// Command opcodes (cmd_op_i), documented in docs/interface.md.
+pub mod op {
+    pub const NOP: u32 = 0;
+    pub const PUSH: u32 = 1;
+    pub const WR_ACT: u32 = 2;
+    pub const WR_COEF: u32 = 3;
+    pub const WR_B: u32 = 4;
+    pub const WR_WSHIFT: u32 = 5;
+    pub const WR_OPARAM: u32 = 6;
+    pub const START: u32 = 7;
+}
+
+pub fn module(cfg: &AccelConfig) -> Module {
+    let sb = cfg.staging_bits();
+    let caw = cfg.coef_addr_bits();
+    let mut m = Module::new(
+        NAME,
+        "Host command decoder. Opcodes: 0 NOP, 1 PUSH (staging = {staging, data}),\n\
+         2 WR_ACT, 3 WR_COEF, 4 WR_B, 5 WR_WSHIFT, 6 WR_OPARAM (buffer[addr] = low bits of\n\
+         staging), 7 START (addr = index of the last stream entry, data[0] = ReLU).",
+        &config_line(cfg),
+    );
+    m.clock_reset();
+    let valid = m.input("cmd_valid_i", u(1), "command strobe");
+    let opc = m.input("cmd_op_i", u(3), "opcode");
+    let addr = m.input("cmd_addr_i", u(16), "buffer address / last entry index");
+    let data = m.input("cmd_data_i", u(32), "PUSH data / START flags");
+    let busy = m.input("busy_i", u(1), "a run is in progress");
+    let staging_o = m.output("staging_o", u(sb), "assembled buffer word");
+    let we_o: Vec<(u32, Expr)> = [
+        (op::WR_ACT, "we_act_o"),
+        (op::WR_COEF, "we_coef_o"),
+        (op::WR_B, "we_b_o"),
+        (op::WR_WSHIFT, "we_wshift_o"),
+        (op::WR_OPARAM, "we_oparam_o"),
+    ]
+    .into_iter()
+    .map(|(code, name)| (code, m.output(name, u(1), "buffer write enable")))
+    .collect();
+    let waddr_o = m.output("waddr_o", u(16), "buffer write address");
+    let start_o = m.output("start_o", u(1), "start a run");
+    let last_o = m.output("last_idx_o", u(caw), "index of the run's last entry");
+    let relu_o = m.output("relu_o", u(1), "ReLU for the run");
+    let err_o = m.output(
+        "err_o",
+        u(1),
+        "a command arrived while busy (cleared by START)",
+    );
+
+    let accept = m.wire(
+        "accept",
+        valid.clone().and(busy.clone().not()),
+        "command taken",
+    );
+    let is = |c: u32| opc.clone().eq(Expr::lit(u128::from(c), 3));
+    let push = m.wire("push", accept.clone().and(is(op::PUSH)), "");
+    let start = m.wire("start", accept.clone().and(is(op::START)), "");
+    for (code, port) in &we_o {
+        let e = accept.clone().and(is(*code));
+        m.assign(port, e);
+    }
+    let staging = m.reg("staging", u(sb), Reset::To(0), "staging shift register");
+    let next = if sb == 32 {
+        data.clone()
+    } else {
+        Expr::concat(vec![staging.slice(sb - 33, 0), data.clone()])
+    };
+    m.set_d(&staging, next, Some(push));
+    let relu = m.reg_next(
+        "relu",
+        data.bit(0),
+        Some(start.clone()),
+        Reset::To(0),
+        "ReLU flag",
+    );
+    let rejected = valid.and(busy).and(is(op::NOP).not());
+    let err = m.reg("err", u(1), Reset::To(0), "sticky error");
+    m.set_d(
+        &err,
+        Expr::mux(start.clone(), Expr::lit(0, 1), err.clone().or(rejected)),
+        None,
+    );
+    m.assign(&staging_o, staging);
+    m.assign(&waddr_o, addr.clone());
+    m.assign(&start_o, start);
+    m.assign(&last_o, addr.field(0, caw));
+    m.assign(&relu_o, relu);
+    m.assign(&err_o, err);
+    m
+}

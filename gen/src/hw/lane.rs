@@ -1,0 +1,103 @@
+//! One lane: rebuild (S2) → weight requant and 3 multiplies (S3) → accumulate (S4).
+
+use super::{config_line, signed_net, u};
+use crate::ir::{Expr, Module, Reset, Ty};
+use smartdeal_core::{AccelConfig, WeightRequant};
+
+pub const NAME: &str = "sd_lane";
+
+/// Width of one product `x · w`.
+pub fn product_bits(cfg: &AccelConfig) -> u32 {
+    cfg.act_bits + cfg.mac_weight_bits()
+}
+
+pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) -> Module {
+    let bb = cfg.basis_bits;
+    let rb = cfg.rebuild_bits();
+    let ab = cfg.act_bits;
+    let acc = cfg.acc_bits;
+    let pb = product_bits(cfg);
+    let mwb = cfg.mac_weight_bits();
+    assert!(
+        acc >= pb + 2,
+        "validated configs have acc_bits ≥ product + 2"
+    );
+    let mut m = Module::new(
+        NAME,
+        "One output channel: rebuilds the three weights of the current Ce row (stage S2),\n\
+         requantizes them and multiplies by the row's three activations (S3), and\n\
+         accumulates (S4; first_i starts a new output tile).",
+        &config_line(cfg),
+    );
+    m.clock_reset();
+    let b = m.input("b_i", u(9 * bb), "S2: basis of this lane's block");
+    let ce = m.input(
+        "ce_i",
+        u(3 * cfg.coef_elem_bits()),
+        "S2: this lane's Ce row",
+    );
+    let wsh = match cfg.weight_requant {
+        WeightRequant::Int8 => Some(m.input("wshift_i", u(cfg.wshift_bits()), "S2: weight shift")),
+        WeightRequant::Exact => None,
+    };
+    let x = m.input(
+        "x_i",
+        u(3 * ab),
+        "S3: activations x[3r+j] at [j*act_bits +: act_bits]",
+    );
+    let acc_en = m.input(
+        "acc_en_i",
+        u(1),
+        "S4: a valid entry reaches the accumulator",
+    );
+    let first = m.input("first_i", u(1), "S4: first entry of an output tile");
+    let acc_o = m.output("acc_o", u(acc), "accumulator (signed)");
+
+    m.comment("S2: rebuild");
+    let w = m.out_wire("w", u(3 * rb), "rebuilt weights");
+    m.instance(
+        rebuild,
+        "u_rebuild",
+        vec![("b_i", b), ("ce_i", ce), ("w_o", w.clone())],
+    );
+    let w_q = m.reg_next("w", w, None, Reset::None, "S3: rebuilt weights");
+    let wsh_q = wsh.map(|s| m.reg_next("wshift", s, None, Reset::None, "S3: weight shift"));
+
+    m.comment("S3: weight requant and multiply");
+    let mut prods = Vec::new();
+    for j in 0..3 {
+        let wj = m.wire(&format!("w{j}"), w_q.field(j * rb, rb), "");
+        let mw = match (wrequant, &wsh_q) {
+            (Some(wr), Some(s)) => {
+                let q = m.out_wire(&format!("wq{j}"), u(8), "int8 weight");
+                m.instance(
+                    wr,
+                    &format!("u_wrequant{j}"),
+                    vec![("w_i", wj), ("shift_i", s.clone()), ("q_o", q.clone())],
+                );
+                q.as_signed()
+            }
+            _ => wj.as_signed(),
+        };
+        assert_eq!(mw.width(), mwb);
+        let xj = signed_net(&mut m, &format!("x{j}"), x.field(j * ab, ab), "");
+        // act_bits × mac_weight_bits → product_bits: both operands sign-extended to the product
+        // width so the truncated product is the exact signed product.
+        let p = xj.sext(pb).mul(mw.sext(pb));
+        prods.push(m.reg_next(&format!("p{j}"), p, None, Reset::None, "S4: product"));
+    }
+
+    m.comment("S4: accumulate");
+    // product_bits → acc_bits; the sum of three products cannot overflow acc_bits (validated).
+    let sum = prods
+        .iter()
+        .map(|p| p.as_signed().sext(acc))
+        .reduce(Expr::add)
+        .expect("three products");
+    let sum = m.wire("sum", sum, "sum of the row's three products");
+    let acc_q = m.reg("acc", Ty::u(acc), Reset::To(0), "accumulator");
+    let next = Expr::mux(first, sum.clone(), acc_q.clone().add(sum));
+    m.set_d(&acc_q, next, Some(acc_en));
+    m.assign(&acc_o, acc_q);
+    m
+}

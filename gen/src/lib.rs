@@ -1,0 +1,15 @@
+//! The SmartDeal accelerator generator.
+//!
+//! * [`ir`]: a small typed Verilog IR (widths checked when expressions are built, explicit sign
+//!   extension) and its emitter;
+//! * [`hw`]: one file per hardware block, each building one Verilog module from the
+//!   [`AccelConfig`];
+//! * [`design`]: the whole accelerator as a list of modules, written one `.v` per module with
+//!   `params.json` and a file list.
+
+pub mod design;
+pub mod hw;
+pub mod ir;
+
+pub use design::{generate, Design, Fault, GenOptions};
+pub use smartdeal_core::AccelConfig;

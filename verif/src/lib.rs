@@ -1,0 +1,13 @@
+//! Verification side of the toolchain.
+//!
+//! * [`golden`]: the bit-exact integer model of the accelerator (docs/numerics.md);
+//! * [`naive`]: an obviously-correct dense reference the golden model is tested against;
+//! * [`bridge`]: our own Verilator bridge (generated C++ shim, cached build, `libloading`);
+//! * [`cosim`]: drives the generated top through its host interface.
+//!
+//! The golden model never imports the RTL generator; only the co-simulation harness uses both.
+
+pub mod bridge;
+pub mod cosim;
+pub mod golden;
+pub mod naive;
