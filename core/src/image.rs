@@ -199,10 +199,10 @@ pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, L
             let mut w = Word::zero(cfg.b_word_bits());
             for (l, &o) in chans.iter().enumerate() {
                 let b = &layer.basis[o * blocks + blk];
-                for k in 0..3 {
-                    for j in 0..3 {
+                for (k, brow) in b.iter().enumerate() {
+                    for (j, &v) in brow.iter().enumerate() {
                         let idx = (l * 9 + k * 3 + j) as u32;
-                        let bits = u64::from(b[k][j] as u8) & ((1 << cfg.basis_bits) - 1);
+                        let bits = u64::from(v as u8) & ((1 << cfg.basis_bits) - 1);
                         w.set(idx * cfg.basis_bits, cfg.basis_bits, bits);
                     }
                 }

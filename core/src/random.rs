@@ -154,10 +154,12 @@ pub fn random_layer(spec: &RandomLayerSpec) -> FcLayer {
             let b = &basis[o * blocks + r / spec.rows_per_block as usize];
             let cr = &coef[(o * rows + r) * 3..(o * rows + r) * 3 + 3];
             for j in 0..3 {
-                let s: i64 = (0..3)
-                    .map(|k| match cr[k] {
+                let s: i64 = cr
+                    .iter()
+                    .zip(b.iter())
+                    .map(|(c, brow)| match *c {
                         Coef::Zero => 0,
-                        Coef::Pow2 { code, .. } => i64::from(b[k][j]).abs() << code,
+                        Coef::Pow2 { code, .. } => i64::from(brow[j]).abs() << code,
                     })
                     .sum();
                 bound = bound.max(s);

@@ -6,7 +6,7 @@
 //! The `verilated`/`verilator` crates target the Verilator 4 build layout and runtime API and
 //! do not work with Verilator 5 (5.006 is what we run). Instead we keep a tiny C ABI
 //! (`sim_new`, `sim_set`, `sim_get`, `sim_eval`, `sim_trace_*`, ...) generated per design
-//! by [`build`], and a safe Rust wrapper, [`Sim`].
+//! by [`build()`], and a safe Rust wrapper, [`Sim`].
 //!
 //! # Verilator 5 traps this module works around (measured on 5.006)
 //!

@@ -308,7 +308,7 @@ impl Accel {
         x: &[i8],
     ) -> Result<(Vec<i8>, RunStats), CosimError> {
         let n = layer.inputs as usize;
-        if x.is_empty() || x.len() % n != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(n) {
             return Err(CosimError::Input(format!(
                 "activations have {} values, not a multiple of the layer's {n} inputs",
                 x.len()

@@ -3,7 +3,8 @@
 //! * [`golden`]: the bit-exact integer model of the accelerator (docs/numerics.md);
 //! * [`naive`]: an obviously-correct dense reference the golden model is tested against;
 //! * [`bridge`]: our own Verilator bridge (generated C++ shim, cached build, `libloading`);
-//! * [`cosim`]: drives the generated top through its host interface.
+//! * [`cosim`]: drives the generated top through its host interface;
+//! * [`strategies`]: random configurations, layers and activations for the property tests.
 //!
 //! The golden model never imports the RTL generator; only the co-simulation harness uses both.
 
@@ -11,3 +12,4 @@ pub mod bridge;
 pub mod cosim;
 pub mod golden;
 pub mod naive;
+pub mod strategies;

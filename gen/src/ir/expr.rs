@@ -108,6 +108,10 @@ fn mask(width: u32) -> u128 {
     }
 }
 
+// The builders are named after the Verilog operators they emit; they are methods, not
+// `std::ops` impls, because they check widths (and panic on a generator bug) rather than
+// behave like arithmetic on values.
+#[allow(clippy::should_implement_trait)]
 impl Expr {
     /// A reference to a named net of type `ty`.
     pub fn net(name: impl Into<String>, ty: Ty) -> Expr {
@@ -299,7 +303,6 @@ impl Expr {
     pub fn xor(self, b: Expr) -> Expr {
         Expr::bin(BinOp::Xor, self, b)
     }
-    #[allow(clippy::should_implement_trait)]
     pub fn not(self) -> Expr {
         Expr {
             ty: self.ty,

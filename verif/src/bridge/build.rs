@@ -41,8 +41,9 @@ const TAIL_LINES: usize = 40;
 ///
 /// The cache key hashes the Verilog file contents (in order), the top name, the port list,
 /// the trace flag, `verilator --version`, the compiler and [`SHIM_VERSION`]; the library
-/// lives in `cache_root/<top>-<hash16>/`. A cache hit costs one `stat` (plus, once per
-/// process, `verilator --version`).
+/// lives in `cache_root/<top>-<hash16>/`. A cache hit costs reading and hashing the sources
+/// and one `stat` (plus, once per process, `verilator --version`); the returned path is
+/// absolute.
 ///
 /// Verilator comes from the `VERILATOR` environment variable, else from `PATH`; the C++
 /// compiler from `CXX`, else `g++` (Verilator's own make uses the same variable).
@@ -54,6 +55,11 @@ pub fn build(spec: &BuildSpec, cache_root: &Path) -> Result<PathBuf, BridgeError
             top: spec.top.clone(),
         });
     }
+    // Absolute, so that the returned path does not depend on the working directory and
+    // Verilator's make (which runs in the obj dir) sees usable paths.
+    let cache_root = std::path::absolute(cache_root)
+        .map_err(|e| BridgeError::io(format!("cannot resolve {}", cache_root.display()), e))?;
+    let cache_root = cache_root.as_path();
     let tools = tools()?;
 
     let mut h = Hasher::new();
@@ -89,13 +95,9 @@ pub fn build(spec: &BuildSpec, cache_root: &Path) -> Result<PathBuf, BridgeError
             e,
         )
     })?;
-    // Absolute paths: Verilator's make runs in the obj dir.
-    let cache_root = fs::canonicalize(cache_root)
-        .map_err(|e| BridgeError::io(format!("cannot resolve {}", cache_root.display()), e))?;
-    let final_dir = cache_root.join(format!("{}-{hash}", spec.top));
-    let tmp = fresh_tmp_dir(&cache_root, &format!("{}-{hash}", spec.top))?;
+    let tmp = fresh_tmp_dir(cache_root, &format!("{}-{hash}", spec.top))?;
 
-    match build_design(spec, &tools, &cache_root, &tmp) {
+    match build_design(spec, &tools, cache_root, &tmp) {
         Ok(()) => {
             publish(&tmp, &final_dir, LIB_NAME)?;
             Ok(final_dir.join(LIB_NAME))
