@@ -143,3 +143,38 @@ fn cosim_detects_an_injected_rebuild_fault() {
     assert!(mismatches > 0, "the injected fault went unnoticed");
     eprintln!("injected fault: {mismatches} of 80 outputs differ");
 }
+
+/// Cycles are affine in the number of present rows: each present row of each tile costs exactly
+/// one cycle, absent rows cost none, and the rest is a fixed pipeline latency per run.
+#[test]
+fn absent_rows_cost_no_cycles() {
+    let cfg = AccelConfig::preset("tiny").unwrap();
+    let mut a = Accel::new(&cfg, &Default::default()).expect("simulator");
+    let (inputs, outputs) = (96u32, 8u32); // 32 rows, 2 tiles of 4 lanes, one run
+    let mut latency = None;
+    for density in [0.25, 0.5, 0.75, 1.0] {
+        let spec = RandomLayerSpec::for_config(&cfg, inputs, outputs, density, 3);
+        let layer = random_layer(&spec);
+        let present = layer.row_present[0].iter().filter(|&&p| p).count() as u64;
+        let x = random_activations(cfg.act_bits, 1, inputs as usize, 3);
+        let (y, st) = a.run_layer(&layer, &x).expect("run");
+        assert_eq!(y, golden::run_layer(&cfg, &layer, &x));
+        assert_eq!(st.runs, 1);
+        assert_eq!(
+            st.useful_entries,
+            present * 2,
+            "one entry per present row and tile"
+        );
+        assert_eq!(
+            st.entries, st.useful_entries,
+            "no padding: every tile has ≥ lanes rows"
+        );
+        let l = st.run_cycles - st.entries;
+        assert_eq!(
+            *latency.get_or_insert(l),
+            l,
+            "density {density}: latency changed"
+        );
+    }
+    eprintln!("pipeline latency per run: {} cycles", latency.unwrap());
+}
