@@ -8,7 +8,7 @@ OUT=${OUT:-out/demo}
 PRESET=${PRESET:-tiny}
 mkdir -p "$OUT"
 
-cargo build --release -q --bin smartdeal --bin gen-verilog
+cargo build --release -q --bins
 BIN=target/release
 
 echo "== gen-verilog --preset $PRESET"
@@ -34,4 +34,9 @@ $BIN/smartdeal run --engine verilator --preset "$PRESET" --model "$OUT/layer.sdm
   --input "$OUT/x.npy" --out "$OUT/y_rtl.npy" --stats-json "$OUT/stats.json"
 cmp "$OUT/y_golden.npy" "$OUT/y_rtl.npy"
 echo "   golden == RTL, bit for bit ($(cat "$OUT/stats.json" | tr -d '\n '))"
+echo "== independent numpy recomputation from inspect --export-int"
+$BIN/smartdeal inspect --preset "$PRESET" "$OUT/layer.sdm" --export-int "$OUT/ints" >/dev/null
+.venv/bin/python3 scripts/numpy_reference.py "$OUT/ints" layer0 "$OUT/x.npy" "$OUT/y_numpy.npy"
+.venv/bin/python3 -c 'import sys, numpy as np; a, b = (np.load(f) for f in sys.argv[1:]); sys.exit(0 if a.shape == b.shape and (a == b).all() else "numpy and RTL outputs differ")' "$OUT/y_numpy.npy" "$OUT/y_rtl.npy"
+echo "   numpy == RTL, bit for bit"
 echo "demo done: outputs in $OUT"

@@ -409,6 +409,35 @@ fn acceptance_384x384_golden_and_verilator_are_identical() {
     assert_eq!(g.shape, vec![1, 384]);
     assert_eq!(g.bytes, v.bytes, "golden and verilator y.npy differ");
     assert_eq!(g.y, recompute(&model, "layer0", &x, dir.path()));
+    // And numpy itself (scripts/numpy_reference.py, in the venv that scripts/setup.sh makes).
+    let ints = dir.path().join("ints");
+    ok(
+        &["inspect", p(&model), "--export-int", p(&ints)],
+        dir.path(),
+    );
+    let y_np = dir.path().join("y_numpy.npy");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("SMARTDEAL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv/bin/python3"));
+    let st = Command::new(&python)
+        .arg(root.join("scripts/numpy_reference.py"))
+        .args([p(&ints), "layer0", p(&xp), p(&y_np)])
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): run scripts/setup.sh, or set SMARTDEAL_PYTHON to a python \
+                 with numpy",
+                python.display()
+            )
+        });
+    assert!(st.success(), "numpy_reference.py failed");
+    let (shape, y_numpy) = read_npy::<i8>(&y_np, "|i1");
+    assert_eq!(shape, vec![1, 384]);
+    assert_eq!(
+        v.y, y_numpy,
+        "Verilator output differs from numpy's recomputation"
+    );
 }
 
 #[test]
