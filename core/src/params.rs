@@ -56,6 +56,11 @@ pub struct AccelConfig {
     pub weight_requant: WeightRequant,
 }
 
+/// Collapses a (possibly multi-line) parser message into one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn default_name() -> String {
     "custom".to_string()
 }
@@ -160,7 +165,7 @@ impl AccelConfig {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let c: AccelConfig = toml::from_str(text).map_err(|e| ConfigError::Read {
             path: "<toml>".into(),
-            why: e.message().to_string(),
+            why: one_line(e.message()),
         })?;
         c.validate()?;
         Ok(c)
@@ -174,7 +179,7 @@ impl AccelConfig {
         })?;
         let mut c: AccelConfig = toml::from_str(&text).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
-            why: e.message().to_string(),
+            why: one_line(e.message()),
         })?;
         if c.name == "custom" {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
