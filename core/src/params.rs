@@ -422,7 +422,8 @@ mod tests {
     #[test]
     fn validate_names_the_bad_field() {
         let base = AccelConfig::preset("tiny").unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut AccelConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut AccelConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("lanes", Box::new(|c| c.lanes = 0)),
             ("exp_bits", Box::new(|c| c.exp_bits = 5)),
             ("act_bits", Box::new(|c| c.act_bits = 9)),

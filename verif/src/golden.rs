@@ -4,6 +4,7 @@
 //! (`decoder`, `rebuild`, `wrequant`, `mac`, `out_requant`), but shares no code with it: the two
 //! agree only through the documented number formats.
 
+use num_traits::{PrimInt, Signed};
 use smartdeal_core::{AccelConfig, Coef, FcLayer, WeightRequant};
 
 /// Sparse power-of-two decoder + one rebuild term: `±b << code`, or 0 for an absent element.
@@ -27,27 +28,29 @@ pub fn rebuild_row(basis: &[[i8; 3]; 3], coefs: [Coef; 3]) -> [i32; 3] {
     std::array::from_fn(|j| (0..3).map(|k| rebuild_term(basis[k][j], coefs[k])).sum())
 }
 
-/// Saturates to the signed `bits`-bit range.
-pub fn saturate(v: i64, bits: u32) -> i64 {
-    let hi = (1i64 << (bits - 1)) - 1;
-    let lo = -(1i64 << (bits - 1));
-    v.clamp(lo, hi)
+/// Saturates to the signed `bits`-bit range. Generic so that one definition serves the i32
+/// weight path and the i64 output path.
+pub fn saturate<T: PrimInt + Signed>(v: T, bits: u32) -> T {
+    let hi = (T::one() << (bits as usize - 1)) - T::one();
+    let lo = -(T::one() << (bits as usize - 1));
+    v.max(lo).min(hi)
 }
 
 /// Arithmetic shift right by `shift` with round half up: `(v + 2^(shift-1)) >> shift`, no
-/// rounding term when `shift` = 0.
-pub fn shift_round_half_up(v: i64, shift: u32) -> i64 {
+/// rounding term when `shift` = 0. (`>>` on signed primitives is arithmetic.)
+pub fn shift_round_half_up<T: PrimInt + Signed>(v: T, shift: u32) -> T {
     if shift == 0 {
         v
     } else {
-        (v + (1i64 << (shift - 1))) >> shift
+        (v + (T::one() << (shift as usize - 1))) >> shift as usize
     }
 }
 
 /// Rebuilt-weight requantization (int8 mode): shift right by the channel's shift, round half up,
 /// saturate to [-128, 127].
 pub fn wrequant(w: i32, shift: u32) -> i8 {
-    saturate(shift_round_half_up(i64::from(w), shift), 8) as i8
+    // |w| < 2^(RB-1) ≤ 2^25 and shift ≤ RB - 8: the rounding add fits i32.
+    saturate(shift_round_half_up(w, shift), 8) as i8
 }
 
 /// The weight the MAC array multiplies by, for the configured mode.

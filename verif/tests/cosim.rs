@@ -3,7 +3,7 @@
 //!
 //! Each configuration is one test, so the test threads verilate configurations in parallel.
 //! Seed: `SMARTDEAL_TEST_SEED` (printed); cases per configuration: `SMARTDEAL_COSIM_CASES`.
-//! A failing case is shrunk by proptest, stored in `proptest-regressions/`, and re-run with
+//! A failing case is shrunk by proptest, stored in `verif/proptest-regressions/`, and re-run with
 //! tracing: the VCD path is in the failure message.
 
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -45,9 +45,11 @@ fn cosim_config(cfg: AccelConfig) {
         cases: cases(),
         // One seed per configuration, so configurations see different cases.
         rng_seed: RngSeed::Fixed(seed ^ u64::from_str_radix(&cfg.fingerprint(), 16).unwrap_or(0)),
+        // Shrunk failures are stored here (relative to verif/) and replayed first on every run.
         failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+            proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/cosim.txt"),
         )),
+        source_file: Some(file!()),
         ..Config::default()
     });
     let checked = RefCell::new(0u64);

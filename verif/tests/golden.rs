@@ -112,6 +112,12 @@ fn golden_equals_naive(slot: u64) {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 200,
         rng_seed: proptest::test_runner::RngSeed::Fixed(test_seed() ^ slot),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "proptest-regressions/golden.txt",
+            ),
+        )),
+        source_file: Some(file!()),
         ..ProptestConfig::default()
     });
     runner
