@@ -120,22 +120,19 @@ impl Module {
             name.ends_with("_i") || name.ends_with("_ni"),
             "input `{name}` must end in _i"
         );
-        self.claim(name);
-        self.ports.push(Port {
-            name: name.into(),
-            dir: Dir::In,
-            ty,
-            doc: doc.into(),
-        });
-        Expr::net(name, ty)
+        self.add_port(name, Dir::In, ty, doc)
     }
 
     pub fn output(&mut self, name: &str, ty: Ty, doc: &str) -> Expr {
         assert!(name.ends_with("_o"), "output `{name}` must end in _o");
+        self.add_port(name, Dir::Out, ty, doc)
+    }
+
+    fn add_port(&mut self, name: &str, dir: Dir, ty: Ty, doc: &str) -> Expr {
         self.claim(name);
         self.ports.push(Port {
             name: name.into(),
-            dir: Dir::Out,
+            dir,
             ty,
             doc: doc.into(),
         });
