@@ -20,6 +20,15 @@ pub enum WeightRequant {
 }
 
 /// The accelerator's parameters. Every field is an independent design choice.
+///
+/// ```
+/// use smartdeal_core::AccelConfig;
+/// let mut cfg = AccelConfig::preset("tiny").unwrap();
+/// assert_eq!(cfg.rebuild_bits(), 17); // 8-bit B, codes up to 7, three terms
+/// cfg.lanes = 0;
+/// let err = cfg.validate().unwrap_err().to_string();
+/// assert!(err.contains("`lanes`"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct AccelConfig {
@@ -450,10 +459,12 @@ mod tests {
     fn exact_mode_needs_a_wider_accumulator() {
         let mut c = AccelConfig::preset("tiny").unwrap();
         c.weight_requant = WeightRequant::Exact;
-        // 3 · 256 · 128 · (3 · 128 · 128) = 2^33.2 → 35 signed bits.
-        assert_eq!(c.acc_bits_required(), 35);
+        // 3 · 256 · 128 · (3 · 128 · 128) = 4 831 838 208 ∈ [2^32, 2^33) → 34 signed bits.
+        assert_eq!(c.acc_bits_required(), 34);
         assert!(c.validate().is_err());
-        c.acc_bits = 35;
+        c.acc_bits = 33;
+        assert!(c.validate().is_err());
+        c.acc_bits = 34;
         assert!(c.validate().is_ok());
     }
 

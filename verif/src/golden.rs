@@ -48,6 +48,13 @@ pub fn shift_round_half_up<T: PrimInt + Signed>(v: T, shift: u32) -> T {
 
 /// Rebuilt-weight requantization (int8 mode): shift right by the channel's shift, round half up,
 /// saturate to [-128, 127].
+///
+/// ```
+/// use smartdeal_verif::golden::wrequant;
+/// assert_eq!(wrequant(3, 1), 2); // 1.5 rounds up
+/// assert_eq!(wrequant(-3, 1), -1); // -1.5 rounds up too (towards +inf)
+/// assert_eq!(wrequant(1000, 2), 127); // 250 saturates
+/// ```
 pub fn wrequant(w: i32, shift: u32) -> i8 {
     // |w| < 2^(RB-1) ≤ 2^25 and shift ≤ RB - 8: the rounding add fits i32.
     saturate(shift_round_half_up(w, shift), 8) as i8
