@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use smartdeal_core::image::{check_activations, pack_activations, pack_layer, RunImage, Word};
 use smartdeal_core::{AccelConfig, FcLayer};
 use smartdeal_gen::hw::host_if::op;
-use smartdeal_gen::{generate, GenOptions};
+use smartdeal_gen::{generate, Design, GenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -50,11 +50,10 @@ static SRC_LOCK: Mutex<()> = Mutex::new(());
 
 /// Writes the design into a content-addressed folder under `cache_root` and returns the files.
 fn write_sources(
+    design: &Design,
     cfg: &AccelConfig,
-    opts: &GenOptions,
     cache_root: &Path,
-) -> Result<(String, Vec<PathBuf>), CosimError> {
-    let design = generate(cfg, opts);
+) -> Result<Vec<PathBuf>, CosimError> {
     let mut h = Sha256::new();
     for (n, t) in &design.files {
         h.update(n.as_bytes());
@@ -87,8 +86,7 @@ fn write_sources(
             }
         }
     }
-    let files = design.files.iter().map(|(n, _)| dir.join(n)).collect();
-    Ok((design.top, files))
+    Ok(design.files.iter().map(|(n, _)| dir.join(n)).collect())
 }
 
 /// The generated accelerator running in Verilator.
@@ -128,9 +126,9 @@ impl Accel {
     ) -> Result<Accel, CosimError> {
         cfg.validate()
             .map_err(|e| CosimError::Input(e.to_string()))?;
-        let (top, sources) = write_sources(cfg, opts, cache_root)?;
-        let design_top = generate(cfg, opts);
-        let ports: Vec<PortSpec> = design_top
+        let design = generate(cfg, opts);
+        let sources = write_sources(&design, cfg, cache_root)?;
+        let ports: Vec<PortSpec> = design
             .top_module()
             .ports
             .iter()
@@ -144,7 +142,7 @@ impl Accel {
             })
             .collect();
         let spec = BuildSpec {
-            top,
+            top: design.top.clone(),
             sources,
             ports,
             trace: true,
