@@ -31,4 +31,5 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 echo "   $(cargo --version)"
+bash scripts/fetch_minilm.sh
 echo "setup done"

@@ -47,6 +47,19 @@ enum Command {
     /// output feeding the next. Each layer is checked to fit the configuration (default preset
     /// tiny) and activations must lie in its act_bits range.
     Run(cli::run::Args),
+    /// Decompose trained weights (.safetensors / .npy) into a SmartDeal .sdm model
+    ///
+    /// Each selected weight is cut into blocks as the authors' reference code does (fully
+    /// connected / 1×1: per output channel, input triples, the reference's block-height table;
+    /// 3×3 convolutions: per output channel, (cin·3)×3 blocks), every block is decomposed as
+    /// W ≈ Ce·B with power-of-two Ce (alternating least squares, all cores), and fully connected
+    /// layers are converted to the accelerator's integers (int8 B with per-block power-of-two
+    /// scales folded into the exponent codes, per-channel weight shifts, output requantization
+    /// from the activation scales) and written to the .sdm. Prints a table per layer: float and
+    /// integer relative error, Ce and row density, exponents lost below/above the code window,
+    /// bits per weight in the file and by the paper's formula, compression vs fp32, time. The
+    /// rules are in docs/decomposition.md.
+    Decompose(cli::decompose::Args),
 }
 
 /// Collapses any multi-line text into one line.
@@ -126,6 +139,7 @@ fn main() -> ExitCode {
         Command::RandomLayer(a) => cli::random_layer::main(a),
         Command::Inspect(a) => cli::inspect::main(a),
         Command::Run(a) => cli::run::main(a),
+        Command::Decompose(a) => cli::decompose::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

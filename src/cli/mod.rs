@@ -1,5 +1,6 @@
 //! The `smartdeal` subcommands (one module each) and what they share.
 
+pub mod decompose;
 pub mod inspect;
 pub mod npy;
 pub mod random_layer;

@@ -1,0 +1,19 @@
+//! SmartDeal decomposition: trained float weights → `W ≈ Ce·B` per block → the accelerator's
+//! integer layer model (`smartdeal_core::FcLayer`).
+//!
+//! * [`weights`]: reading `.safetensors` / `.npy` tensors;
+//! * [`reshape`]: how a layer is cut into blocks (the reference's tables);
+//! * [`block`]: `core_decompose` on one block, with [`pow2`] and [`linalg`];
+//! * [`layer`]: a whole tensor (blocks in parallel, structural row pruning);
+//! * [`integer`]: the float decomposition → the accelerator's integer layer.
+//! * [`pipeline`]: a whole job (tensors → model + report), [`report`]: its statistics.
+
+pub mod block;
+pub mod integer;
+pub mod layer;
+pub mod linalg;
+pub mod pipeline;
+pub mod pow2;
+pub mod report;
+pub mod reshape;
+pub mod weights;
