@@ -550,7 +550,8 @@ fn minilm_query_matches_the_reference_figures_and_runs_bit_exact_on_verilator() 
     // The integers the hardware uses lose little on top of the float decomposition.
     let ie = l["int"]["int_rel_error"].as_f64().unwrap();
     assert!(ie >= err && ie < err + 0.01, "integer error {ie}");
-    assert_eq!(l["fits_config"]["Ok"], Value::Null, "{l}");
+    assert_eq!(l["fits_config"], true, "{l}");
+    assert!(l["fit_problem"].is_null());
 
     // Golden model and Verilator, bit for bit, on random int8 activations; and numpy's
     // recomputation from the exported integers.
@@ -652,6 +653,15 @@ fn minilm_all_encoder_linear_layers_decompose() {
     for l in &linear {
         let e = l["float_rel_error"].as_f64().unwrap();
         assert!(e > 0.1 && e < 0.3, "{l}");
+        // 1536 inputs need 512 Ce rows, more than tiny's activation buffer (256): reported.
+        let wide = l["shape"][1] == 1536;
+        assert_eq!(l["fits_config"], !wide, "{l}");
+        if wide {
+            assert!(
+                l["fit_problem"].as_str().unwrap().contains("act_depth"),
+                "{l}"
+            );
+        }
     }
     assert_eq!(sdm::load(&out).unwrap().layers.len(), 36);
 }

@@ -61,8 +61,10 @@ pub struct LayerReport {
     pub file_bytes: Option<u64>,
     pub compression_vs_fp32: Option<f64>,
     pub compression_vs_int8: Option<f64>,
-    /// Whether the layer fits the accelerator configuration, and why not.
-    pub fits_config: Option<Result<(), String>>,
+    /// Whether the layer fits the accelerator configuration (written layers only).
+    pub fits_config: Option<bool>,
+    /// Why it does not fit, if it does not.
+    pub fit_problem: Option<String>,
     /// Why the tensor was not written to the model, if it was not.
     pub note: Option<String>,
     pub seconds: f64,
@@ -270,26 +272,11 @@ fn one_tensor(
         ce_rows: fl.outputs * fl.rows,
         b_elems: fl.fits.len() * 9,
     };
-    let mut rep = LayerReport {
-        tensor: t.name.clone(),
-        layer: None,
-        shape: t.shape.clone(),
-        kind: fl.kind,
-        rows: fl.rows,
-        rows_per_block: fl.rows_per_block,
-        blocks: fl.blocks,
-        pruned_rows: fl.pruned_rows,
-        float: fs,
-        int: None,
-        scale_source: None,
-        file_bits_per_weight: None,
-        file_bytes: None,
-        compression_vs_fp32: None,
-        compression_vs_int8: None,
-        fits_config: None,
-        note: None,
-        seconds: 0.0,
-    };
+    let mut rep = LayerReport::new(t, fl.kind, fs);
+    rep.rows = fl.rows;
+    rep.rows_per_block = fl.rows_per_block;
+    rep.blocks = fl.blocks;
+    rep.pruned_rows = fl.pruned_rows;
     let mut out_layer = None;
     if fl.kind == LayerKind::FullyConnected {
         let mut io = s.int.clone();
@@ -312,7 +299,9 @@ fn one_tensor(
         rep.file_bytes = Some(storage.total);
         rep.compression_vs_fp32 = Some(32.0 / storage.bits_per_weight);
         rep.compression_vs_int8 = Some(8.0 / storage.bits_per_weight);
-        rep.fits_config = Some(layer.check_fits(cfg).map_err(|e| e.why));
+        let fit = layer.check_fits(cfg);
+        rep.fits_config = Some(fit.is_ok());
+        rep.fit_problem = fit.err().map(|e| e.why);
         out_layer = Some(layer);
     } else {
         rep.note = Some(
@@ -338,32 +327,35 @@ fn ratio(num: f64, den: f64) -> f64 {
 }
 
 fn skipped(t: &Tensor, why: String) -> LayerReport {
-    LayerReport {
-        tensor: t.name.clone(),
-        layer: None,
-        shape: t.shape.clone(),
-        kind: LayerKind::FullyConnected,
-        rows: 0,
-        rows_per_block: 0,
-        blocks: 0,
-        pruned_rows: 0,
-        float: FloatStats {
-            float_rel_error: 0.0,
-            ce_density: 0.0,
-            row_density: 0.0,
-            exponents: vec![],
-            paper_bits_per_weight: 0.0,
-            mean_iterations: 0.0,
-        },
-        int: None,
-        scale_source: None,
-        file_bits_per_weight: None,
-        file_bytes: None,
-        compression_vs_fp32: None,
-        compression_vs_int8: None,
-        fits_config: None,
-        note: Some(format!("not decomposed: {why}")),
-        seconds: 0.0,
+    let mut rep = LayerReport::new(t, LayerKind::FullyConnected, FloatStats::default());
+    rep.note = Some(format!("not decomposed: {why}"));
+    rep
+}
+
+impl LayerReport {
+    /// A report line with the tensor's identity and float statistics, everything else empty.
+    fn new(t: &Tensor, kind: LayerKind, float: FloatStats) -> LayerReport {
+        LayerReport {
+            tensor: t.name.clone(),
+            layer: None,
+            shape: t.shape.clone(),
+            kind,
+            rows: 0,
+            rows_per_block: 0,
+            blocks: 0,
+            pruned_rows: 0,
+            float,
+            int: None,
+            scale_source: None,
+            file_bits_per_weight: None,
+            file_bytes: None,
+            compression_vs_fp32: None,
+            compression_vs_int8: None,
+            fits_config: None,
+            fit_problem: None,
+            note: None,
+            seconds: 0.0,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 
 /// Float-side statistics of one decomposed tensor.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct FloatStats {
     /// `‖W − Ce·B‖ / ‖W‖` over the real weights (pruned rows count as error).
     pub float_rel_error: f64,

@@ -320,7 +320,7 @@ fn table(r: &Report) -> String {
         if let Some(n) = &l.note {
             s += &format!("    note: {n}\n");
         }
-        if let Some(Err(why)) = &l.fits_config {
+        if let Some(why) = &l.fit_problem {
             s += &format!("    does not fit the configuration: {why}\n");
         }
     }
