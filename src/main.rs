@@ -60,6 +60,9 @@ enum Command {
     /// bits per weight in the file and by the paper's formula, compression vs fp32, time. The
     /// rules are in docs/decomposition.md.
     Decompose(cli::decompose::Args),
+    /// FPGA bitstreams for the iCEBreaker and the ULX3S, and programming them
+    #[command(subcommand)]
+    Fpga(cli::fpga::FpgaCommand),
 }
 
 /// Collapses any multi-line text into one line.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli::inspect::main(a),
         Command::Run(a) => cli::run::main(a),
         Command::Decompose(a) => cli::decompose::main(a),
+        Command::Fpga(c) => cli::fpga::main(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

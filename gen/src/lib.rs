@@ -7,9 +7,11 @@
 //! * [`design`]: the whole accelerator as a list of modules, written one `.v` per module with
 //!   `params.json` and a file list.
 
+pub mod board;
 pub mod design;
 pub mod hw;
 pub mod ir;
 
+pub use board::{generate_board, BoardDesign, BoardLink};
 pub use design::{generate, Design, Fault, GenOptions};
 pub use smartdeal_core::AccelConfig;

@@ -10,6 +10,8 @@ use smartdeal_core::{sdm, AccelConfig, FcLayer};
 use smartdeal_gen::GenOptions;
 use smartdeal_verif::cosim::{Accel, RunStats};
 use smartdeal_verif::golden;
+use smartdeal_verif::link::{Board, LinkOptions, LinkStats};
+use smartdeal_verif::simboard::SimBoard;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,6 +22,9 @@ pub enum Engine {
     Golden,
     /// The generated Verilog accelerator, simulated with Verilator (built once, then cached)
     Verilator,
+    /// The generated board top (UART, link protocol engine, accelerator) in Verilator, driven
+    /// by the host link driver bit by bit over its UART pins (docs/protocol.md)
+    SimBoard,
 }
 
 // Flags of the subcommand (its description is on `Command` in main.rs).
@@ -170,6 +175,31 @@ pub fn main(args: Args) -> Result<()> {
         accel = Some(a);
     }
 
+    let mut sim_board = None;
+    if args.engine == Engine::SimBoard {
+        check_activations(&cfg, &x.data).map_err(|why| anyhow!("{}: {why}", show(&args.input)))?;
+        let link = smartdeal_gen::BoardLink::simulation();
+        note(&format!(
+            "verilating the board top for config `{}` ({}; cached in {}; a first build takes a \
+             minute or two) ...",
+            cfg.name,
+            link.config_line(),
+            show(&smartdeal_verif::bridge::cache_root())
+        ));
+        let t0 = Instant::now();
+        let b = SimBoard::new(&cfg, &link).with_context(|| {
+            format!("cannot build the simulated board for config `{}`", cfg.name)
+        })?;
+        let board = Board::connect(b, &cfg, LinkOptions::for_link(&link))
+            .context("cannot connect to the simulated board")?;
+        note(&format!(
+            "simulated board ready in {:.1} s (link protocol version {})",
+            t0.elapsed().as_secs_f64(),
+            board.info().version
+        ));
+        sim_board = Some((board, Instant::now()));
+    }
+
     let mut act = x.data;
     let mut total = RunStats::default();
     let mut per_layer = Vec::new();
@@ -182,6 +212,12 @@ pub fn main(args: Args) -> Result<()> {
         check_activations(&cfg, &act)
             .map_err(|why| anyhow!("input of layer `{}` ({source}): {why}", l.name))?;
         act = match accel.as_mut() {
+            None if sim_board.is_some() => {
+                let (board, _) = sim_board.as_mut().expect("sim-board engine");
+                board
+                    .run_layer(l, &act)
+                    .with_context(|| format!("layer `{}` on the simulated board", l.name))?
+            }
             None => golden::run_layer(&cfg, l, &act),
             Some(a) => {
                 let (y, stats) = a
@@ -221,11 +257,22 @@ pub fn main(args: Args) -> Result<()> {
     let engine = match args.engine {
         Engine::Golden => "golden",
         Engine::Verilator => "verilator",
+        Engine::SimBoard => "sim-board",
     };
     let cycles = if args.engine == Engine::Verilator {
         format!(
             ", {} accelerator cycles ({} simulated)",
             total.run_cycles, total.total_cycles
+        )
+    } else if let Some((board, t0)) = &sim_board {
+        let st: &LinkStats = board.stats();
+        let secs = t0.elapsed().as_secs_f64();
+        format!(
+            ", {} accelerator cycles; link: {} frames, {} bytes in {:.1} s",
+            st.run_cycles,
+            st.frames,
+            st.bytes_sent + st.bytes_received,
+            secs
         )
     } else {
         String::new()

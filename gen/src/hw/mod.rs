@@ -5,15 +5,19 @@
 //! S3 weight requant + multiply → S4 accumulate → S5 drain → output requant (3 stages) → output
 //! buffer.
 
+pub mod board_top;
 pub mod buffers;
 pub mod ctrl;
 pub mod decoder;
 pub mod drain;
 pub mod host_if;
 pub mod lane;
+pub mod link;
 pub mod out_requant;
 pub mod rebuild;
 pub mod top;
+pub mod uart_rx;
+pub mod uart_tx;
 pub mod wrequant;
 
 use crate::ir::{Expr, Module, Ty};

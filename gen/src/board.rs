@@ -1,0 +1,488 @@
+//! The board build: the accelerator (`sd_top`) behind a UART link (docs/protocol.md).
+//!
+//! [`BoardLink`] holds the serial-link parameters (clock, baud, inter-byte timeout) next to the
+//! [`AccelConfig`]; [`generate_board`] writes every module of the accelerator plus the UART
+//! receiver and transmitter, the protocol engine and the board top `sd_board_top`.
+//! [`proto`] holds the wire constants shared by the generated engine and the host driver
+//! (`smartdeal_verif::link`), so the two cannot drift apart.
+
+use crate::design::{generate, generator_id, Design, GenOptions};
+use crate::hw::{board_top, link, uart_rx, uart_tx};
+use crate::ir::emit;
+use serde::Serialize;
+use smartdeal_core::params::clog2;
+use smartdeal_core::{AccelConfig, WeightRequant};
+use std::path::{Path, PathBuf};
+
+/// Wire constants of the link protocol (docs/protocol.md).
+pub mod proto {
+    /// Protocol version, reported by IDENTIFY. Bump on any incompatible change.
+    pub const VERSION: u8 = 1;
+    /// First byte of every host→device frame.
+    pub const SYNC_REQ: u8 = 0xA5;
+    /// First byte of every device→host frame (different from [`SYNC_REQ`], so an echoing
+    /// line is never mistaken for a reply).
+    pub const SYNC_RSP: u8 = 0x5A;
+    /// Magic at the start of the IDENTIFY payload.
+    pub const MAGIC: [u8; 2] = *b"SD";
+    /// Bytes per tunnelled host-interface command in a WRITE payload: op, addr (BE), data (BE).
+    pub const CMD_BYTES: usize = 7;
+    /// Length of the STATUS payload (also carried by WRITE/RUN acknowledgements and NAKs).
+    pub const STATUS_LEN: usize = 7;
+    /// Response code of a NAK (the error code is in the status payload).
+    pub const RSP_NAK: u8 = 0xFF;
+    /// Response code of a successful reply: the request's command with bit 7 set.
+    pub const RSP_OK_BIT: u8 = 0x80;
+
+    /// Commands (the second byte of a request frame).
+    pub mod cmd {
+        pub const IDENTIFY: u8 = 0x01;
+        pub const STATUS: u8 = 0x02;
+        pub const WRITE: u8 = 0x03;
+        pub const RUN: u8 = 0x04;
+        pub const READ: u8 = 0x05;
+    }
+
+    /// Error codes (status byte 1: the last error; a NAK carries the error it answers).
+    pub mod err {
+        pub const NONE: u8 = 0;
+        /// A byte with a bad stop bit.
+        pub const FRAMING: u8 = 1;
+        /// The frame's CRC-8 did not match.
+        pub const BAD_CRC: u8 = 2;
+        /// Unknown command byte.
+        pub const UNKNOWN_CMD: u8 = 3;
+        /// Length over the device's maximum, or wrong for the command.
+        pub const BAD_LEN: u8 = 4;
+        /// A frame stopped half-way for longer than the inter-byte timeout.
+        pub const TIMEOUT: u8 = 5;
+        /// READ range outside the output buffer.
+        pub const BAD_ARG: u8 = 6;
+        /// WRITE or RUN while the accelerator is busy (nothing executed).
+        pub const BUSY: u8 = 7;
+
+        /// Name of an error code, for messages.
+        pub fn name(code: u8) -> &'static str {
+            match code {
+                NONE => "none",
+                FRAMING => "framing error (bad stop bit)",
+                BAD_CRC => "bad checksum",
+                UNKNOWN_CMD => "unknown command",
+                BAD_LEN => "bad length",
+                TIMEOUT => "inter-byte timeout",
+                BAD_ARG => "bad argument",
+                BUSY => "accelerator busy",
+                _ => "unknown error code",
+            }
+        }
+    }
+
+    /// Status flag bits (status byte 0).
+    pub mod flag {
+        pub const BUSY: u8 = 1;
+        pub const DONE: u8 = 2;
+        pub const ERR: u8 = 4;
+    }
+
+    /// One step of CRC-8 (polynomial x^8 + x^2 + x + 1 = 0x07, MSB first, initial value 0,
+    /// no final xor: CRC-8/SMBUS). Linear in `crc ^ byte`, which the hardware exploits.
+    pub fn crc8_update(crc: u8, byte: u8) -> u8 {
+        let mut c = crc ^ byte;
+        for _ in 0..8 {
+            c = if c & 0x80 != 0 {
+                (c << 1) ^ 0x07
+            } else {
+                c << 1
+            };
+        }
+        c
+    }
+
+    /// CRC-8 of a byte string.
+    pub fn crc8(bytes: &[u8]) -> u8 {
+        bytes.iter().fold(0, |c, &b| crc8_update(c, b))
+    }
+}
+
+/// Serial-link parameters of a board build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoardLink {
+    /// Frequency of `clk_i`, in Hz.
+    pub clock_hz: u32,
+    /// UART bit rate (8N1).
+    pub baud: u32,
+    /// A frame that stays silent this long half-way is dropped (with a TIMEOUT reply), in µs.
+    pub timeout_us: u32,
+}
+
+/// Why a [`BoardLink`] cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("clock_hz must be positive")]
+    ZeroClock,
+    #[error("baud must be positive")]
+    ZeroBaud,
+    #[error(
+        "baud {baud} is too fast for a {clock_hz} Hz clock: {clks_per_bit} clocks per bit, the \
+         receiver needs at least {min} (mid-bit sampling behind a 2-flop synchronizer)"
+    )]
+    TooFast {
+        clock_hz: u32,
+        baud: u32,
+        clks_per_bit: u32,
+        min: u32,
+    },
+    #[error(
+        "baud {baud} is too slow for a {clock_hz} Hz clock: {clks_per_bit} clocks per bit, at \
+         most {max} supported"
+    )]
+    TooSlow {
+        clock_hz: u32,
+        baud: u32,
+        clks_per_bit: u32,
+        max: u32,
+    },
+    #[error(
+        "baud {baud} from a {clock_hz} Hz clock: {clks_per_bit} clocks per bit give {actual} \
+         baud, {err_permille}‰ off (at most {max_permille}‰ keeps the sampling point within the \
+         bit over a frame)"
+    )]
+    BaudError {
+        clock_hz: u32,
+        baud: u32,
+        clks_per_bit: u32,
+        actual: u32,
+        err_permille: u32,
+        max_permille: u32,
+    },
+    #[error(
+        "timeout_us {timeout_us} is {clocks} clocks, shorter than {min_bytes} byte times \
+         ({min} clocks): a slow but healthy host would be cut off"
+    )]
+    TimeoutTooShort {
+        timeout_us: u32,
+        clocks: u64,
+        min_bytes: u32,
+        min: u64,
+    },
+    #[error("timeout_us {timeout_us} is {clocks} clocks, more than the 2^28 supported")]
+    TimeoutTooLong { timeout_us: u32, clocks: u64 },
+}
+
+impl BoardLink {
+    /// Smallest clocks per bit: the start edge is seen 2-3 cycles late behind the synchronizer,
+    /// so with fewer the mid-bit sample drifts into the bit edge.
+    pub const MIN_CLKS_PER_BIT: u32 = 4;
+    /// Largest clocks per bit (16-bit field in IDENTIFY).
+    pub const MAX_CLKS_PER_BIT: u32 = 65535;
+    /// Largest baud error, in per mille: a frame is 10 bits, sampled mid-bit, so the sampling
+    /// point may drift 1/2 bit over 9.5 bits (5 %); keep well inside half of that for the other
+    /// side's error.
+    pub const MAX_BAUD_ERR_PERMILLE: u32 = 20;
+    /// The inter-byte timeout must cover at least this many byte times.
+    pub const MIN_TIMEOUT_BYTES: u32 = 4;
+
+    /// The common board setting: 115200 baud, 10 ms timeout.
+    pub fn uart(clock_hz: u32) -> BoardLink {
+        BoardLink {
+            clock_hz,
+            baud: 115_200,
+            timeout_us: 10_000,
+        }
+    }
+
+    /// A fast setting for simulation: 8 clocks per bit at a nominal 1 MHz, 2 ms timeout
+    /// (25 byte times).
+    pub fn simulation() -> BoardLink {
+        BoardLink {
+            clock_hz: 1_000_000,
+            baud: 125_000,
+            timeout_us: 2_000,
+        }
+    }
+
+    /// `round(clock_hz / baud)`.
+    pub fn clks_per_bit(&self) -> u32 {
+        ((u64::from(self.clock_hz) + u64::from(self.baud) / 2) / u64::from(self.baud.max(1))) as u32
+    }
+
+    /// The inter-byte timeout in clock cycles.
+    pub fn timeout_clks(&self) -> u64 {
+        u64::from(self.timeout_us) * u64::from(self.clock_hz) / 1_000_000
+    }
+
+    /// Checks the parameters; the error says which and why.
+    pub fn validate(&self) -> Result<(), LinkError> {
+        if self.clock_hz == 0 {
+            return Err(LinkError::ZeroClock);
+        }
+        if self.baud == 0 {
+            return Err(LinkError::ZeroBaud);
+        }
+        let cpb = self.clks_per_bit();
+        if cpb < Self::MIN_CLKS_PER_BIT {
+            return Err(LinkError::TooFast {
+                clock_hz: self.clock_hz,
+                baud: self.baud,
+                clks_per_bit: cpb,
+                min: Self::MIN_CLKS_PER_BIT,
+            });
+        }
+        if cpb > Self::MAX_CLKS_PER_BIT {
+            return Err(LinkError::TooSlow {
+                clock_hz: self.clock_hz,
+                baud: self.baud,
+                clks_per_bit: cpb,
+                max: Self::MAX_CLKS_PER_BIT,
+            });
+        }
+        let actual = self.clock_hz / cpb;
+        let err =
+            (i64::from(actual) - i64::from(self.baud)).unsigned_abs() * 1000 / u64::from(self.baud);
+        if err > u64::from(Self::MAX_BAUD_ERR_PERMILLE) {
+            return Err(LinkError::BaudError {
+                clock_hz: self.clock_hz,
+                baud: self.baud,
+                clks_per_bit: cpb,
+                actual,
+                err_permille: err as u32,
+                max_permille: Self::MAX_BAUD_ERR_PERMILLE,
+            });
+        }
+        let clocks = self.timeout_clks();
+        let min = u64::from(Self::MIN_TIMEOUT_BYTES) * 10 * u64::from(cpb);
+        if clocks < min {
+            return Err(LinkError::TimeoutTooShort {
+                timeout_us: self.timeout_us,
+                clocks,
+                min_bytes: Self::MIN_TIMEOUT_BYTES,
+                min,
+            });
+        }
+        if clocks > 1 << 28 {
+            return Err(LinkError::TimeoutTooLong {
+                timeout_us: self.timeout_us,
+                clocks,
+            });
+        }
+        Ok(())
+    }
+
+    /// One line for file headers.
+    pub fn config_line(&self) -> String {
+        format!(
+            "clock_hz={} baud={} clks_per_bit={} timeout_us={} ({} clocks)",
+            self.clock_hz,
+            self.baud,
+            self.clks_per_bit(),
+            self.timeout_us,
+            self.timeout_clks()
+        )
+    }
+}
+
+/// Sizes of the protocol engine that depend on the accelerator configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LinkSizes {
+    /// Depth of the WRITE payload buffer in bytes (a power of two, ≥ 256).
+    pub buf_depth: u32,
+    /// Most host-interface commands in one WRITE frame: ⌊buf_depth / 7⌋. At least one whole
+    /// buffer word (all its PUSHes and the WR_*) fits, so a host never has to split a word
+    /// across frames (which keeps retried WRITEs idempotent).
+    pub max_cmds: u32,
+}
+
+impl LinkSizes {
+    pub fn of(cfg: &AccelConfig) -> LinkSizes {
+        let word_cmds = cfg.staging_bits() / 32 + 1;
+        let need = (proto::CMD_BYTES as u64) * u64::from(word_cmds);
+        let buf_depth = need.next_power_of_two().max(256) as u32;
+        LinkSizes {
+            buf_depth,
+            max_cmds: buf_depth / proto::CMD_BYTES as u32,
+        }
+    }
+
+    /// Largest request payload in bytes.
+    pub fn max_payload(&self) -> u32 {
+        self.max_cmds * proto::CMD_BYTES as u32
+    }
+
+    pub fn buf_addr_bits(&self) -> u32 {
+        clog2(u64::from(self.buf_depth))
+    }
+}
+
+/// The IDENTIFY payload the generated device answers with (docs/protocol.md). All multi-byte
+/// fields are big-endian.
+pub fn identify_payload(cfg: &AccelConfig, link: &BoardLink) -> Vec<u8> {
+    let fp = u64::from_str_radix(&cfg.fingerprint(), 16).expect("fingerprint is 16 hex digits");
+    let sizes = LinkSizes::of(cfg);
+    let mut v = Vec::new();
+    v.extend_from_slice(&proto::MAGIC);
+    v.push(proto::VERSION);
+    v.extend_from_slice(&fp.to_be_bytes());
+    for b in [
+        cfg.lanes,
+        cfg.act_bits,
+        cfg.basis_bits,
+        cfg.exp_bits,
+        cfg.acc_bits,
+    ] {
+        v.push(b as u8);
+    }
+    v.push(match cfg.weight_requant {
+        WeightRequant::Int8 => 0,
+        WeightRequant::Exact => 1,
+    });
+    for d in [
+        cfg.rows_per_block,
+        cfg.act_depth,
+        cfg.coef_depth,
+        cfg.b_depth,
+        cfg.out_depth,
+        sizes.max_cmds,
+        link.clks_per_bit(),
+    ] {
+        v.extend_from_slice(&(d.min(0xffff) as u16).to_be_bytes());
+    }
+    v
+}
+
+/// The board design: the accelerator's modules, then the UART, the engine and the board top.
+#[derive(Debug, Clone)]
+pub struct BoardDesign {
+    /// All modules (top `sd_board_top` last); `design.params_json` is the accelerator's.
+    pub design: Design,
+    /// `board.json`: link parameters, derived sizes, protocol version and the board top's ports.
+    pub board_json: String,
+}
+
+#[derive(Serialize)]
+struct BoardJson<'a> {
+    format_version: u32,
+    generator: String,
+    fingerprint: String,
+    protocol_version: u8,
+    top: &'a str,
+    link: &'a BoardLink,
+    clks_per_bit: u32,
+    timeout_clks: u64,
+    sizes: LinkSizes,
+    identify_payload_hex: String,
+}
+
+impl BoardDesign {
+    pub fn top_module(&self) -> &crate::ir::Module {
+        self.design.top_module()
+    }
+
+    /// Writes every `.v`, `params.json`, `files.f` and `board.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let paths = self.design.write(dir)?;
+        std::fs::write(dir.join("board.json"), &self.board_json)?;
+        Ok(paths)
+    }
+}
+
+/// Builds the board design for a validated accelerator configuration and link. The
+/// accelerator's modules are exactly those of [`generate`].
+pub fn generate_board(
+    cfg: &AccelConfig,
+    link: &BoardLink,
+    opts: &GenOptions,
+) -> Result<BoardDesign, LinkError> {
+    link.validate()?;
+    let mut design = generate(cfg, opts);
+    let accel_top = design.top_module().clone();
+    let rx = uart_rx::module(cfg, link);
+    let tx = uart_tx::module(cfg, link);
+    let engine = link::module(cfg, link);
+    let top = board_top::module(
+        cfg,
+        link,
+        &board_top::Parts {
+            accel: &accel_top,
+            rx: &rx,
+            tx: &tx,
+            link: &engine,
+        },
+    );
+    let gen = generator_id();
+    for m in [rx, tx, engine, top] {
+        design
+            .files
+            .push((format!("{}.v", m.name), emit::module(&m, &gen)));
+        design.modules.push(m);
+    }
+    design.top = board_top::NAME.to_string();
+    let bj = BoardJson {
+        format_version: 1,
+        generator: gen,
+        fingerprint: cfg.fingerprint(),
+        protocol_version: proto::VERSION,
+        top: board_top::NAME,
+        link,
+        clks_per_bit: link.clks_per_bit(),
+        timeout_clks: link.timeout_clks(),
+        sizes: LinkSizes::of(cfg),
+        identify_payload_hex: identify_payload(cfg, link)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    };
+    let mut board_json = serde_json::to_string_pretty(&bj).expect("board.json serializes");
+    board_json.push('\n');
+    Ok(BoardDesign { design, board_json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc8_check_value() {
+        // CRC-8/SMBUS check value of "123456789".
+        assert_eq!(proto::crc8(b"123456789"), 0xF4);
+    }
+
+    #[test]
+    fn link_validation() {
+        assert!(BoardLink::uart(12_000_000).validate().is_ok());
+        assert!(BoardLink::uart(25_000_000).validate().is_ok());
+        assert!(BoardLink::simulation().validate().is_ok());
+        assert_eq!(BoardLink::uart(12_000_000).clks_per_bit(), 104);
+        let e = BoardLink {
+            clock_hz: 400_000,
+            baud: 115_200,
+            timeout_us: 10_000,
+        }
+        .validate()
+        .unwrap_err();
+        assert!(matches!(e, LinkError::TooFast { .. }), "{e}");
+        // 1 MHz / 115200: 9 clocks per bit → 111111 baud, 3.5 % off.
+        let e = BoardLink::uart(1_000_000).validate().unwrap_err();
+        assert!(e.to_string().contains("‰ off"), "{e}");
+        let mut l = BoardLink::simulation();
+        l.timeout_us = 100;
+        assert!(matches!(
+            l.validate(),
+            Err(LinkError::TimeoutTooShort { .. })
+        ));
+        l.baud = 0;
+        assert_eq!(l.validate(), Err(LinkError::ZeroBaud));
+    }
+
+    #[test]
+    fn sizes_fit_a_whole_word() {
+        for p in smartdeal_core::params::PRESETS {
+            let cfg = AccelConfig::preset(p).unwrap();
+            let s = LinkSizes::of(&cfg);
+            assert!(s.max_cmds > cfg.staging_bits() / 32, "{p}");
+            assert!(s.max_payload() <= s.buf_depth);
+            assert!(s.max_payload() < 1 << 16);
+        }
+        let s = LinkSizes::of(&AccelConfig::preset("tiny").unwrap());
+        assert_eq!((s.buf_depth, s.max_cmds), (256, 36));
+    }
+}
