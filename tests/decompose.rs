@@ -665,3 +665,57 @@ fn minilm_all_encoder_linear_layers_decompose() {
     }
     assert_eq!(sdm::load(&out).unwrap().layers.len(), 36);
 }
+
+/// The decomposed real layer through the board protocol: the Verilator model of the whole board
+/// top, UART simulated bit by bit, equals the golden model (one token: the host streams the
+/// layer's 387 kB over the simulated UART for it).
+#[test]
+fn minilm_query_runs_identically_on_the_simulated_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("q.sdm");
+    ok(
+        &[
+            "decompose",
+            p(&minilm()),
+            "--tensor",
+            QUERY,
+            "--out",
+            p(&out),
+        ],
+        d,
+    );
+    let x = d.join("x.npy");
+    write_x(&x, 1, 384, 12);
+    let yg = d.join("yg.npy");
+    let ys = d.join("ys.npy");
+    ok(
+        &[
+            "run",
+            "--engine",
+            "golden",
+            "--model",
+            p(&out),
+            "--input",
+            p(&x),
+            "--out",
+            p(&yg),
+        ],
+        d,
+    );
+    ok(
+        &[
+            "run",
+            "--engine",
+            "sim-board",
+            "--model",
+            p(&out),
+            "--input",
+            p(&x),
+            "--out",
+            p(&ys),
+        ],
+        d,
+    );
+    assert_eq!(std::fs::read(&yg).unwrap(), std::fs::read(&ys).unwrap());
+}
