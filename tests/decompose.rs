@@ -91,6 +91,24 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `smartdeal run --engine ENGINE --model MODEL --input X --out Y`, which must succeed.
+fn run_engine(engine: &str, model: &Path, x: &Path, y: &Path, cwd: &Path) {
+    ok(
+        &[
+            "run",
+            "--engine",
+            engine,
+            "--model",
+            p(model),
+            "--input",
+            p(x),
+            "--out",
+            p(y),
+        ],
+        cwd,
+    );
+}
+
 fn python() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::env::var("SMARTDEAL_PYTHON")
@@ -297,34 +315,8 @@ fn decomposed_layers_run_identically_on_golden_and_verilator() {
     write_x(&x, 3, 96, 9);
     let yg = dir.path().join("yg.npy");
     let yv = dir.path().join("yv.npy");
-    ok(
-        &[
-            "run",
-            "--engine",
-            "golden",
-            "--model",
-            p(&out),
-            "--input",
-            p(&x),
-            "--out",
-            p(&yg),
-        ],
-        dir.path(),
-    );
-    ok(
-        &[
-            "run",
-            "--engine",
-            "verilator",
-            "--model",
-            p(&out),
-            "--input",
-            p(&x),
-            "--out",
-            p(&yv),
-        ],
-        dir.path(),
-    );
+    run_engine("golden", &out, &x, &yg, dir.path());
+    run_engine("verilator", &out, &x, &yv, dir.path());
     assert_eq!(std::fs::read(&yg).unwrap(), std::fs::read(&yv).unwrap());
 }
 
@@ -559,34 +551,8 @@ fn minilm_query_matches_the_reference_figures_and_runs_bit_exact_on_verilator() 
     write_x(&x, 4, 384, 11);
     let yg = d.join("yg.npy");
     let yv = d.join("yv.npy");
-    ok(
-        &[
-            "run",
-            "--engine",
-            "golden",
-            "--model",
-            p(&out),
-            "--input",
-            p(&x),
-            "--out",
-            p(&yg),
-        ],
-        d,
-    );
-    ok(
-        &[
-            "run",
-            "--engine",
-            "verilator",
-            "--model",
-            p(&out),
-            "--input",
-            p(&x),
-            "--out",
-            p(&yv),
-        ],
-        d,
-    );
+    run_engine("golden", &out, &x, &yg, d);
+    run_engine("verilator", &out, &x, &yv, d);
     let (g, v) = (std::fs::read(&yg).unwrap(), std::fs::read(&yv).unwrap());
     assert_eq!(g, v, "golden and Verilator differ on the MiniLM layer");
     let ints = d.join("ints");
@@ -689,33 +655,7 @@ fn minilm_query_runs_identically_on_the_simulated_board() {
     write_x(&x, 1, 384, 12);
     let yg = d.join("yg.npy");
     let ys = d.join("ys.npy");
-    ok(
-        &[
-            "run",
-            "--engine",
-            "golden",
-            "--model",
-            p(&out),
-            "--input",
-            p(&x),
-            "--out",
-            p(&yg),
-        ],
-        d,
-    );
-    ok(
-        &[
-            "run",
-            "--engine",
-            "sim-board",
-            "--model",
-            p(&out),
-            "--input",
-            p(&x),
-            "--out",
-            p(&ys),
-        ],
-        d,
-    );
+    run_engine("golden", &out, &x, &yg, d);
+    run_engine("sim-board", &out, &x, &ys, d);
     assert_eq!(std::fs::read(&yg).unwrap(), std::fs::read(&ys).unwrap());
 }
