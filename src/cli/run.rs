@@ -1,5 +1,5 @@
-//! `smartdeal run`: executes a model on int8 activations with the golden model or the generated
-//! accelerator in Verilator.
+//! `smartdeal run`: executes a model on int8 activations with the golden model, the generated
+//! accelerator in Verilator, or a board (simulated or real) over the link protocol.
 
 use super::npy::{read_int8, shape_str, write_int8};
 use super::{note, print_out, show, ConfigArgs};
@@ -10,7 +10,8 @@ use smartdeal_core::{sdm, AccelConfig, FcLayer};
 use smartdeal_gen::GenOptions;
 use smartdeal_verif::cosim::{Accel, RunStats};
 use smartdeal_verif::golden;
-use smartdeal_verif::link::{Board, LinkOptions, LinkStats};
+use smartdeal_verif::link::{Board, LinkError, LinkOptions, LinkStats, Transport, TransportError};
+use smartdeal_verif::serial::SerialTransport;
 use smartdeal_verif::simboard::SimBoard;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,6 +26,9 @@ pub enum Engine {
     /// The generated board top (UART, link protocol engine, accelerator) in Verilator, driven
     /// by the host link driver bit by bit over its UART pins (docs/protocol.md)
     SimBoard,
+    /// A real board on a serial port (--port, --baud), running a bitstream from `smartdeal fpga
+    /// build`: the same link protocol and host driver as sim-board
+    Board,
 }
 
 // Flags of the subcommand (its description is on `Command` in main.rs).
@@ -50,6 +54,94 @@ pub struct Args {
     /// Write the accelerator's cycle counts as JSON (verilator engine only)
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// The board's serial port, e.g. /dev/ttyUSB1 (board engine only)
+    #[arg(long, value_name = "DEV")]
+    pub port: Option<String>,
+    /// The board's UART baud rate, as built with `fpga build --baud` (board engine only)
+    /// [default: 115200]
+    #[arg(long, value_name = "N")]
+    pub baud: Option<u32>,
+}
+
+/// Default `--baud` (that of `smartdeal fpga build`).
+const DEFAULT_BAUD: u32 = 115_200;
+
+/// Either board transport behind one type, so both board engines share one code path.
+struct AnyTransport(Box<dyn Transport>);
+
+impl Transport for AnyTransport {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        self.0.send(bytes)
+    }
+    fn recv(&mut self, n: usize, timeout: std::time::Duration) -> Result<Vec<u8>, TransportError> {
+        self.0.recv(n, timeout)
+    }
+}
+
+/// A connected board (simulated or real), what to call it in messages, and when it became
+/// ready.
+struct LinkedBoard {
+    board: Board<AnyTransport>,
+    what: String,
+    t0: Instant,
+}
+
+/// The generated board top in Verilator (`--engine sim-board`), identified.
+fn connect_sim_board(cfg: &AccelConfig) -> Result<LinkedBoard> {
+    let link = smartdeal_gen::BoardLink::simulation();
+    note(&format!(
+        "verilating the board top for config `{}` ({}; cached in {}; a first build takes a \
+         minute or two) ...",
+        cfg.name,
+        link.config_line(),
+        show(&smartdeal_verif::bridge::cache_root())
+    ));
+    let t0 = Instant::now();
+    let b = SimBoard::new(cfg, &link)
+        .with_context(|| format!("cannot build the simulated board for config `{}`", cfg.name))?;
+    let board = Board::connect(AnyTransport(Box::new(b)), cfg, LinkOptions::for_link(&link))
+        .context("cannot connect to the simulated board")?;
+    note(&format!(
+        "simulated board ready in {:.1} s (link protocol version {})",
+        t0.elapsed().as_secs_f64(),
+        board.info().version
+    ));
+    Ok(LinkedBoard {
+        board,
+        what: "the simulated board".into(),
+        t0: Instant::now(),
+    })
+}
+
+/// A real board on serial port `port` (`--engine board`), identified: a device speaking another
+/// protocol version or built for another configuration is an error naming what differs.
+/// Bounded: the driver's retries and timeouts give up within a second or so when nothing
+/// answers.
+fn connect_serial_board(cfg: &AccelConfig, port: &str, baud: u32) -> Result<LinkedBoard> {
+    let t0 = Instant::now();
+    let t = SerialTransport::open(port, baud)?;
+    let opts = t.link_options();
+    let board = Board::connect(AnyTransport(Box::new(t)), cfg, opts).map_err(|e| match e {
+        LinkError::NoReply { .. } => anyhow!(
+            "no SmartDeal board answers on {port} at {baud} baud ({e}); is the bitstream \
+             loaded, and are --port and --baud right?"
+        ),
+        e => anyhow!(e).context(format!("the board on {port} ({baud} baud)")),
+    })?;
+    let info = board.info();
+    note(&format!(
+        "board on {port} ready in {:.1} s (link protocol version {}, config `{}`, {} clocks per \
+         bit)",
+        t0.elapsed().as_secs_f64(),
+        info.version,
+        cfg.name,
+        info.clks_per_bit
+    ));
+    Ok(LinkedBoard {
+        board,
+        what: format!("the board on {port}"),
+        t0: Instant::now(),
+    })
 }
 
 #[derive(Serialize)]
@@ -124,6 +216,16 @@ pub fn main(args: Args) -> Result<()> {
     if args.stats_json.is_some() && args.engine != Engine::Verilator {
         bail!("--stats-json needs --engine verilator (the golden model counts no cycles)");
     }
+    if args.engine == Engine::Board {
+        if args.port.is_none() {
+            bail!("--engine board needs --port DEV, the board's serial port (e.g. /dev/ttyUSB1)");
+        }
+        if args.baud == Some(0) {
+            bail!("--baud must be positive");
+        }
+    } else if args.port.is_some() || args.baud.is_some() {
+        bail!("--port and --baud are for --engine board only");
+    }
     let cfg = args.config.load()?;
     let model = sdm::load(&args.model)?;
     let layers = select_layers(&cfg, &model.layers, args.layer.as_deref())?;
@@ -175,29 +277,16 @@ pub fn main(args: Args) -> Result<()> {
         accel = Some(a);
     }
 
-    let mut sim_board = None;
-    if args.engine == Engine::SimBoard {
+    let mut linked = None;
+    if matches!(args.engine, Engine::SimBoard | Engine::Board) {
+        // Check the input before building the simulator or talking to the board.
         check_activations(&cfg, &x.data).map_err(|why| anyhow!("{}: {why}", show(&args.input)))?;
-        let link = smartdeal_gen::BoardLink::simulation();
-        note(&format!(
-            "verilating the board top for config `{}` ({}; cached in {}; a first build takes a \
-             minute or two) ...",
-            cfg.name,
-            link.config_line(),
-            show(&smartdeal_verif::bridge::cache_root())
-        ));
-        let t0 = Instant::now();
-        let b = SimBoard::new(&cfg, &link).with_context(|| {
-            format!("cannot build the simulated board for config `{}`", cfg.name)
-        })?;
-        let board = Board::connect(b, &cfg, LinkOptions::for_link(&link))
-            .context("cannot connect to the simulated board")?;
-        note(&format!(
-            "simulated board ready in {:.1} s (link protocol version {})",
-            t0.elapsed().as_secs_f64(),
-            board.info().version
-        ));
-        sim_board = Some((board, Instant::now()));
+        linked = Some(if args.engine == Engine::SimBoard {
+            connect_sim_board(&cfg)?
+        } else {
+            let port = args.port.as_deref().expect("--port checked above");
+            connect_serial_board(&cfg, port, args.baud.unwrap_or(DEFAULT_BAUD))?
+        });
     }
 
     let mut act = x.data;
@@ -212,11 +301,11 @@ pub fn main(args: Args) -> Result<()> {
         check_activations(&cfg, &act)
             .map_err(|why| anyhow!("input of layer `{}` ({source}): {why}", l.name))?;
         act = match accel.as_mut() {
-            None if sim_board.is_some() => {
-                let (board, _) = sim_board.as_mut().expect("sim-board engine");
-                board
+            None if linked.is_some() => {
+                let lb = linked.as_mut().expect("a board engine");
+                lb.board
                     .run_layer(l, &act)
-                    .with_context(|| format!("layer `{}` on the simulated board", l.name))?
+                    .with_context(|| format!("layer `{}` on {}", l.name, lb.what))?
             }
             None => golden::run_layer(&cfg, l, &act),
             Some(a) => {
@@ -258,19 +347,25 @@ pub fn main(args: Args) -> Result<()> {
         Engine::Golden => "golden",
         Engine::Verilator => "verilator",
         Engine::SimBoard => "sim-board",
+        Engine::Board => "board",
     };
     let cycles = if args.engine == Engine::Verilator {
         format!(
             ", {} accelerator cycles ({} simulated)",
             total.run_cycles, total.total_cycles
         )
-    } else if let Some((board, t0)) = &sim_board {
-        let st: &LinkStats = board.stats();
-        let secs = t0.elapsed().as_secs_f64();
+    } else if let Some(lb) = &linked {
+        let st: &LinkStats = lb.board.stats();
+        let secs = lb.t0.elapsed().as_secs_f64();
         format!(
-            ", {} accelerator cycles; link: {} frames, {} bytes in {:.1} s",
+            ", {} accelerator cycles; link: {} frames{}, {} bytes in {:.1} s",
             st.run_cycles,
             st.frames,
+            match st.retries {
+                0 => String::new(),
+                1 => " (1 resent)".into(),
+                r => format!(" ({r} resent)"),
+            },
             st.bytes_sent + st.bytes_received,
             secs
         )
