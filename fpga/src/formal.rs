@@ -1380,66 +1380,57 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../hdl/formal/sd_rebuild_ref.v")
     }
 
-    /// Independent shift-add rebuild, BasisBits = 8, ExpBits = 3 (RB = 17): the operand is
-    /// gated with `present` and XORed with `neg = present & negative` before the shift, the
-    /// vacated bits are filled with `neg`, and the three `neg` carries are added at the end
+    /// An independent shift-add rebuild written directly in Verilog (`bb` = BasisBits,
+    /// `eb` = ExpBits, `RB = bb + 2^eb − 1 + 2` result bits): the operand is gated with
+    /// `present` and XORed with `neg = present & negative` before the shift, the vacated bits
+    /// are filled with `neg`, and the three `neg` carries are added at the end
     /// (x ^ -1 = -x - 1, so ((~b) << c | (2^c - 1)) + 1 = -(b << c)).
-    const DUT_8_3: &str = "\
-`default_nettype none
+    fn dut(bb: u32, eb: u32) -> String {
+        let rb = bb + (1 << eb) - 1 + 2; // rebuilt-weight bits
+        let f = eb + 2; // Ce element field: present, negative, code
+        let (hi, mask) = (rb - 1, (1u64 << rb) - 1);
+        let sh_decl = format!("[{hi}:0]");
+        let s_decl = format!("{:<w$}", "[2:0]", w = sh_decl.len());
+        let sum = format!("            assign w_o[j*{rb} +: {rb}] = ");
+        let cont = " ".repeat(sum.len() - 2);
+        format!(
+            "`default_nettype none
 module sd_rebuild (
-    input  wire [71:0] b_i,
-    input  wire [14:0] ce_i,
-    output wire [50:0] w_o
+    input  wire [{b_hi}:0] b_i,
+    input  wire [{ce_hi}:0] ce_i,
+    output wire [{w_hi}:0] w_o
 );
     genvar j, k;
     generate
         for (j = 0; j < 3; j = j + 1) begin : g_col
-            wire [16:0] sh [0:2];
-            wire [2:0]  s;
+            wire {sh_decl} sh [0:2];
+            wire {s_decl} s;
             for (k = 0; k < 3; k = k + 1) begin : g_row
-                wire       p = ce_i[k*5];
-                wire       n = ce_i[k*5+1] & p;
-                wire [2:0] c = ce_i[k*5+2 +: 3];
-                wire [7:0] x = (b_i[(k*3+j)*8 +: 8] & {8{p}}) ^ {8{n}};
-                wire [16:0] xe = {{9{x[7]}}, x};
-                assign sh[k] = (xe << c) | (~(17'h1ffff << c) & {17{n}});
+                wire       p = ce_i[k*{f}];
+                wire       n = ce_i[k*{f}+1] & p;
+                wire [{c_hi}:0] c = ce_i[k*{f}+2 +: {eb}];
+                wire [{x_hi}:0] x = (b_i[(k*3+j)*{bb} +: {bb}] & {{{bb}{{p}}}}) ^ {{{bb}{{n}}}};
+                wire {sh_decl} xe = {{{{{ext}{{x[{x_hi}]}}}}, x}};
+                assign sh[k] = (xe << c) | (~({rb}'h{mask:x} << c) & {{{rb}{{n}}}});
                 assign s[k] = n;
             end
-            assign w_o[j*17 +: 17] = sh[0] + sh[1] + sh[2]
-                                   + {16'd0, s[0]} + {16'd0, s[1]} + {16'd0, s[2]};
+{sum}sh[0] + sh[1] + sh[2]
+{cont}+ {{{hi}'d0, s[0]}} + {{{hi}'d0, s[1]}} + {{{hi}'d0, s[2]}};
         end
     endgenerate
 endmodule
-";
+",
+            b_hi = 9 * bb - 1,
+            ce_hi = 3 * f - 1,
+            w_hi = 3 * rb - 1,
+            c_hi = eb - 1,
+            x_hi = bb - 1,
+            ext = rb - bb,
+        )
+    }
 
-    /// The same for BasisBits = 4, ExpBits = 2 (RB = 9), written out separately.
-    const DUT_4_2: &str = "\
-`default_nettype none
-module sd_rebuild (
-    input  wire [35:0] b_i,
-    input  wire [11:0] ce_i,
-    output wire [26:0] w_o
-);
-    genvar j, k;
-    generate
-        for (j = 0; j < 3; j = j + 1) begin : g_col
-            wire [8:0] sh [0:2];
-            wire [2:0] s;
-            for (k = 0; k < 3; k = k + 1) begin : g_row
-                wire       p = ce_i[k*4];
-                wire       n = ce_i[k*4+1] & p;
-                wire [1:0] c = ce_i[k*4+2 +: 2];
-                wire [3:0] x = (b_i[(k*3+j)*4 +: 4] & {4{p}}) ^ {4{n}};
-                wire [8:0] xe = {{5{x[3]}}, x};
-                assign sh[k] = (xe << c) | (~(9'h1ff << c) & {9{n}});
-                assign s[k] = n;
-            end
-            assign w_o[j*9 +: 9] = sh[0] + sh[1] + sh[2]
-                                 + {8'd0, s[0]} + {8'd0, s[1]} + {8'd0, s[2]};
-        end
-    endgenerate
-endmodule
-";
+    static DUT_8_3: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| dut(8, 3));
+    static DUT_4_2: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| dut(4, 2));
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -1462,7 +1453,7 @@ endmodule
     #[test]
     fn test_duts_are_lint_clean() {
         let dir = tempfile::tempdir().unwrap();
-        for (i, text) in [DUT_8_3, DUT_4_2].iter().enumerate() {
+        for (i, text) in [&*DUT_8_3, &*DUT_4_2].iter().enumerate() {
             let sub = dir.path().join(format!("d{i}"));
             std::fs::create_dir_all(&sub).unwrap();
             let f = write(&sub, "sd_rebuild.v", text);
@@ -1474,7 +1465,7 @@ endmodule
     #[test]
     fn rebuild_4_2_is_proved_and_broken_copy_fails() {
         let dir = tempfile::tempdir().unwrap();
-        let good = write(dir.path(), "good.v", DUT_4_2);
+        let good = write(dir.path(), "good.v", &DUT_4_2);
         let r = prove_equiv_with(
             &[good],
             "sd_rebuild",
@@ -1492,7 +1483,7 @@ endmodule
         assert_eq!(r.engine, ProofEngine::Abc);
         assert!(!r.sequential);
 
-        let bad = write(dir.path(), "bad.v", &drop_last_carry(DUT_4_2));
+        let bad = write(dir.path(), "bad.v", &drop_last_carry(&DUT_4_2));
         let r = prove_equiv(
             &[bad],
             "sd_rebuild",
@@ -1514,7 +1505,7 @@ endmodule
     #[test]
     fn broken_rebuild_8_3_fails_with_both_engines() {
         let dir = tempfile::tempdir().unwrap();
-        let bad = write(dir.path(), "bad.v", &drop_last_carry(DUT_8_3));
+        let bad = write(dir.path(), "bad.v", &drop_last_carry(&DUT_8_3));
         for engine in [ProofEngine::YosysSat, ProofEngine::Abc] {
             let r = prove_equiv_with(
                 std::slice::from_ref(&bad),
@@ -1711,7 +1702,7 @@ endmodule
     fn rebuild_4_2_split_proof_proves_and_refutes() {
         let dir = tempfile::tempdir().unwrap();
         let (split, opts) = split_4_2();
-        let good = write(dir.path(), "good.v", DUT_4_2);
+        let good = write(dir.path(), "good.v", &DUT_4_2);
         let r = prove_equiv_split(
             &[good],
             "sd_rebuild",
@@ -1726,7 +1717,7 @@ endmodule
         assert_eq!(r.result, ProofResult::Proved, "{r:?}");
         assert_eq!((r.cases, r.proved_cases), (64, 64));
 
-        let bad = write(dir.path(), "bad.v", &drop_last_carry(DUT_4_2));
+        let bad = write(dir.path(), "bad.v", &drop_last_carry(&DUT_4_2));
         let r = prove_equiv_split(
             &[bad],
             "sd_rebuild",
@@ -1803,7 +1794,7 @@ endmodule
     fn prove_rebuild_8_3_refutes_a_dropped_carry() {
         let dir = tempfile::tempdir().unwrap();
         let layout = crate::RebuildLayout::new(8, 3).unwrap();
-        let bad = write(dir.path(), "bad.v", &drop_last_carry(DUT_8_3));
+        let bad = write(dir.path(), "bad.v", &drop_last_carry(&DUT_8_3));
         let r = crate::prove_rebuild(
             &[bad],
             &reference(),
@@ -1840,7 +1831,7 @@ endmodule
             timeout: Some(Duration::from_secs(300)),
             ..layout.split_options()
         };
-        let good = write(dir.path(), "good.v", DUT_4_2);
+        let good = write(dir.path(), "good.v", &DUT_4_2);
         let r = crate::prove_rebuild(
             &[good],
             &reference(),
@@ -1854,7 +1845,7 @@ endmodule
         assert_eq!(r.split.proved_cases, 64);
 
         let skewed = DUT_4_2.replace(" + {8'd0, s[2]}", " + {8'd0, s[2] & (j != 2)}");
-        assert_ne!(skewed, DUT_4_2);
+        assert_ne!(skewed, *DUT_4_2);
         let bad = write(dir.path(), "skewed.v", &skewed);
         let r = crate::prove_rebuild(
             &[bad],
@@ -1898,7 +1889,7 @@ endmodule
     #[test]
     fn split_on_a_missing_port_is_invalid_input() {
         let dir = tempfile::tempdir().unwrap();
-        let good = write(dir.path(), "good.v", DUT_4_2);
+        let good = write(dir.path(), "good.v", &DUT_4_2);
         for field in [
             SplitField::new("nope", 0, 1),
             SplitField::new("ce_i", 11, 2),
@@ -1924,7 +1915,7 @@ endmodule
     #[ignore = "slow: full 8/3 rebuild proof (minutes)"]
     fn rebuild_8_3_is_proved() {
         let dir = tempfile::tempdir().unwrap();
-        let good = write(dir.path(), "good.v", DUT_8_3);
+        let good = write(dir.path(), "good.v", &DUT_8_3);
         let r = prove_equiv_with(
             &[good],
             "sd_rebuild",
