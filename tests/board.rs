@@ -40,6 +40,7 @@ fn board_top_lints_clean_for_every_preset() {
         clock_hz: 400_000,
         baud: 100_000,
         timeout_us: 1_000,
+        led_active_low: 0,
     };
     lint_board(&AccelConfig::preset("tiny").unwrap(), &fast);
 }
@@ -80,6 +81,7 @@ fn invalid_links_are_clear_errors() {
         clock_hz: 12_000_000,
         baud: 4_000_000,
         timeout_us: 10_000,
+        led_active_low: 0,
     };
     let e = generate_board(&cfg, &bad, &GenOptions::default())
         .unwrap_err()
@@ -88,6 +90,14 @@ fn invalid_links_are_clear_errors() {
         e.contains("too fast") && e.contains("3 clocks per bit"),
         "{e}"
     );
+    let bad = BoardLink {
+        led_active_low: 0b1_0000,
+        ..BoardLink::uart(12_000_000)
+    };
+    let e = generate_board(&cfg, &bad, &GenOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("led_active_low"), "{e}");
 }
 
 /// Writes an int8 C-order .npy array.

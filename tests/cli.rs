@@ -731,10 +731,6 @@ fn error_random_layer_flag_validation() {
         (vec!["--inputs", "0", "--outputs", "3"], vec!["--inputs"]),
         (vec!["--inputs", "9", "--outputs", "0"], vec!["--outputs"]),
         (
-            vec!["--inputs", "769", "--outputs", "3"],
-            vec!["act_depth", "768"],
-        ),
-        (
             vec!["--inputs", "9", "--outputs", "3", "--name", ""],
             vec!["--name"],
         ),
@@ -747,11 +743,13 @@ fn error_random_layer_flag_validation() {
         fails(&a, dir.path(), &needles);
     }
     assert!(!dir.path().join("n.sdm").exists());
-    // 768 inputs is the limit of the tiny preset, and it is accepted.
-    ok(
-        &[&base[..], &["--inputs", "768", "--outputs", "2"]].concat(),
-        dir.path(),
-    );
+    // 768 inputs fill the tiny preset's activation buffer; 769 need input tiling, also accepted.
+    for n in ["768", "769"] {
+        ok(
+            &[&base[..], &["--inputs", n, "--outputs", "2"]].concat(),
+            dir.path(),
+        );
+    }
 }
 
 #[test]
@@ -801,19 +799,7 @@ fn error_run_checks_the_model_against_the_config_and_inputs() {
         dir.path(),
         &["activation", "4-bit", "-8..=7"],
     );
-    // A layer too wide for the icebreaker's activation buffer (act_depth = 128 rows).
-    let wide = make_layer(
-        dir.path(),
-        "wide.sdm",
-        &["--inputs", "600", "--outputs", "2"],
-    );
-    let x = dir.path().join("x600.npy");
-    write_npy(&x, &[600], &[0i8; 600]);
-    fails(
-        &run_args(p(&wide), p(&x), &["--preset", "icebreaker"]),
-        dir.path(),
-        &["act_depth", "icebreaker"],
-    );
+
     // Layers whose shapes do not chain.
     let cfg = AccelConfig::preset("tiny").unwrap();
     let mk = |name: &str, i, o| {
@@ -902,4 +888,53 @@ fn help_lists_every_subcommand_and_flag() {
     ] {
         assert!(run.contains(f), "{f}: {run}");
     }
+}
+
+/// A layer wider than the activation buffer (600 inputs = 200 Ce rows; the icebreaker preset
+/// holds 128): the host tiles the inputs, and Verilator, the golden model and the independent
+/// recomputation from the exported integers agree on two tokens.
+#[test]
+fn wide_layer_runs_input_tiled_on_verilator() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = make_layer(
+        dir.path(),
+        "wide.sdm",
+        &[
+            "--inputs",
+            "600",
+            "--outputs",
+            "3",
+            "--row-density",
+            "0.7",
+            "--seed",
+            "4",
+            "--preset",
+            "icebreaker",
+        ],
+    );
+    let x: Vec<i8> = (0..1200)
+        .map(|i| ((i * 53 + 7) % 256) as u8 as i8)
+        .collect();
+    let xp = dir.path().join("x600.npy");
+    write_npy(&xp, &[2, 600], &x);
+    let g = run_engine(
+        "golden",
+        &wide,
+        &xp,
+        dir.path(),
+        &["--preset", "icebreaker"],
+    );
+    let v = run_engine(
+        "verilator",
+        &wide,
+        &xp,
+        dir.path(),
+        &["--preset", "icebreaker"],
+    );
+    assert_eq!(g.shape, vec![2, 3]);
+    assert_eq!(
+        v.bytes, g.bytes,
+        "verilator != golden on the input-tiled layer"
+    );
+    assert_eq!(g.y, recompute(&wide, "layer0", &x, dir.path()));
 }

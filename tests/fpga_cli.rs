@@ -116,3 +116,86 @@ fn bad_board_arguments_are_one_line_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("report.json"));
 }
+
+/// The ULX3S bitstream of the default preset (16 lanes): multipliers in MULT18X18D blocks (the
+/// design's 50 fit the 85F's 156, so `--dsp auto` picks them), timing met at 25 MHz.
+#[test]
+fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
+    let (dir, r) = build_default("ulx3s-85f", 25.0, "TRELLIS_COMB");
+    eprintln!("{}", r["utilization"]);
+    let dsp = &r["utilization"]["dsp"];
+    assert_eq!(dsp["kind"], "MULT18X18D");
+    assert!(dsp["used"].as_u64().unwrap() >= 48, "3 per lane: {dsp}");
+    let out = dir.path().join("build");
+    let o = smartdeal(&[
+        "fpga",
+        "flash",
+        "--board",
+        "ulx3s-85f",
+        p(&out),
+        "--dry-run",
+    ]);
+    assert!(o.status.success());
+    let cmd = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        cmd.starts_with("openFPGALoader -b ulx3s ") && cmd.trim_end().ends_with("top.bit"),
+        "{cmd}"
+    );
+}
+
+/// `fpga bench` on the iCEBreaker: both designs build, and the table's derived columns follow
+/// from the benchmark's definition (the dense baseline streams every row of every tile; the
+/// SmartDeal stream only the present ones) and from each row's own Fmax.
+#[test]
+fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
+    let o = smartdeal(&["fpga", "bench", "--board", "icebreaker", "--out", p(&out)]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "fpga bench failed: {stderr}");
+    let b: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let rows = b["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let (sd, dense) = (&rows[0], &rows[1]);
+    assert_eq!(sd["design"], "smartdeal");
+    assert_eq!(dense["design"], "dense-int8");
+    let n = b["layer_inputs"].as_u64().unwrap();
+    assert_eq!(n, 384);
+    let density = b["row_density"].as_f64().unwrap();
+    let lanes = sd["lanes"].as_u64().unwrap();
+    assert_eq!(dense["lanes"].as_u64().unwrap(), lanes, "same lanes");
+    let rows_per_channel = n.div_ceil(3);
+    let tiles = n.div_ceil(lanes);
+    let present = (density * rows_per_channel as f64).round() as u64;
+    assert_eq!(
+        dense["layer"]["stream_entries"].as_u64().unwrap(),
+        tiles * rows_per_channel.max(lanes)
+    );
+    assert_eq!(
+        sd["layer"]["stream_entries"].as_u64().unwrap(),
+        tiles * present.max(lanes)
+    );
+    for (r, d) in [(sd, density), (dense, 1.0)] {
+        assert_eq!(r["status"], "ok", "{r}");
+        let fmax = r["fmax_mhz"].as_f64().unwrap();
+        assert!(fmax >= 12.0, "{r}");
+        let eff = r["effective_mac_per_s"].as_f64().unwrap();
+        let want = 3.0 * lanes as f64 * fmax * 1e6 / d;
+        assert!((eff - want).abs() <= 1e-6 * want, "{eff} vs {want}");
+        assert!(Path::new(&out.join(r["design"].as_str().unwrap()).join("top.bin")).exists());
+    }
+    // Compressed weights move fewer bytes than int8 ones (here ≈ 3.5× fewer).
+    let (wb_sd, wb_dense) = (
+        sd["layer"]["weight_bytes"].as_u64().unwrap(),
+        dense["layer"]["weight_bytes"].as_u64().unwrap(),
+    );
+    assert!(wb_sd * 2 < wb_dense, "{wb_sd} vs {wb_dense}");
+    // The dense baseline's stream carries every weight as int8.
+    assert!(wb_dense >= n * n, "{wb_dense}");
+    let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
+    assert!(
+        md.contains("| smartdeal |") && md.contains("| dense-int8 |"),
+        "{md}"
+    );
+}

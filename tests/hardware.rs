@@ -32,16 +32,22 @@ fn lint_clean(cfg: &AccelConfig) {
 }
 
 #[test]
-fn every_preset_lints_clean_with_verilator_wall() {
+fn every_preset_and_its_dense_baseline_lints_clean_with_verilator_wall() {
     for p in PRESETS {
-        lint_clean(&AccelConfig::preset(p).unwrap());
+        let cfg = AccelConfig::preset(p).unwrap();
+        lint_clean(&cfg);
+        lint_clean(&cfg.dense_baseline());
     }
 }
 
 #[test]
 fn random_configs_lint_clean_with_verilator_wall() {
     for slot in 0..24 {
-        lint_clean(&random_config(test_seed(), 100 + slot));
+        let cfg = random_config(test_seed(), 100 + slot);
+        if slot % 4 == 0 {
+            lint_clean(&cfg.dense_baseline());
+        }
+        lint_clean(&cfg);
     }
 }
 
@@ -50,6 +56,7 @@ fn every_preset_and_random_config_is_latch_free_with_single_drivers() {
     let cfgs = PRESETS
         .iter()
         .map(|p| AccelConfig::preset(p).unwrap())
+        .flat_map(|c| [c.dense_baseline(), c])
         .chain((0..4).map(|i| random_config(test_seed(), 200 + i)));
     for cfg in cfgs {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,9 @@
 //! Host-side packing of a layer into the accelerator's buffer words (`docs/interface.md`).
 //!
-//! This is the stream compiler that every host (the Verilator harness today, the UART driver
-//! later) uses. It encodes data only: it never computes a weight or an output, so it cannot hide
-//! an arithmetic disagreement between the golden model and the RTL.
+//! This is the stream compiler that every host (the Verilator harness, the UART driver) uses. It
+//! encodes data only: it never computes a weight or an output, so it cannot hide an arithmetic
+//! disagreement between the golden model and the RTL. The dense baseline's int8 weights are
+//! therefore computed by the caller and passed in ([`pack_layer_dense`]).
 
 use crate::layer::{Coef, FcLayer, LayerError};
 use crate::params::{AccelConfig, BIAS_BITS, OUT_MULT_BITS};
@@ -52,14 +53,21 @@ impl Word {
 pub struct RunImage {
     /// First output channel of the run (a multiple of `lanes`).
     pub first_channel: u32,
-    /// Output channels the run produces (the last tile may be partial).
+    /// Output channels the run produces (the last tile may be partial; 0 for a run that only
+    /// accumulates one input chunk of an input-tiled layer).
     pub channels: u32,
+    /// Ce rows of the layer whose activations the run reads: the host loads rows
+    /// `act_rows` at activation addresses `0..act_rows.len()` before the run (all rows unless the
+    /// layer is input-tiled).
+    pub act_rows: std::ops::Range<u32>,
     /// Coefficient stream entries, in issue order.
     pub coef: Vec<Word>,
-    /// Basis words: `[local_tile * blocks + block]`.
+    /// Basis words: `[local_tile * blocks + block]` (none in the dense baseline).
     pub basis: Vec<Word>,
-    /// Weight-shift words, one per tile.
+    /// Weight-shift words, one per tile (none in exact mode or the dense baseline).
     pub wshift: Vec<Word>,
+    /// Output tiles of `lanes` channels in this run.
+    pub tiles: u32,
     /// Output-parameter words, one per local output index `local_tile * lanes + lane`.
     pub oparam: Vec<Word>,
     pub relu: bool,
@@ -89,7 +97,7 @@ pub struct CoefLayout {
 impl CoefLayout {
     pub fn of(cfg: &AccelConfig) -> Self {
         let bsel_lo = cfg.coef_codes_bits();
-        let row_lo = bsel_lo + cfg.b_addr_bits();
+        let row_lo = bsel_lo + cfg.bsel_bits();
         let first_bit = row_lo + cfg.act_addr_bits();
         CoefLayout {
             codes_lo: 0,
@@ -140,12 +148,63 @@ pub fn check_activations(cfg: &AccelConfig, x: &[i8]) -> Result<(), String> {
 /// of one tile (one output per cycle) finishes before the next tile's accumulators are final.
 /// Shorter tiles are padded with entries whose codes are all absent.
 pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, LayerError> {
+    if cfg.is_dense() {
+        return Err(layer.err(format!(
+            "config `{}` is the dense baseline: it takes int8 weights (pack_layer_dense), not \
+             a compressed layer",
+            cfg.name
+        )));
+    }
+    pack(cfg, layer, None)
+}
+
+/// Packs a layer for the dense int8 baseline: `weights` (`[outputs][inputs]`, each in
+/// -128..=127) are the layer's int8 MAC weights, decompressed by the host. The layer supplies the
+/// shape, output parameters and ReLU. Every row gets a stream entry (the baseline does not know
+/// which rows are zero), so a tile takes `max(rows, lanes)` entries.
+pub fn pack_layer_dense(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    weights: &[i32],
+) -> Result<Vec<RunImage>, LayerError> {
+    if !cfg.is_dense() {
+        return Err(layer.err(format!(
+            "config `{}` is a SmartDeal accelerator: it takes the compressed layer (pack_layer)",
+            cfg.name
+        )));
+    }
+    let n = layer.inputs as usize;
+    if weights.len() != layer.outputs as usize * n {
+        return Err(layer.err(format!(
+            "{} dense weights for a {}×{n} layer",
+            weights.len(),
+            layer.outputs
+        )));
+    }
+    if let Some(i) = weights.iter().position(|w| !(-128..=127).contains(w)) {
+        return Err(layer.err(format!(
+            "dense weight [{}][{}] = {} is not int8",
+            i / n,
+            i % n,
+            weights[i]
+        )));
+    }
+    pack(cfg, layer, Some(weights))
+}
+
+fn pack(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    dense: Option<&[i32]>,
+) -> Result<Vec<RunImage>, LayerError> {
     layer.check_fits(cfg)?;
+    if layer.rows() > cfg.act_depth as usize {
+        return pack_input_tiled(cfg, layer, dense);
+    }
     let lanes = cfg.lanes as usize;
     let tiles = (layer.outputs as usize).div_ceil(lanes);
     let blocks = layer.blocks();
     let lay = CoefLayout::of(cfg);
-    let eb = cfg.coef_elem_bits();
     let err = |why: String| LayerError {
         layer: layer.name.clone(),
         why,
@@ -157,7 +216,7 @@ pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, L
         let chans: Vec<usize> =
             (t * lanes..((t + 1) * lanes).min(layer.outputs as usize)).collect();
         let present: Vec<usize> = (0..layer.rows())
-            .filter(|&r| chans.iter().any(|&o| layer.row_is_present(o, r)))
+            .filter(|&r| dense.is_some() || chans.iter().any(|&o| layer.row_is_present(o, r)))
             .collect();
         let entries = present.len().max(lanes);
         if entries > cfg.coef_depth as usize {
@@ -166,10 +225,12 @@ pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, L
                 cfg.coef_depth
             )));
         }
+        // Basis words per tile (the dense baseline has no basis buffer).
+        let tile_blocks = if cfg.has_basis() { blocks } else { 0 };
         let fits = |run: &RunImage| {
-            let local_tiles = run.wshift.len() + 1;
+            let local_tiles = run.tiles as usize + 1;
             run.coef.len() + entries <= cfg.coef_depth as usize
-                && local_tiles * blocks <= cfg.b_depth as usize
+                && local_tiles * tile_blocks <= cfg.b_depth as usize
                 && local_tiles <= cfg.wshift_depth() as usize
                 && local_tiles * lanes <= cfg.out_depth as usize
         };
@@ -179,15 +240,17 @@ pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, L
         let run = cur.get_or_insert_with(|| RunImage {
             first_channel: (t * lanes) as u32,
             channels: 0,
+            act_rows: 0..layer.rows() as u32,
             coef: Vec::new(),
             basis: Vec::new(),
             wshift: Vec::new(),
+            tiles: 0,
             oparam: Vec::new(),
             relu: layer.relu,
             useful_entries: 0,
         });
-        let local_tile = run.wshift.len();
-        if (local_tile + 1) * blocks > cfg.b_depth as usize {
+        let local_tile = run.tiles as usize;
+        if (local_tile + 1) * tile_blocks > cfg.b_depth as usize {
             return Err(err(format!(
                 "{blocks} blocks per channel exceed b_depth = {}",
                 cfg.b_depth
@@ -195,64 +258,200 @@ pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, L
         }
 
         // Basis words of this tile, one per block.
-        for blk in 0..blocks {
-            let mut w = Word::zero(cfg.b_word_bits());
-            for (l, &o) in chans.iter().enumerate() {
-                let b = &layer.basis[o * blocks + blk];
-                for (k, brow) in b.iter().enumerate() {
-                    for (j, &v) in brow.iter().enumerate() {
-                        let idx = (l * 9 + k * 3 + j) as u32;
-                        let bits = u64::from(v as u8) & ((1 << cfg.basis_bits) - 1);
-                        w.set(idx * cfg.basis_bits, cfg.basis_bits, bits);
-                    }
-                }
-            }
-            run.basis.push(w);
+        for blk in 0..tile_blocks {
+            run.basis.push(basis_word(cfg, layer, &chans, blk));
         }
         // Weight shifts (one word per tile) and output parameters (one word per channel slot).
-        let mut ws = Word::zero(cfg.wshift_word_bits());
-        for (l, &o) in chans.iter().enumerate() {
-            ws.set(
-                l as u32 * cfg.wshift_bits(),
-                cfg.wshift_bits(),
-                u64::from(layer.wshift[o]),
-            );
+        if cfg.has_wshift() {
+            run.wshift.push(wshift_word(cfg, layer, &chans));
         }
-        run.wshift.push(ws);
-        for l in 0..lanes {
-            let mut w = Word::zero(cfg.oparam_word_bits());
-            if let Some(&o) = chans.get(l) {
-                w.set(0, BIAS_BITS, u64::from(layer.bias[o] as u32));
-                w.set(BIAS_BITS, OUT_MULT_BITS, u64::from(layer.out_mult[o]));
-                w.set(BIAS_BITS + OUT_MULT_BITS, 5, u64::from(layer.out_shift[o]));
-            }
-            run.oparam.push(w);
-        }
+        run.oparam.extend(oparam_words(cfg, layer, &chans));
         // Stream entries: present rows in ascending order, then padding.
         for e in 0..entries {
             let mut w = Word::zero(cfg.coef_word_bits());
             let row = present.get(e).copied();
             let r = row.unwrap_or(0);
             if let Some(r) = row {
-                for (l, &o) in chans.iter().enumerate() {
-                    for (k, c) in layer.coef_row(o, r).into_iter().enumerate() {
-                        let slot = (l * 3 + k) as u32;
-                        w.set(lay.codes_lo + slot * eb, eb, encode_coef(c));
-                    }
-                }
+                set_lane_codes(cfg, layer, dense, &chans, r, &mut w);
                 run.useful_entries += 1;
             }
             let bsel = local_tile * blocks + r / layer.rows_per_block as usize;
-            w.set(lay.bsel_lo, cfg.b_addr_bits(), bsel as u64);
+            w.set(lay.bsel_lo, cfg.bsel_bits(), bsel as u64);
             w.set(lay.row_lo, cfg.act_addr_bits(), r as u64);
             w.set(lay.first_bit, 1, u64::from(e == 0));
             w.set(lay.last_bit, 1, u64::from(e + 1 == entries));
             run.coef.push(w);
         }
         run.channels += chans.len() as u32;
+        run.tiles += 1;
     }
     runs.extend(cur);
     Ok(runs)
+}
+
+/// Writes every lane's three stream elements for layer row `r` into entry `w`: Ce codes, or for
+/// the dense baseline the int8 weights `[o][3r+k]` (0 past the last input: its activation is
+/// the zero padding anyway).
+fn set_lane_codes(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    dense: Option<&[i32]>,
+    chans: &[usize],
+    r: usize,
+    w: &mut Word,
+) {
+    let lay = CoefLayout::of(cfg);
+    let eb = cfg.coef_elem_bits();
+    let n = layer.inputs as usize;
+    for (l, &o) in chans.iter().enumerate() {
+        for k in 0..3 {
+            let slot = (l * 3 + k) as u32;
+            let v = match dense {
+                Some(wt) if 3 * r + k < n => u64::from(wt[o * n + 3 * r + k] as u8),
+                Some(_) => 0,
+                None => encode_coef(layer.coef_row(o, r)[k]),
+            };
+            w.set(lay.codes_lo + slot * eb, eb, v);
+        }
+    }
+}
+
+/// Input tiling, for a layer with more Ce rows than the activation buffer holds.
+///
+/// Each output tile becomes one run per input chunk of `min(act_depth, coef_depth)` rows; the
+/// accumulators keep their values between runs (START does not clear them, only an entry's
+/// `first` flag does), so only the tile's first entry carries `first` and only its last entry
+/// carries `last` (which drains the tile into the output buffer). A chunk without present rows is
+/// skipped unless it is the first or the last; those then get one entry with every coefficient
+/// absent (it adds zero). Each run's basis words are the blocks its chunk touches, so `bsel`
+/// is relative to the chunk's first block. The host reloads the chunk's activations before each
+/// run (`RunImage::act_rows`), so a layer costs `tiles × chunks` activation loads: slower than an
+/// untiled layer, but bit-exact: the accumulator sums the same products in the same order.
+fn pack_input_tiled(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    dense: Option<&[i32]>,
+) -> Result<Vec<RunImage>, LayerError> {
+    let lanes = cfg.lanes as usize;
+    let rows = layer.rows();
+    let rpb = layer.rows_per_block as usize;
+    let chunk = (cfg.act_depth as usize).min(cfg.coef_depth as usize);
+    let chunks = rows.div_ceil(chunk);
+    let lay = CoefLayout::of(cfg);
+    let tiles = (layer.outputs as usize).div_ceil(lanes);
+    let mut runs = Vec::new();
+    for t in 0..tiles {
+        let chans: Vec<usize> =
+            (t * lanes..((t + 1) * lanes).min(layer.outputs as usize)).collect();
+        for c in 0..chunks {
+            let (lo, hi) = (c * chunk, ((c + 1) * chunk).min(rows));
+            let present: Vec<usize> = (lo..hi)
+                .filter(|&r| dense.is_some() || chans.iter().any(|&o| layer.row_is_present(o, r)))
+                .collect();
+            let (first, last) = (c == 0, c + 1 == chunks);
+            if present.is_empty() && !first && !last {
+                continue;
+            }
+            let entries = present.len().max(1);
+            let (b_lo, b_hi) = (lo / rpb, (hi - 1) / rpb);
+            let basis = if cfg.has_basis() {
+                if b_hi - b_lo + 1 > cfg.b_depth as usize {
+                    return Err(layer.err(format!(
+                        "an input chunk of {chunk} rows spans {} blocks of {rpb} rows, more than \
+                         b_depth = {}",
+                        b_hi - b_lo + 1,
+                        cfg.b_depth
+                    )));
+                }
+                (b_lo..=b_hi)
+                    .map(|blk| basis_word(cfg, layer, &chans, blk))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut run = RunImage {
+                first_channel: (t * lanes) as u32,
+                channels: if last { chans.len() as u32 } else { 0 },
+                act_rows: lo as u32..hi as u32,
+                coef: Vec::with_capacity(entries),
+                basis,
+                wshift: if cfg.has_wshift() {
+                    vec![wshift_word(cfg, layer, &chans)]
+                } else {
+                    Vec::new()
+                },
+                tiles: 1,
+                // Only the run that drains the tile needs the output parameters.
+                oparam: if last {
+                    oparam_words(cfg, layer, &chans)
+                } else {
+                    Vec::new()
+                },
+                relu: layer.relu,
+                useful_entries: 0,
+            };
+            for e in 0..entries {
+                let mut w = Word::zero(cfg.coef_word_bits());
+                let row = present.get(e).copied();
+                let r = row.unwrap_or(lo);
+                if let Some(r) = row {
+                    set_lane_codes(cfg, layer, dense, &chans, r, &mut w);
+                    run.useful_entries += 1;
+                }
+                w.set(lay.bsel_lo, cfg.bsel_bits(), (r / rpb - b_lo) as u64);
+                w.set(lay.row_lo, cfg.act_addr_bits(), (r - lo) as u64);
+                w.set(lay.first_bit, 1, u64::from(first && e == 0));
+                w.set(lay.last_bit, 1, u64::from(last && e + 1 == entries));
+                run.coef.push(w);
+            }
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}
+
+/// The basis word of block `blk` for the channels `chans` of one tile (lane l = chans[l]).
+fn basis_word(cfg: &AccelConfig, layer: &FcLayer, chans: &[usize], blk: usize) -> Word {
+    let mut w = Word::zero(cfg.b_word_bits());
+    for (l, &o) in chans.iter().enumerate() {
+        let b = &layer.basis[o * layer.blocks() + blk];
+        for (k, brow) in b.iter().enumerate() {
+            for (j, &v) in brow.iter().enumerate() {
+                let idx = (l * 9 + k * 3 + j) as u32;
+                let bits = u64::from(v as u8) & ((1 << cfg.basis_bits) - 1);
+                w.set(idx * cfg.basis_bits, cfg.basis_bits, bits);
+            }
+        }
+    }
+    w
+}
+
+/// The weight-shift word of one tile.
+fn wshift_word(cfg: &AccelConfig, layer: &FcLayer, chans: &[usize]) -> Word {
+    let mut ws = Word::zero(cfg.wshift_word_bits());
+    for (l, &o) in chans.iter().enumerate() {
+        ws.set(
+            l as u32 * cfg.wshift_bits(),
+            cfg.wshift_bits(),
+            u64::from(layer.wshift[o]),
+        );
+    }
+    ws
+}
+
+/// The output-parameter words of one tile (`lanes` words; slots past the last channel are 0).
+fn oparam_words(cfg: &AccelConfig, layer: &FcLayer, chans: &[usize]) -> Vec<Word> {
+    (0..cfg.lanes as usize)
+        .map(|l| {
+            let mut w = Word::zero(cfg.oparam_word_bits());
+            if let Some(&o) = chans.get(l) {
+                w.set(0, BIAS_BITS, u64::from(layer.bias[o] as u32));
+                w.set(BIAS_BITS, OUT_MULT_BITS, u64::from(layer.out_mult[o]));
+                w.set(BIAS_BITS + OUT_MULT_BITS, 5, u64::from(layer.out_shift[o]));
+            }
+            w
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -269,6 +468,61 @@ mod tests {
         assert_eq!(w.get(38, 52), 0);
         w.set(28, 10, 0);
         assert!(w.chunks[..2].iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn input_tiling_splits_rows_into_chunks_that_carry_the_accumulators() {
+        use crate::random::{random_layer, RandomLayerSpec};
+        let mut cfg = AccelConfig::preset("tiny").unwrap();
+        cfg.act_depth = 8;
+        cfg.coef_depth = 16;
+        // 30 rows → chunks of 8: 0..8, 8..16, 16..24, 24..30; 6 outputs → 2 tiles of 4 lanes.
+        let layer = random_layer(&RandomLayerSpec::for_config(&cfg, 90, 6, 1.0, 2));
+        let runs = pack_layer(&cfg, &layer).unwrap();
+        assert_eq!(runs.len(), 8);
+        let lay = CoefLayout::of(&cfg);
+        for (t, tile) in runs.chunks(4).enumerate() {
+            let ranges: Vec<_> = tile.iter().map(|r| r.act_rows.clone()).collect();
+            assert_eq!(ranges, vec![0..8, 8..16, 16..24, 24..30]);
+            let flags = |bit| -> Vec<u64> {
+                tile.iter()
+                    .flat_map(|r| r.coef.iter().map(move |w| w.get(bit, 1)))
+                    .collect()
+            };
+            let (first, last) = (flags(lay.first_bit), flags(lay.last_bit));
+            // Exactly one first (the tile's first entry) and one last (its final entry).
+            assert_eq!(first.iter().sum::<u64>(), 1);
+            assert_eq!(first[0], 1);
+            assert_eq!(last.iter().sum::<u64>(), 1);
+            assert_eq!(*last.last().unwrap(), 1);
+            // Only the draining run produces outputs and loads output parameters.
+            let chans: Vec<u32> = tile.iter().map(|r| r.channels).collect();
+            assert_eq!(chans, vec![0, 0, 0, if t == 0 { 4 } else { 2 }]);
+            assert!(tile[..3].iter().all(|r| r.oparam.is_empty()));
+            // Row addresses are chunk-relative.
+            for r in tile {
+                for w in &r.coef {
+                    assert!(w.get(lay.row_lo, cfg.act_addr_bits()) < r.act_rows.len() as u64);
+                }
+            }
+        }
+        // A chunk of absent rows that is neither first nor last is skipped.
+        let mut sparse = layer.clone();
+        for g in &mut sparse.row_present {
+            for (r, p) in g.iter_mut().enumerate() {
+                *p = !(8..16).contains(&r);
+            }
+        }
+        let rows = sparse.rows();
+        for o in 0..6 {
+            for r in 8..16 {
+                for k in 0..3 {
+                    sparse.coef[(o * rows + r) * 3 + k] = Coef::Zero;
+                }
+            }
+        }
+        let runs = pack_layer(&cfg, &sparse).unwrap();
+        assert!(runs.iter().all(|r| r.act_rows != (8..16)));
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl FcLayer {
         nz as f64 / self.coef.len().max(1) as f64
     }
 
-    fn err(&self, why: String) -> LayerError {
+    pub(crate) fn err(&self, why: String) -> LayerError {
         LayerError {
             layer: self.name.clone(),
             why,
@@ -205,13 +205,21 @@ impl FcLayer {
     pub fn check_fits(&self, cfg: &AccelConfig) -> Result<(), LayerError> {
         self.validate()?;
         if self.rows() > cfg.act_depth as usize {
-            return Err(self.err(format!(
-                "{} inputs need {} Ce rows but the activation buffer holds act_depth = {} rows \
-                 (input tiling is not supported yet)",
-                self.inputs,
-                self.rows(),
-                cfg.act_depth
-            )));
+            // Input tiling (image::pack_layer) accumulates across chunks; the accumulator's
+            // no-overflow guarantee covers act_depth rows, so check this layer's own bound.
+            let max_x = 1u128 << (cfg.act_bits - 1);
+            let bound = 3 * self.rows() as u128 * max_x * cfg.max_abs_mac_weight();
+            let need = crate::params::signed_bits_for(bound);
+            if need > cfg.acc_bits {
+                return Err(self.err(format!(
+                    "{} inputs need {} Ce rows, more than act_depth = {} rows, and input tiling \
+                     would need a {need}-bit accumulator (acc_bits = {})",
+                    self.inputs,
+                    self.rows(),
+                    cfg.act_depth,
+                    cfg.acc_bits
+                )));
+            }
         }
         if u32::from(self.exp_bits) > cfg.exp_bits {
             // Codes are checked against the layer's own exp_bits; they must also fit the hardware.
@@ -254,7 +262,7 @@ impl FcLayer {
             )));
         }
         let blocks_per_tile = self.blocks();
-        if blocks_per_tile > cfg.b_depth as usize {
+        if cfg.has_basis() && blocks_per_tile > cfg.b_depth as usize {
             return Err(self.err(format!(
                 "{blocks_per_tile} blocks per channel exceed the basis buffer (b_depth = {})",
                 cfg.b_depth

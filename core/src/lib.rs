@@ -16,4 +16,4 @@ pub mod random;
 pub mod sdm;
 
 pub use layer::{Coef, FcLayer, LayerError, Model};
-pub use params::{AccelConfig, ConfigError, WeightRequant};
+pub use params::{AccelConfig, ConfigError, WeightFormat, WeightRequant};

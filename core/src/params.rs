@@ -19,6 +19,26 @@ pub enum WeightRequant {
     Exact,
 }
 
+/// How a layer's weights travel to the MAC array (see `docs/parameters.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightFormat {
+    /// The SmartDeal accelerator: the stream carries Ce codes, the basis buffer holds B, and each
+    /// lane rebuilds its weights with shifts and adds.
+    #[default]
+    Smartdeal,
+    /// The dense int8 baseline for like-for-like comparisons: the same lanes, buffers, pipeline
+    /// and output stage, but the stream carries every row's int8 weights (decompressed by the
+    /// host), there is no basis or weight-shift buffer, and lanes are plain multipliers.
+    Dense,
+}
+
+impl WeightFormat {
+    fn is_smartdeal(&self) -> bool {
+        *self == WeightFormat::Smartdeal
+    }
+}
+
 /// The accelerator's parameters. Every field is an independent design choice.
 ///
 /// ```
@@ -63,6 +83,10 @@ pub struct AccelConfig {
     pub out_depth: u32,
     /// Rebuilt-weight requantization mode.
     pub weight_requant: WeightRequant,
+    /// SmartDeal (default) or the dense int8 baseline. Omitted from the TOML text when it is the
+    /// default, so SmartDeal configs keep their fingerprints.
+    #[serde(default, skip_serializing_if = "WeightFormat::is_smartdeal")]
+    pub weight_format: WeightFormat,
 }
 
 /// Collapses a (possibly multi-line) parser message into one line.
@@ -132,6 +156,7 @@ impl AccelConfig {
                 b_depth: 128,
                 out_depth: 256,
                 weight_requant: WeightRequant::Int8,
+                weight_format: WeightFormat::Smartdeal,
             },
             // iCE40UP5K (iCEBreaker): one lane (LUT multipliers; the output requantizer's
             // 33×16 multiplier alone takes ~1800 LUTs) and buffers in 17 of its 30 EBRs, leaving
@@ -149,6 +174,7 @@ impl AccelConfig {
                 b_depth: 64,
                 out_depth: 128,
                 weight_requant: WeightRequant::Int8,
+                weight_format: WeightFormat::Smartdeal,
             },
             // ECP5-85F (ULX3S): 16 lanes, buffers for layers up to 3072 inputs.
             "ulx3s" => AccelConfig {
@@ -164,6 +190,7 @@ impl AccelConfig {
                 b_depth: 512,
                 out_depth: 1024,
                 weight_requant: WeightRequant::Int8,
+                weight_format: WeightFormat::Smartdeal,
             },
             other => return Err(ConfigError::UnknownPreset(other.to_string())),
         };
@@ -256,6 +283,13 @@ impl AccelConfig {
                 ),
             );
         }
+        if self.is_dense() && self.weight_requant != WeightRequant::Int8 {
+            return bad(
+                "weight_requant",
+                "the dense baseline stores int8 weights, so it needs weight_requant = \"int8\""
+                    .to_string(),
+            );
+        }
         let need = self.acc_bits_required();
         if self.acc_bits < need {
             return bad(
@@ -285,16 +319,48 @@ impl AccelConfig {
         Ok(())
     }
 
+    /// The dense int8 baseline of this configuration: same lanes, buffer depths, accumulator and
+    /// output stage; named `<name>-dense`.
+    pub fn dense_baseline(&self) -> AccelConfig {
+        let mut c = self.clone();
+        if !self.is_dense() {
+            c.name = format!("{}-dense", self.name);
+        }
+        c.weight_format = WeightFormat::Dense;
+        c.weight_requant = WeightRequant::Int8;
+        c
+    }
+
     // ---- derived quantities (never configured) ----
+
+    /// The dense int8 baseline (no rebuild engine, no basis or weight-shift buffers).
+    pub fn is_dense(&self) -> bool {
+        self.weight_format == WeightFormat::Dense
+    }
+
+    /// The basis buffer exists (SmartDeal only).
+    pub fn has_basis(&self) -> bool {
+        !self.is_dense()
+    }
+
+    /// The weight-shift buffer exists (SmartDeal in int8 mode).
+    pub fn has_wshift(&self) -> bool {
+        !self.is_dense() && self.weight_requant == WeightRequant::Int8
+    }
 
     /// Largest exponent code, `2^exp_bits - 1`.
     pub fn code_max(&self) -> u32 {
         (1 << self.exp_bits) - 1
     }
 
-    /// Width of one encoded Ce element: present bit + sign bit + code.
+    /// Width of one stream element: an encoded Ce element (present bit + sign bit + code), or an
+    /// int8 weight in the dense baseline.
     pub fn coef_elem_bits(&self) -> u32 {
-        2 + self.exp_bits
+        if self.is_dense() {
+            8
+        } else {
+            2 + self.exp_bits
+        }
     }
 
     /// Width of an exactly rebuilt weight `Σ_k ±B[k][j] << code_k`:
@@ -362,7 +428,15 @@ impl AccelConfig {
     /// Coefficient stream entry layout, LSB first (see docs/interface.md):
     /// `[lane codes: lanes × 3 × coef_elem_bits][bsel: b_addr_bits][row: act_addr_bits][first][last]`.
     pub fn coef_word_bits(&self) -> u32 {
-        self.coef_codes_bits() + self.b_addr_bits() + self.act_addr_bits() + 2
+        self.coef_codes_bits() + self.bsel_bits() + self.act_addr_bits() + 2
+    }
+    /// Width of the entry's basis-select field: `b_addr_bits`, or 0 in the dense baseline.
+    pub fn bsel_bits(&self) -> u32 {
+        if self.has_basis() {
+            self.b_addr_bits()
+        } else {
+            0
+        }
     }
     /// Bits of all lanes' codes in one coefficient entry.
     pub fn coef_codes_bits(&self) -> u32 {
@@ -386,10 +460,22 @@ impl AccelConfig {
     }
     /// Host staging register: wide enough for any buffer word, in whole 32-bit chunks.
     pub fn staging_bits(&self) -> u32 {
+        // Only the buffers this configuration has count: the dense baseline must not pay for
+        // a basis word it never loads.
+        let b = if self.has_basis() {
+            self.b_word_bits()
+        } else {
+            0
+        };
+        let ws = if self.has_wshift() {
+            self.wshift_word_bits()
+        } else {
+            0
+        };
         let w = self
             .coef_word_bits()
-            .max(self.b_word_bits())
-            .max(self.wshift_word_bits())
+            .max(b)
+            .max(ws)
             .max(self.oparam_word_bits())
             .max(self.act_word_bits());
         w.div_ceil(32) * 32
@@ -489,6 +575,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing field"), "{e}");
+    }
+
+    #[test]
+    fn dense_baseline_keeps_the_datapath_and_drops_the_basis() {
+        let s = AccelConfig::preset("tiny").unwrap();
+        let d = s.dense_baseline();
+        assert!(d.validate().is_ok());
+        assert_eq!(d.name, "tiny-dense");
+        assert_eq!((d.lanes, d.act_depth, d.coef_depth), (4, 256, 1024));
+        // 4 lanes × 3 int8 weights, no bsel, 8 row bits, first, last.
+        assert_eq!(d.coef_word_bits(), 4 * 3 * 8 + 8 + 2);
+        assert!(!d.has_basis() && !d.has_wshift());
+        // The staging register covers the widest buffer this design has: the 106-bit entry.
+        assert_eq!(d.staging_bits(), 128);
+        assert_ne!(d.fingerprint(), s.fingerprint());
+        let back = AccelConfig::from_toml_str(&d.to_toml()).unwrap();
+        assert_eq!(back, d);
+        // SmartDeal configs do not write the field, so their TOML (and fingerprint) is unchanged.
+        assert!(!s.to_toml().contains("weight_format"));
+        let mut bad = d.clone();
+        bad.weight_requant = WeightRequant::Exact;
+        match bad.validate() {
+            Err(ConfigError::Field { field, .. }) => assert_eq!(field, "weight_requant"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -107,6 +107,43 @@ impl Board {
         }
     }
 
+    /// The board top's `led_o` bits (0..4) whose LEDs are lit by a low pin: the iCEBreaker's red
+    /// (`led_o[0]`) and green (`led_o[1]`) main-board LEDs; the ULX3S LEDs are all active high.
+    pub fn led_active_low(self) -> u8 {
+        match self {
+            Board::Icebreaker => 0b0011,
+            Board::Ulx3s85f => 0,
+        }
+    }
+
+    /// DSP multiplier blocks on the device (UP5K: 8 SB_MAC16; LFE5U-85F: 156 MULT18X18D).
+    pub fn dsp_blocks(self) -> u32 {
+        match self {
+            Board::Icebreaker => 8,
+            Board::Ulx3s85f => 156,
+        }
+    }
+
+    /// DSP blocks Yosys uses for a `a × b` multiplier: operands up to the block width (16 on
+    /// iCE40, 18 on ECP5) take one block; wider ones are split into block-sized pieces.
+    pub fn dsp_blocks_for(self, a_bits: u32, b_bits: u32) -> u32 {
+        let w = match self.family() {
+            Family::Ice40 => 16,
+            Family::Ecp5 => 18,
+        };
+        a_bits.div_ceil(w) * b_bits.div_ceil(w)
+    }
+
+    /// Whether multipliers of these widths fit the device's DSP blocks. Yosys maps *every*
+    /// multiplier to DSPs once asked, so this decides `BuildOptions::dsp` for `--dsp auto`.
+    pub fn dsps_fit(self, multipliers: &[(u32, u32)]) -> bool {
+        let need: u32 = multipliers
+            .iter()
+            .map(|&(a, b)| self.dsp_blocks_for(a, b))
+            .sum();
+        need <= self.dsp_blocks()
+    }
+
     /// The board's pin file in this crate (`fpga/boards/icebreaker.pcf`, `fpga/boards/ulx3s.lpf`).
     pub fn constraints_file(self) -> PathBuf {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards");
@@ -171,6 +208,11 @@ pub enum BuildStatus {
     /// achieved Fmax; the routed layout (`top.asc` / `top.config`) stays in the work
     /// directory for inspection.
     TimingFailed,
+    /// Place and route stopped because the design needs more of some resource than the device
+    /// has (nextpnr: "no BELs remaining to implement cell type ..." or "Unable to find legal
+    /// placement ... at utilisation limit"). [`BuildReport::utilization`] shows the demand (from
+    /// the log's table, printed before placement); no bitstream.
+    DoesNotFit,
 }
 
 /// Used and available count of one resource.
@@ -371,7 +413,7 @@ impl BuildReport {
 ///
 /// `Ok` with [`BuildStatus::Ok`] when a bitstream was written, `Ok` with
 /// [`BuildStatus::TimingFailed`] when nextpnr placed and routed the design but a clock misses
-/// the target; `Err` when a tool is missing, fails for another reason or times out. The report
+/// the target, `Ok` with [`BuildStatus::DoesNotFit`] when the device is too small; `Err` when a tool is missing, fails for another reason or times out. The report
 /// is also written to `<work>/report.json`.
 pub fn build(
     board: Board,
@@ -467,6 +509,12 @@ pub fn build(
         args.push(a.into());
     }
     args.push(format_mhz(target_mhz).into());
+    if board.family() == Family::Ecp5 {
+        // nextpnr 0.11's router2 routed the 16-lane ULX3S design in 237 s where router1 took
+        // 1179 s (with LUT multipliers); same Fmax class.
+        args.push("--router".into());
+        args.push("router2".into());
+    }
     if let Some(seed) = opts.seed {
         args.push("--seed".into());
         args.push(seed.to_string().into());
@@ -500,6 +548,8 @@ pub fn build(
         BuildStatus::Ok
     } else if is_timing_failure(&log) {
         BuildStatus::TimingFailed
+    } else if is_capacity_failure(&log) {
+        BuildStatus::DoesNotFit
     } else {
         return Err(ToolError::Failed {
             tool: pnr_tool,
@@ -728,6 +778,17 @@ pub fn synth_script(
     s.push_str("tee -o stat.txt stat\n");
     s.push_str("tee -q -o stat.json stat -json\n");
     Ok(s)
+}
+
+/// nextpnr stopped because the device is too small for the design.
+fn is_capacity_failure(log: &str) -> bool {
+    log.lines()
+        .filter(|l| l.trim_start().starts_with("ERROR:"))
+        .any(|l| {
+            l.contains("no BELs remaining to implement cell type")
+                || l.contains("at utilisation limit")
+                || l.contains("check constraints and utilisation")
+        })
 }
 
 /// nextpnr exited non-zero because a clock missed its target (and for no other reason that
@@ -998,6 +1059,27 @@ ERROR: Max frequency for clock 'clk_i$SB_IO_IN_$glb_clk': 33.76 MHz (FAIL at 500
 ";
 
     #[test]
+    fn dsp_budget_matches_the_measured_mapping() {
+        // Measured with Yosys: an 8×8 lane multiplier takes one block on both families; the
+        // output requantizer's 33×16 takes 3 SB_MAC16 (iCE40) and 2 MULT18X18D (ECP5).
+        assert_eq!(Board::Icebreaker.dsp_blocks_for(8, 8), 1);
+        assert_eq!(Board::Icebreaker.dsp_blocks_for(33, 16), 3);
+        assert_eq!(Board::Ulx3s85f.dsp_blocks_for(33, 16), 2);
+        let lanes = |n: usize| {
+            let mut v = vec![(8, 8); 3 * n];
+            v.push((33, 16));
+            v
+        };
+        // One lane: 6 of the UP5K's 8; two lanes would need 9.
+        assert!(Board::Icebreaker.dsps_fit(&lanes(1)));
+        assert!(!Board::Icebreaker.dsps_fit(&lanes(2)));
+        // 16 lanes: 50 of the 85F's 156; 52 lanes: 158.
+        assert!(Board::Ulx3s85f.dsps_fit(&lanes(16)));
+        assert!(Board::Ulx3s85f.dsps_fit(&lanes(51)));
+        assert!(!Board::Ulx3s85f.dsps_fit(&lanes(52)));
+    }
+
+    #[test]
     fn parses_the_last_fmax_per_clock() {
         let c = parse_fmax(ICE40_FAIL_LOG);
         assert_eq!(c.len(), 1);
@@ -1008,6 +1090,19 @@ ERROR: Max frequency for clock 'clk_i$SB_IO_IN_$glb_clk': 33.76 MHz (FAIL at 500
         assert!(is_timing_failure(ICE40_FAIL_LOG));
         assert!(!is_timing_failure(
             "ERROR: Unable to place cell 'x'\nInfo: Max frequency for clock 'c': 1.00 MHz (FAIL at 2.00 MHz)\n"
+        ));
+        assert!(!is_capacity_failure(ICE40_FAIL_LOG));
+        assert!(is_capacity_failure(
+            "Info: Placed 7 cells based on constraints.\nERROR: Unable to place cell 'u_buf.mem.0.3', \
+             no BELs remaining to implement cell type 'DP16KD'\n0 warnings, 1 error\n"
+        ));
+        assert!(is_capacity_failure(
+            "ERROR: Unable to find legal placement for all cells, design is probably at \
+             utilisation limit.\n"
+        ));
+        // The phrase outside an ERROR line (a cell name, an Info line) is not a verdict.
+        assert!(!is_capacity_failure(
+            "Info: no BELs remaining to implement cell type 'X' was fixed\nERROR: other\n"
         ));
         let two = "Info: Max frequency for clock 'a': 10.00 MHz (PASS at 5.00 MHz)\n\
                    Info: Max frequency for clock 'b': 20.50 MHz (PASS at 5.00 MHz)\n\

@@ -113,7 +113,14 @@ pub struct BoardLink {
     pub baud: u32,
     /// A frame that stays silent this long half-way is dropped (with a TIMEOUT reply), in µs.
     pub timeout_us: u32,
+    /// `led_o` bits whose LED lights on a low pin (bit i set: `led_o[i]` is inverted), so that
+    /// every status LED is lit when its signal is 1 (iCEBreaker: 0b0011, its red and green LEDs
+    /// are active low). Only the low [`LED_COUNT`] bits may be set.
+    pub led_active_low: u8,
 }
+
+/// Width of the board top's `led_o`.
+pub const LED_COUNT: u32 = 4;
 
 /// Why a [`BoardLink`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +129,8 @@ pub enum LinkError {
     ZeroClock,
     #[error("baud must be positive")]
     ZeroBaud,
+    #[error("led_active_low {0:#b} names LEDs beyond the board top's {LED_COUNT}")]
+    LedMask(u8),
     #[error(
         "baud {baud} is too fast for a {clock_hz} Hz clock: {clks_per_bit} clocks per bit, the \
          receiver needs at least {min} (mid-bit sampling behind a 2-flop synchronizer)"
@@ -188,6 +197,7 @@ impl BoardLink {
             clock_hz,
             baud: 115_200,
             timeout_us: 10_000,
+            led_active_low: 0,
         }
     }
 
@@ -198,6 +208,7 @@ impl BoardLink {
             clock_hz: 1_000_000,
             baud: 125_000,
             timeout_us: 2_000,
+            led_active_low: 0,
         }
     }
 
@@ -215,6 +226,9 @@ impl BoardLink {
     pub fn validate(&self) -> Result<(), LinkError> {
         if self.clock_hz == 0 {
             return Err(LinkError::ZeroClock);
+        }
+        if u32::from(self.led_active_low) >> LED_COUNT != 0 {
+            return Err(LinkError::LedMask(self.led_active_low));
         }
         if self.baud == 0 {
             return Err(LinkError::ZeroBaud);
@@ -271,12 +285,13 @@ impl BoardLink {
     /// One line for file headers.
     pub fn config_line(&self) -> String {
         format!(
-            "clock_hz={} baud={} clks_per_bit={} timeout_us={} ({} clocks)",
+            "clock_hz={} baud={} clks_per_bit={} timeout_us={} ({} clocks) led_active_low={:#06b}",
             self.clock_hz,
             self.baud,
             self.clks_per_bit(),
             self.timeout_us,
-            self.timeout_clks()
+            self.timeout_clks(),
+            self.led_active_low
         )
     }
 }
@@ -331,9 +346,11 @@ pub fn identify_payload(cfg: &AccelConfig, link: &BoardLink) -> Vec<u8> {
     ] {
         v.push(b as u8);
     }
-    v.push(match cfg.weight_requant {
-        WeightRequant::Int8 => 0,
-        WeightRequant::Exact => 1,
+    // Weight mode byte: 0 SmartDeal int8, 1 SmartDeal exact, 2 dense int8 baseline.
+    v.push(match (cfg.is_dense(), cfg.weight_requant) {
+        (true, _) => 2,
+        (false, WeightRequant::Int8) => 0,
+        (false, WeightRequant::Exact) => 1,
     });
     for d in [
         cfg.rows_per_block,
@@ -456,6 +473,7 @@ mod tests {
             clock_hz: 400_000,
             baud: 115_200,
             timeout_us: 10_000,
+            led_active_low: 0,
         }
         .validate()
         .unwrap_err();

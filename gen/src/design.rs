@@ -42,13 +42,22 @@ pub fn generator_id() -> String {
 /// Builds the accelerator for a validated configuration.
 pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
     cfg.validate().expect("generate() takes a validated config");
-    let decoder = hw::decoder::module(cfg);
-    let rebuild = hw::rebuild::module(cfg, &decoder, opts.fault);
-    let wrequant = match cfg.weight_requant {
-        WeightRequant::Int8 => Some(hw::wrequant::module(cfg)),
-        WeightRequant::Exact => None,
+    // The dense baseline has no decoder, rebuild engine or weight requantizer.
+    let mut leaves = Vec::new();
+    let lane = if cfg.is_dense() {
+        hw::lane::dense_module(cfg)
+    } else {
+        let decoder = hw::decoder::module(cfg);
+        let rebuild = hw::rebuild::module(cfg, &decoder, opts.fault);
+        let wrequant = match cfg.weight_requant {
+            WeightRequant::Int8 => Some(hw::wrequant::module(cfg)),
+            WeightRequant::Exact => None,
+        };
+        let lane = hw::lane::module(cfg, &rebuild, wrequant.as_ref());
+        leaves.extend([decoder, rebuild]);
+        leaves.extend(wrequant);
+        lane
     };
-    let lane = hw::lane::module(cfg, &rebuild, wrequant.as_ref());
     let out_requant = hw::out_requant::module(cfg);
     let drain = hw::drain::module(cfg);
     let ctrl = hw::ctrl::module(cfg);
@@ -71,8 +80,7 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
             buffers: bufs.iter().map(|(b, m)| (b.clone(), m)).collect(),
         },
     );
-    let mut modules = vec![decoder, rebuild];
-    modules.extend(wrequant);
+    let mut modules = leaves;
     modules.extend([lane, out_requant, drain, ctrl, host_if]);
     modules.extend(bufs.into_iter().map(|(_, m)| m));
     modules.push(top);
@@ -88,6 +96,14 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
         files,
         params_json,
     }
+}
+
+/// Signed operand widths of every multiplier in the design (three per lane: activation × MAC
+/// weight; one in the output requantizer): what an FPGA flow needs to budget DSP blocks.
+pub fn multipliers(cfg: &AccelConfig) -> Vec<(u32, u32)> {
+    let mut v = vec![(cfg.act_bits, cfg.mac_weight_bits()); 3 * cfg.lanes as usize];
+    v.push(hw::out_requant::multiplier_widths(cfg));
+    v
 }
 
 #[derive(Serialize)]
@@ -121,6 +137,7 @@ struct CoefLayoutJson {
     codes_lo: u32,
     coef_elem_bits: u32,
     bsel_lo: u32,
+    bsel_bits: u32,
     row_lo: u32,
     first_bit: u32,
     last_bit: u32,
@@ -165,6 +182,7 @@ fn params_json(cfg: &AccelConfig, top: &Module) -> String {
                 codes_lo: lay.codes_lo,
                 coef_elem_bits: cfg.coef_elem_bits(),
                 bsel_lo: lay.bsel_lo,
+                bsel_bits: cfg.bsel_bits(),
                 row_lo: lay.row_lo,
                 first_bit: lay.first_bit,
                 last_bit: lay.last_bit,

@@ -13,5 +13,5 @@ pub mod hw;
 pub mod ir;
 
 pub use board::{generate_board, BoardDesign, BoardLink};
-pub use design::{generate, Design, Fault, GenOptions};
+pub use design::{generate, multipliers, Design, Fault, GenOptions};
 pub use smartdeal_core::AccelConfig;

@@ -22,6 +22,10 @@ struct Args {
     /// TOML configuration file (see docs/parameters.md).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Generate the dense int8 baseline of the configuration (same lanes and buffers, int8
+    /// weights in the stream, plain multipliers), for like-for-like comparisons.
+    #[arg(long)]
+    dense: bool,
     /// Output folder (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -40,6 +44,11 @@ fn run() -> Result<()> {
         (_, Some(path)) => AccelConfig::from_toml_file(path)?,
         (Some(p), None) => AccelConfig::preset(p)?,
         (None, None) => AccelConfig::preset("tiny")?,
+    };
+    let cfg = if args.dense {
+        cfg.dense_baseline()
+    } else {
+        cfg
     };
     let design = generate(&cfg, &GenOptions::default());
     design

@@ -20,7 +20,7 @@ pub enum BoardArg {
 }
 
 impl BoardArg {
-    fn board(self) -> Board {
+    pub fn board(self) -> Board {
         match self {
             BoardArg::Icebreaker => Board::Icebreaker,
             BoardArg::Ulx3s85f => Board::Ulx3s85f,
@@ -34,6 +34,18 @@ impl BoardArg {
     }
 }
 
+/// Whether multipliers go to DSP blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DspArg {
+    /// DSP blocks when all the design's multipliers fit the device's (Yosys maps every
+    /// multiplier or none), LUT multipliers otherwise
+    Auto,
+    /// Always DSP blocks (place and route fails if the device has too few)
+    On,
+    /// Always LUT multipliers
+    Off,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum FpgaCommand {
     /// Generate the board design and build its bitstream (Yosys, nextpnr, icepack / ecppack)
@@ -45,6 +57,13 @@ pub enum FpgaCommand {
     Build(BuildArgs),
     /// Program a built bitstream (iceprog for the iCEBreaker, openFPGALoader for the ULX3S)
     Flash(FlashArgs),
+    /// Build the SmartDeal accelerator and its dense int8 baseline for a board and compare them
+    ///
+    /// Writes DIR/smartdeal and DIR/dense-int8 (full builds), DIR/bench.json and DIR/bench.md:
+    /// lanes, logic, FF, BRAM, DSP, Fmax, weight bytes per layer and effective MAC/s on a
+    /// random 384×384 layer at 30 % row density. --search-lanes adds the largest lane count
+    /// that fits the board.
+    Bench(super::bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +80,9 @@ pub struct BuildArgs {
     /// Timing target in MHz [default: the board clock]
     #[arg(long, value_name = "MHZ")]
     pub freq: Option<f64>,
+    /// Map multipliers to DSP blocks
+    #[arg(long, value_enum, default_value_t = DspArg::Auto)]
+    pub dsp: DspArg,
     /// Output folder
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -83,43 +105,85 @@ pub fn main(cmd: FpgaCommand) -> Result<()> {
     match cmd {
         FpgaCommand::Build(a) => build_main(a),
         FpgaCommand::Flash(a) => flash_main(a),
+        FpgaCommand::Bench(a) => super::bench::main(a),
     }
 }
 
-fn config_for(a: &BuildArgs) -> Result<AccelConfig> {
-    if a.config.preset.is_none() && a.config.config.is_none() {
-        return Ok(AccelConfig::preset(a.board.default_preset())?);
+/// The selected configuration, or the board's preset when none is given.
+pub fn config_for_board(board: BoardArg, c: &ConfigArgs) -> Result<AccelConfig> {
+    if c.preset.is_none() && c.config.is_none() {
+        let cfg = AccelConfig::preset(board.default_preset())?;
+        return Ok(if c.dense { cfg.dense_baseline() } else { cfg });
     }
-    a.config.load()
+    c.load()
 }
 
-fn build_main(a: BuildArgs) -> Result<()> {
-    let cfg = config_for(&a)?;
-    let board = a.board.board();
+/// Resolves `--dsp` for this design on this board.
+pub fn use_dsp(dsp: DspArg, board: Board, cfg: &AccelConfig) -> bool {
+    match dsp {
+        DspArg::On => true,
+        DspArg::Off => false,
+        DspArg::Auto => board.dsps_fit(&smartdeal_gen::multipliers(cfg)),
+    }
+}
+
+/// Generates the board design for `cfg` and runs the flow into `out`; any finished build
+/// (including timing failures and designs that do not fit) is `Ok` with its report.
+pub fn build_board(
+    board: Board,
+    cfg: &AccelConfig,
+    baud: u32,
+    freq: Option<f64>,
+    dsp: DspArg,
+    out: &std::path::Path,
+) -> Result<smartdeal_fpga::BuildReport> {
     let link = BoardLink {
-        baud: a.baud,
+        baud,
+        led_active_low: board.led_active_low(),
         ..BoardLink::uart((board.clock_mhz() * 1e6).round() as u32)
     };
-    let design = generate_board(&cfg, &link, &GenOptions::default())
+    let design = generate_board(cfg, &link, &GenOptions::default())
         .map_err(|e| anyhow!("board link: {e}"))?;
-    let rtl = a.out.join("rtl");
+    let rtl = out.join("rtl");
     let files = design
         .write(&rtl)
         .with_context(|| format!("cannot write {}", show(&rtl)))?;
+    let use_dsp = use_dsp(dsp, board, cfg);
     note(&format!(
-        "building config `{}` for {} ({} {}): synthesis, place and route, bitstream ...",
+        "building config `{}` for {} ({} {}), multipliers in {}: synthesis, place and route, \
+         bitstream ...",
         cfg.name,
         board,
         board.device(),
-        board.package()
+        board.package(),
+        match (use_dsp, dsp) {
+            (true, _) => "DSP blocks",
+            (false, DspArg::Off) => "LUTs (--dsp off)",
+            (false, _) => "LUTs (they need more DSP blocks than the device has)",
+        }
     ));
     let opts = BuildOptions {
-        freq_mhz: a.freq,
+        freq_mhz: freq,
+        dsp: use_dsp,
         ..BuildOptions::default()
     };
-    let report =
-        build(board, &files, &design.design.top, &a.out, &opts).map_err(|e| anyhow!("{e}"))?;
+    build(board, &files, &design.design.top, out, &opts).map_err(|e| anyhow!("{e}"))
+}
+
+fn build_main(a: BuildArgs) -> Result<()> {
+    let cfg = config_for_board(a.board, &a.config)?;
+    let board = a.board.board();
+    let report = build_board(board, &cfg, a.baud, a.freq, a.dsp, &a.out)?;
     print_out(&report.summary())?;
+    if report.status == BuildStatus::DoesNotFit {
+        bail!(
+            "config `{}` does not fit the {}: {} (log: {})",
+            cfg.name,
+            board.device(),
+            over_capacity(&report),
+            show(&a.out.join("pnr.log"))
+        );
+    }
     if report.status == BuildStatus::TimingFailed {
         let worst = report
             .clocks
@@ -134,6 +198,22 @@ fn build_main(a: BuildArgs) -> Result<()> {
     }
     note(&format!("wrote {}", show(&a.out.join("report.json"))));
     Ok(())
+}
+
+/// The resources a DoesNotFit report asks more of than the device has.
+pub fn over_capacity(report: &smartdeal_fpga::BuildReport) -> String {
+    let over: Vec<String> = report
+        .utilization
+        .all()
+        .into_iter()
+        .filter(|(_, r)| r.used > r.available)
+        .map(|(n, r)| format!("{n} {} of {} ({})", r.used, r.available, r.kind))
+        .collect();
+    if over.is_empty() {
+        "nextpnr found no legal placement near the utilisation limit".into()
+    } else {
+        over.join(", ")
+    }
 }
 
 fn flash_main(a: FlashArgs) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The `smartdeal` subcommands (one module each) and what they share.
 
+pub mod bench;
 pub mod decompose;
 pub mod fpga;
 pub mod inspect;
@@ -21,11 +22,25 @@ pub struct ConfigArgs {
     /// Accelerator configuration file (TOML with the fields of AccelConfig)
     #[arg(long, value_name = "CFG_TOML")]
     pub config: Option<PathBuf>,
+    /// Use the dense int8 baseline of that configuration: the same lanes, buffers and output
+    /// stage, but weights stored uncompressed (int8, decompressed by the host) and plain
+    /// multipliers instead of the rebuild engine
+    #[arg(long)]
+    pub dense: bool,
 }
 
 impl ConfigArgs {
     /// Loads and validates the selected configuration.
     pub fn load(&self) -> Result<AccelConfig> {
+        let cfg = self.load_selected()?;
+        Ok(if self.dense {
+            cfg.dense_baseline()
+        } else {
+            cfg
+        })
+    }
+
+    fn load_selected(&self) -> Result<AccelConfig> {
         match (&self.preset, &self.config) {
             (_, Some(path)) => AccelConfig::from_toml_file(path).map_err(|e| match e {
                 // Read errors already name the file; field errors do not.

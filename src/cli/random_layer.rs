@@ -3,13 +3,13 @@
 use super::{print_out, show, ConfigArgs};
 use anyhow::{bail, Context, Result};
 use smartdeal_core::random::{random_layer, RandomLayerSpec};
-use smartdeal_core::{image, sdm, Model};
+use smartdeal_core::{sdm, Model};
 use std::path::PathBuf;
 
 // Flags of the subcommand (its description is on `Command` in main.rs).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Input features (N ≥ 1; at most 3 × act_depth of the configuration)
+    /// Input features (N ≥ 1; beyond 3 × act_depth of the configuration the host tiles the inputs)
     #[arg(long, value_name = "N")]
     pub inputs: u32,
     /// Output channels (M ≥ 1)
@@ -70,16 +70,6 @@ pub fn main(args: Args) -> Result<()> {
         bail!("--name must be 1..=255 bytes long");
     }
     let cfg = args.config.load()?;
-    let max_inputs = 3 * u64::from(cfg.act_depth);
-    if u64::from(args.inputs) > max_inputs {
-        bail!(
-            "--inputs {} does not fit config `{}`: a layer takes at most 3 × act_depth = 3 × {} = \
-             {max_inputs} inputs (act_depth is the activation buffer depth in Ce rows)",
-            args.inputs,
-            cfg.name,
-            cfg.act_depth
-        );
-    }
     let slots = u64::from(args.outputs) * 3 * u64::from(args.inputs).div_ceil(3);
     if slots > sdm::MAX_WEIGHTS {
         bail!(
@@ -99,7 +89,7 @@ pub fn main(args: Args) -> Result<()> {
     spec.relu = args.relu;
     let layer = random_layer(&spec);
     // Full check against the configuration, including the stream and basis buffer budgets.
-    image::pack_layer(&cfg, &layer)
+    smartdeal_verif::golden::pack_for(&cfg, &layer)
         .with_context(|| format!("the generated layer does not fit config `{}`", cfg.name))?;
 
     let model = Model {

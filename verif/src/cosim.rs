@@ -4,7 +4,7 @@
 
 use crate::bridge::{self, BridgeError, BuildSpec, PortDir, PortSpec, Sim};
 use sha2::{Digest, Sha256};
-use smartdeal_core::image::{check_activations, pack_activations, pack_layer, RunImage, Word};
+use smartdeal_core::image::{check_activations, pack_activations, RunImage, Word};
 use smartdeal_core::{AccelConfig, FcLayer};
 use smartdeal_gen::hw::host_if::op;
 use smartdeal_gen::{generate, Design, GenOptions};
@@ -264,7 +264,7 @@ impl Accel {
         for (i, w) in run.basis.iter().enumerate() {
             self.write_word(op::WR_B, i, w);
         }
-        if self.cfg.weight_requant == smartdeal_core::WeightRequant::Int8 {
+        if self.cfg.has_wshift() {
             for (i, w) in run.wshift.iter().enumerate() {
                 self.write_word(op::WR_WSHIFT, i, w);
             }
@@ -313,15 +313,22 @@ impl Accel {
             )));
         }
         check_activations(&self.cfg, x).map_err(CosimError::Input)?;
-        let runs = pack_layer(&self.cfg, layer)?;
+        let runs = crate::golden::pack_for(&self.cfg, layer)?;
         let start_cycles = self.total_cycles;
         let mut stats = RunStats::default();
         let mut y = vec![0i8; x.len() / n * layer.outputs as usize];
         for (t, xt) in x.chunks(n).enumerate() {
-            for (r, w) in pack_activations(&self.cfg, layer, xt).iter().enumerate() {
-                self.write_word(op::WR_ACT, r, w);
-            }
+            let acts = pack_activations(&self.cfg, layer, xt);
+            let mut loaded = None;
             for run in &runs {
+                // Input-tiled layers read one chunk of rows per run (RunImage::act_rows).
+                if loaded.as_ref() != Some(&run.act_rows) {
+                    let rows = run.act_rows.start as usize..run.act_rows.end as usize;
+                    for (a, w) in acts[rows].iter().enumerate() {
+                        self.write_word(op::WR_ACT, a, w);
+                    }
+                    loaded = Some(run.act_rows.clone());
+                }
                 let (yr, cycles) = self.run(run)?;
                 let base = t * layer.outputs as usize + run.first_channel as usize;
                 y[base..base + yr.len()].copy_from_slice(&yr);

@@ -5,7 +5,8 @@
 //! agree only through the documented number formats.
 
 use num_traits::{PrimInt, Signed};
-use smartdeal_core::{AccelConfig, Coef, FcLayer, WeightRequant};
+use smartdeal_core::image::{self, RunImage};
+use smartdeal_core::{AccelConfig, Coef, FcLayer, LayerError, WeightRequant};
 
 /// Sparse power-of-two decoder + one rebuild term: `±b << code`, or 0 for an absent element.
 /// Width: basis_bits + code_max + 1 signed bits (the negated minimum needs the extra bit).
@@ -108,6 +109,18 @@ pub fn mac_weights(cfg: &AccelConfig, layer: &FcLayer) -> Vec<i32> {
         }
     }
     w
+}
+
+/// The buffer images a host loads to run `layer` on `cfg`: the compressed layer for a SmartDeal
+/// accelerator; for the dense int8 baseline, the int8 weights, decompressed on the host by
+/// [`mac_weights`] (what a deployment of a dense accelerator would store).
+pub fn pack_for(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, LayerError> {
+    if cfg.is_dense() {
+        layer.check_fits(cfg)?;
+        image::pack_layer_dense(cfg, layer, &mac_weights(cfg, layer))
+    } else {
+        image::pack_layer(cfg, layer)
+    }
 }
 
 /// Accumulators (before bias) for `tokens` activation vectors `x` (`[tokens][inputs]`), as

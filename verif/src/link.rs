@@ -8,8 +8,8 @@
 //! buffer words, so resending it after a lost reply writes the same words again: retries are
 //! idempotent.
 
-use smartdeal_core::image::{check_activations, pack_activations, pack_layer, RunImage, Word};
-use smartdeal_core::{AccelConfig, FcLayer, WeightRequant};
+use smartdeal_core::image::{check_activations, pack_activations, RunImage, Word};
+use smartdeal_core::{AccelConfig, FcLayer, WeightFormat, WeightRequant};
 use smartdeal_gen::board::proto::{self, cmd, err, flag};
 use smartdeal_gen::board::BoardLink;
 use smartdeal_gen::hw::host_if::op;
@@ -135,7 +135,7 @@ pub fn run_load_groups(cfg: &AccelConfig, run: &RunImage) -> Vec<Vec<Cmd>> {
             .enumerate()
             .map(|(i, w)| word_cmds(op::WR_B, i, w)),
     );
-    if cfg.weight_requant == WeightRequant::Int8 {
+    if cfg.has_wshift() {
         g.extend(
             run.wshift
                 .iter()
@@ -214,6 +214,8 @@ pub struct DeviceInfo {
     pub exp_bits: u32,
     pub acc_bits: u32,
     pub weight_requant: WeightRequant,
+    /// SmartDeal or the dense int8 baseline.
+    pub weight_format: WeightFormat,
     pub rows_per_block: u32,
     pub act_depth: u32,
     pub coef_depth: u32,
@@ -239,6 +241,7 @@ impl DeviceInfo {
             exp_bits: 0,
             acc_bits: 0,
             weight_requant: WeightRequant::Int8,
+            weight_format: WeightFormat::Smartdeal,
             rows_per_block: 0,
             act_depth: 0,
             coef_depth: 0,
@@ -272,6 +275,18 @@ impl DeviceInfo {
         let u16at = |i: usize| u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&p[3..11]);
+        // Weight mode byte (docs/protocol.md): 0 SmartDeal int8, 1 SmartDeal exact, 2 dense.
+        let (weight_requant, weight_format) = match p[16] {
+            0 => (WeightRequant::Int8, WeightFormat::Smartdeal),
+            1 => (WeightRequant::Exact, WeightFormat::Smartdeal),
+            2 => (WeightRequant::Int8, WeightFormat::Dense),
+            other => {
+                return Err(LinkError::BadReply {
+                    request: "IDENTIFY",
+                    why: format!("unknown weight mode {other}"),
+                })
+            }
+        };
         Ok(DeviceInfo {
             version: p[2],
             fingerprint: u64::from_be_bytes(fp),
@@ -280,11 +295,8 @@ impl DeviceInfo {
             basis_bits: u32::from(p[13]),
             exp_bits: u32::from(p[14]),
             acc_bits: u32::from(p[15]),
-            weight_requant: if p[16] == 0 {
-                WeightRequant::Int8
-            } else {
-                WeightRequant::Exact
-            },
+            weight_requant,
+            weight_format,
             rows_per_block: u16at(17),
             act_depth: u16at(19),
             coef_depth: u16at(21),
@@ -319,6 +331,12 @@ impl DeviceInfo {
             .filter(|(_, d, h)| d != h)
             .map(|(n, d, h)| format!("{n}: device {d}, config {h}"))
             .collect();
+        if self.weight_format != cfg.weight_format {
+            diffs.push(format!(
+                "weight_format: device {:?}, config {:?}",
+                self.weight_format, cfg.weight_format
+            ));
+        }
         if self.weight_requant != cfg.weight_requant {
             diffs.push(format!(
                 "weight_requant: device {:?}, config {:?}",
@@ -673,18 +691,25 @@ impl<T: Transport> Board<T> {
             )));
         }
         check_activations(&self.cfg, x).map_err(LinkError::Input)?;
-        let runs = pack_layer(&self.cfg, layer)?;
+        let runs = crate::golden::pack_for(&self.cfg, layer)?;
         let loads: Vec<Vec<Vec<Cmd>>> =
             runs.iter().map(|r| run_load_groups(&self.cfg, r)).collect();
         let mut y = vec![0i8; x.len() / n * layer.outputs as usize];
         for (t, xt) in x.chunks(n).enumerate() {
-            let acts: Vec<Vec<Cmd>> = pack_activations(&self.cfg, layer, xt)
-                .iter()
-                .enumerate()
-                .map(|(r, w)| word_cmds(op::WR_ACT, r, w))
-                .collect();
-            self.write_groups(&acts, "activation loading")?;
+            let acts = pack_activations(&self.cfg, layer, xt);
+            let mut loaded = None;
             for (run, load) in runs.iter().zip(&loads) {
+                // Input-tiled layers read one chunk of rows per run (RunImage::act_rows).
+                if loaded.as_ref() != Some(&run.act_rows) {
+                    let rows = run.act_rows.start as usize..run.act_rows.end as usize;
+                    let cmds: Vec<Vec<Cmd>> = acts[rows]
+                        .iter()
+                        .enumerate()
+                        .map(|(a, w)| word_cmds(op::WR_ACT, a, w))
+                        .collect();
+                    self.write_groups(&cmds, "activation loading")?;
+                    loaded = Some(run.act_rows.clone());
+                }
                 self.write_groups(load, "buffer loading")?;
                 let last = (run.coef.len() - 1) as u16;
                 self.run(last, run.relu)?;
@@ -694,6 +719,9 @@ impl<T: Transport> Board<T> {
                 }
                 self.stats.runs += 1;
                 self.stats.run_cycles += u64::from(s.cycles);
+                if run.channels == 0 {
+                    continue; // an input chunk that only accumulates
+                }
                 let out = self.read(0, run.channels as u16)?;
                 let base = t * layer.outputs as usize + run.first_channel as usize;
                 for (k, b) in out.into_iter().enumerate() {

@@ -45,6 +45,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             b_depth: 1 << rng.gen_range(3..=7),
             out_depth: (lanes.next_power_of_two()) << rng.gen_range(0..=3),
             weight_requant: mode,
+            weight_format: smartdeal_core::WeightFormat::Smartdeal,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);
@@ -128,8 +129,13 @@ impl LayerCase {
 /// output buffers (so layers split into several runs), densities 0..=1 with the endpoints
 /// favoured, extreme exponents and basis values.
 pub fn layer_case(cfg: &AccelConfig) -> impl Strategy<Value = LayerCase> {
-    // Rows are limited by the activation buffer and by one tile's stream entries.
-    let max_in = (3 * cfg.act_depth.min(cfg.coef_depth)).min(150);
+    // Rows within the activation buffer and one tile's stream entries (no input tiling).
+    layer_case_up_to(cfg, (3 * cfg.act_depth.min(cfg.coef_depth)).min(150))
+}
+
+/// Like [`layer_case`], with up to `max_in` inputs: beyond `3 · act_depth` the host tiles the
+/// inputs (`image::pack_layer`).
+pub fn layer_case_up_to(cfg: &AccelConfig, max_in: u32) -> impl Strategy<Value = LayerCase> {
     let max_out = (2 * cfg.out_depth).clamp(1, 40);
     let density = prop_oneof![
         1 => Just(0.0),

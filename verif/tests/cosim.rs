@@ -8,11 +8,13 @@
 
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use smartdeal_core::random::{random_activations, random_layer, RandomLayerSpec};
-use smartdeal_core::AccelConfig;
+use smartdeal_core::{AccelConfig, FcLayer};
 use smartdeal_gen::{Fault, GenOptions};
 use smartdeal_verif::cosim::Accel;
-use smartdeal_verif::golden;
-use smartdeal_verif::strategies::{layer_case, random_config, test_seed, LayerCase};
+use smartdeal_verif::strategies::{
+    layer_case, layer_case_up_to, random_config, test_seed, LayerCase,
+};
+use smartdeal_verif::{golden, naive};
 use std::cell::RefCell;
 use std::path::PathBuf;
 
@@ -33,6 +35,22 @@ fn failure_dir() -> PathBuf {
 }
 
 fn cosim_config(cfg: AccelConfig) {
+    cosim_against(cfg, golden::run_layer)
+}
+
+fn cosim_against(cfg: AccelConfig, reference: fn(&AccelConfig, &FcLayer, &[i8]) -> Vec<i8>) {
+    let strategy = layer_case(&cfg);
+    cosim_cases(cfg, reference, strategy)
+}
+
+/// Co-simulates `cfg` against `reference` (the golden model, or for the dense baseline the naive
+/// model, which shares no weight code with the host's decompression in `golden::pack_for`) on
+/// cases drawn from `strategy`.
+fn cosim_cases(
+    cfg: AccelConfig,
+    reference: fn(&AccelConfig, &FcLayer, &[i8]) -> Vec<i8>,
+    strategy: impl proptest::strategy::Strategy<Value = LayerCase>,
+) {
     let seed = test_seed();
     eprintln!(
         "cosim {}: seed {seed} (set SMARTDEAL_TEST_SEED to change), {} cases\n{}",
@@ -53,9 +71,9 @@ fn cosim_config(cfg: AccelConfig) {
         ..Config::default()
     });
     let checked = RefCell::new(0u64);
-    let result = runner.run(&layer_case(&cfg), |case: LayerCase| {
+    let result = runner.run(&strategy, |case: LayerCase| {
         let (layer, x) = case.build(&cfg);
-        let want = golden::run_layer(&cfg, &layer, &x);
+        let want = reference(&cfg, &layer, &x);
         let mut a = accel.borrow_mut();
         a.reset();
         let got = a.run_layer(&layer, &x);
@@ -123,6 +141,59 @@ fn cosim_matches_golden_random_config_3() {
     cosim_config(random_config(test_seed(), 3));
 }
 
+/// The dense int8 baseline (same lanes and buffers, int8 weights in the stream, plain
+/// multipliers) computes exactly what the SmartDeal accelerator computes for the same layer.
+#[test]
+fn cosim_dense_baseline_tiny_matches_the_naive_model() {
+    cosim_against(
+        AccelConfig::preset("tiny").unwrap().dense_baseline(),
+        naive::run_layer,
+    );
+}
+
+#[test]
+fn cosim_dense_baseline_icebreaker_matches_the_naive_model() {
+    cosim_against(
+        AccelConfig::preset("icebreaker").unwrap().dense_baseline(),
+        naive::run_layer,
+    );
+}
+
+#[test]
+fn cosim_dense_baseline_random_config_matches_the_naive_model() {
+    cosim_against(
+        random_config(test_seed(), 4).dense_baseline(),
+        naive::run_layer,
+    );
+}
+
+/// A small activation buffer (8 rows = 24 inputs) and stream (16 entries) against layers of up
+/// to 150 inputs: the host tiles the inputs into chunks, the accumulators carry over between the
+/// chunk runs, and the outputs still equal the golden model's, for SmartDeal and the dense
+/// baseline.
+fn input_tiling_config() -> AccelConfig {
+    let mut cfg = AccelConfig::preset("tiny").unwrap();
+    cfg.name = "tiny-act8".into();
+    cfg.act_depth = 8;
+    cfg.coef_depth = 16;
+    cfg.validate().unwrap();
+    cfg
+}
+
+#[test]
+fn cosim_input_tiled_layers_match_golden() {
+    let cfg = input_tiling_config();
+    let s = layer_case_up_to(&cfg, 150);
+    cosim_cases(cfg, golden::run_layer, s);
+}
+
+#[test]
+fn cosim_input_tiled_layers_on_the_dense_baseline_match_the_naive_model() {
+    let cfg = input_tiling_config().dense_baseline();
+    let s = layer_case_up_to(&cfg, 150);
+    cosim_cases(cfg, naive::run_layer, s);
+}
+
 /// The harness can fail: a generator with one dropped negation carry in the rebuild engine must
 /// produce mismatches on dense random layers.
 #[test]
@@ -179,4 +250,37 @@ fn absent_rows_cost_no_cycles() {
         );
     }
     eprintln!("pipeline latency per run: {} cycles", latency.unwrap());
+}
+
+/// The dense baseline streams every row whatever the row density, with the SmartDeal
+/// accelerator's pipeline latency: the speed-up of skipping absent rows is 1 / row density.
+#[test]
+fn dense_baseline_streams_every_row_with_the_same_latency() {
+    let sd = AccelConfig::preset("tiny").unwrap();
+    let dense = sd.dense_baseline();
+    let mut a = Accel::new(&sd, &Default::default()).expect("simulator");
+    let mut d = Accel::new(&dense, &Default::default()).expect("dense simulator");
+    let (inputs, outputs) = (96u32, 8u32); // 32 rows, 2 tiles
+    for density in [0.25, 0.5, 1.0] {
+        let spec = RandomLayerSpec::for_config(&sd, inputs, outputs, density, 5);
+        let layer = random_layer(&spec);
+        let x = random_activations(sd.act_bits, 1, inputs as usize, 5);
+        let (ys, ss) = a.run_layer(&layer, &x).expect("run");
+        let (yd, sdn) = d.run_layer(&layer, &x).expect("dense run");
+        assert_eq!(yd, ys, "density {density}: dense != SmartDeal");
+        assert_eq!(
+            sdn.entries,
+            2 * 32,
+            "density {density}: one entry per row and tile"
+        );
+        assert_eq!(
+            sdn.run_cycles - sdn.entries,
+            ss.run_cycles - ss.entries,
+            "density {density}: pipeline latency differs"
+        );
+        eprintln!(
+            "density {density}: SmartDeal {} cycles, dense {} cycles",
+            ss.run_cycles, sdn.run_cycles
+        );
+    }
 }

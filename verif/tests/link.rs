@@ -355,6 +355,7 @@ impl Loop {
             clock_hz: cpb * 100_000,
             baud: 100_000,
             timeout_us: 1_000,
+            led_active_low: 0,
         };
         link.validate().unwrap();
         let rx = uart_rx::module(&cfg, &link);
@@ -563,4 +564,85 @@ fn driver_retries_corrupted_frames() {
         s.err_count, 2,
         "the CRC and length errors were counted: {s:?}"
     );
+}
+
+/// The dense int8 baseline behind the same board top: IDENTIFY reports its weight format, a host
+/// configured for the SmartDeal accelerator is refused with that field named, and the host's
+/// decompressed int8 weights give the naive model's outputs through the UART.
+#[test]
+fn dense_baseline_board_identifies_itself_and_matches_the_naive_model() {
+    use smartdeal_core::random::{random_activations, random_layer};
+    use smartdeal_core::WeightFormat;
+    let dense = tiny().dense_baseline();
+    let link = BoardLink::simulation();
+    let b = SimBoard::new(&dense, &link).expect("build the dense board");
+    let o = LinkOptions::for_link(&link);
+    let err = match Board::connect(b, &tiny(), o.clone()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a SmartDeal host config was accepted by the dense board"),
+    };
+    assert!(err.contains("weight_format"), "{err}");
+    let b = SimBoard::new(&dense, &link).expect("build the dense board");
+    let mut board = Board::connect(b, &dense, o).expect("connect");
+    assert_eq!(board.info().weight_format, WeightFormat::Dense);
+    for seed in 0..4u64 {
+        let (inputs, outputs) = (10 + 13 * seed as u32, 3 + 5 * seed as u32);
+        let spec = RandomLayerSpec::for_config(&dense, inputs, outputs, 0.5, seed);
+        let layer = random_layer(&spec);
+        let x = random_activations(dense.act_bits, 2, inputs as usize, seed);
+        let want = smartdeal_verif::naive::run_layer(&dense, &layer, &x);
+        assert_eq!(
+            board.run_layer(&layer, &x).expect("run"),
+            want,
+            "seed {seed}"
+        );
+    }
+}
+
+/// `led_active_low` inverts exactly the named LED pins (the iCEBreaker's red and green LEDs are
+/// lit by a low pin): after a run, busy (bit 0) is 0 and done (bit 1) is 1 as signals, so the
+/// inverted pins read 1 and 0, and the active-high link-error and frame LEDs are unchanged.
+#[test]
+fn active_low_leds_are_inverted_on_the_pins() {
+    use smartdeal_core::random::{random_activations, random_layer};
+    let cfg = tiny();
+    let link = BoardLink {
+        led_active_low: 0b0011,
+        ..BoardLink::simulation()
+    };
+    let b = SimBoard::new(&cfg, &link).expect("build the board");
+    let mut board = Board::connect(b, &cfg, LinkOptions::for_link(&link)).expect("connect");
+    let layer = random_layer(&RandomLayerSpec::for_config(&cfg, 12, 4, 1.0, 3));
+    let x = random_activations(cfg.act_bits, 1, 12, 3);
+    assert_eq!(
+        board.run_layer(&layer, &x).unwrap(),
+        golden::run_layer(&cfg, &layer, &x)
+    );
+    let mut b = board.into_transport();
+    b.idle(64);
+    assert_eq!(
+        b.leds() & 0b0111,
+        0b0001,
+        "busy pin high (off), done pin low (lit), no error"
+    );
+}
+
+/// Input tiling over the link: a layer of 800 inputs (267 Ce rows, more than tiny's 256) runs in
+/// two chunk runs per output tile, the driver reloading each chunk's activations, and equals the
+/// golden model.
+#[test]
+fn sim_board_runs_an_input_tiled_layer() {
+    use smartdeal_core::random::{random_activations, random_layer};
+    let cfg = tiny();
+    let (b, o) = board();
+    let mut board = Board::connect(b, &cfg, o).expect("connect");
+    let layer = random_layer(&RandomLayerSpec::for_config(&cfg, 800, 6, 0.6, 9));
+    assert!(layer.rows() > cfg.act_depth as usize);
+    let x = random_activations(cfg.act_bits, 1, 800, 9);
+    assert_eq!(
+        board.run_layer(&layer, &x).expect("run"),
+        golden::run_layer(&cfg, &layer, &x)
+    );
+    // 2 tiles × 2 chunks.
+    assert_eq!(board.stats().runs, 4);
 }

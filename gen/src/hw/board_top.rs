@@ -32,7 +32,11 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
     let clk = m.input("clk_i", u(1), "board clock");
     let rx_pin = m.input("uart_rx_i", u(1), "UART from the host (idle high)");
     let tx_pin = m.output("uart_tx_o", u(1), "UART to the host (idle high)");
-    let led_o = m.output("led_o", u(4), "status LEDs, active high");
+    let led_o = m.output(
+        "led_o",
+        u(crate::board::LED_COUNT),
+        "status LEDs (bits in led_active_low are inverted for active-low LEDs)",
+    );
 
     m.comment("Power-on reset: no reset value on purpose, the bitstream starts it at 0");
     let por = m.reg(
@@ -142,6 +146,15 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
         ],
     );
     m.assign(&tx_pin, tx_line);
-    m.assign(&led_o, Expr::concat(vec![frame, err_seen, done, busy]));
+    let leds = Expr::concat(vec![frame, err_seen, done, busy]);
+    let leds = if link.led_active_low == 0 {
+        leds
+    } else {
+        leds.xor(Expr::lit(
+            u128::from(link.led_active_low),
+            crate::board::LED_COUNT,
+        ))
+    };
+    m.assign(&led_o, leds);
     m
 }

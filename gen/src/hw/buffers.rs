@@ -32,15 +32,13 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
         },
         Buffer {
             name: "sd_coef_buf",
-            doc: "coefficient stream: one entry per present row of one tile",
+            doc: if cfg.is_dense() {
+                "weight stream (dense baseline): one entry per row of one tile, all lanes' int8 weights"
+            } else {
+                "coefficient stream: one entry per present row of one tile"
+            },
             width: cfg.coef_word_bits(),
             depth: cfg.coef_depth,
-        },
-        Buffer {
-            name: "sd_b_buf",
-            doc: "basis buffer: the B of all lanes for one block of one tile",
-            width: cfg.b_word_bits(),
-            depth: cfg.b_depth,
         },
         Buffer {
             name: "sd_oparam_buf",
@@ -55,7 +53,18 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
             depth: cfg.out_depth,
         },
     ];
-    if cfg.weight_requant == smartdeal_core::WeightRequant::Int8 {
+    if cfg.has_basis() {
+        v.insert(
+            2,
+            Buffer {
+                name: "sd_b_buf",
+                doc: "basis buffer: the B of all lanes for one block of one tile",
+                width: cfg.b_word_bits(),
+                depth: cfg.b_depth,
+            },
+        );
+    }
+    if cfg.has_wshift() {
         v.insert(
             3,
             Buffer {

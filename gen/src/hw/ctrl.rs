@@ -4,7 +4,7 @@
 use super::{config_line, u};
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::image::CoefLayout;
-use smartdeal_core::{AccelConfig, WeightRequant};
+use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_ctrl";
 
@@ -37,16 +37,21 @@ pub fn module(cfg: &AccelConfig) -> Module {
     );
     let raddr_o = m.output("coef_raddr_o", u(caw), "S0: stream read address");
     let act_o = m.output("act_raddr_o", u(cfg.act_addr_bits()), "S1: activation row");
-    let b_o = m.output("b_raddr_o", u(cfg.b_addr_bits()), "S1: basis word");
-    let ws_o = match cfg.weight_requant {
-        WeightRequant::Int8 => Some(m.output(
+    let b_o = cfg
+        .has_basis()
+        .then(|| m.output("b_raddr_o", u(cfg.b_addr_bits()), "S1: basis word"));
+    let ws_o = cfg.has_wshift().then(|| {
+        m.output(
             "wshift_raddr_o",
             u(cfg.wshift_addr_bits()),
             "S1: weight-shift word (the tile)",
-        )),
-        WeightRequant::Exact => None,
-    };
-    let codes_o = m.output("codes_o", u(cb), "S2: all lanes' Ce rows");
+        )
+    });
+    let codes_o = m.output(
+        "codes_o",
+        u(cb),
+        "S2: all lanes' Ce rows (dense baseline: int8 weights)",
+    );
     let acc_en_o = m.output("acc_en_o", u(1), "S4: accumulate");
     let first_o = m.output("first_o", u(1), "S4: first entry of a tile");
     let load_o = m.output(
@@ -98,7 +103,9 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let first1 = m.wire("first1", v1.clone().and(rdata.bit(lay.first_bit)), "");
     let last1 = m.wire("last1", v1.clone().and(rdata.bit(lay.last_bit)), "");
     m.assign(&act_o, rdata.field(lay.row_lo, cfg.act_addr_bits()));
-    m.assign(&b_o, rdata.field(lay.bsel_lo, cfg.b_addr_bits()));
+    if let Some(b_o) = b_o {
+        m.assign(&b_o, rdata.field(lay.bsel_lo, cfg.bsel_bits()));
+    }
     if let Some(ws_o) = ws_o {
         let waw = cfg.wshift_addr_bits();
         let tile = m.reg("tile", u(waw), Reset::To(0), "tile of the S1 entry");

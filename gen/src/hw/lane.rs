@@ -11,6 +11,77 @@ pub fn product_bits(cfg: &AccelConfig) -> u32 {
     cfg.act_bits + cfg.mac_weight_bits()
 }
 
+/// The dense baseline's lane: the stream brings three int8 weights, registered for S3 so the
+/// pipeline timing equals the SmartDeal lane's (the controller is shared), then 3 multiplies and
+/// the same accumulator.
+pub fn dense_module(cfg: &AccelConfig) -> Module {
+    assert!(cfg.is_dense(), "dense_module takes a dense config");
+    let ab = cfg.act_bits;
+    let acc = cfg.acc_bits;
+    let pb = product_bits(cfg);
+    let mut m = Module::new(
+        NAME,
+        "One output channel of the dense int8 baseline: registers the row's three int8 weights\n\
+         (stage S2, in place of the rebuild engine), multiplies them by the row's three\n\
+         activations (S3), and accumulates (S4; first_i starts a new output tile).",
+        &config_line(cfg),
+    );
+    m.clock_reset();
+    let wi = m.input(
+        "w_i",
+        u(24),
+        "S2: this lane's int8 weights w[3r+j] at [j*8 +: 8]",
+    );
+    let x = m.input(
+        "x_i",
+        u(3 * ab),
+        "S3: activations x[3r+j] at [j*act_bits +: act_bits]",
+    );
+    let acc_en = m.input(
+        "acc_en_i",
+        u(1),
+        "S4: a valid entry reaches the accumulator",
+    );
+    let first = m.input("first_i", u(1), "S4: first entry of an output tile");
+    let acc_o = m.output("acc_o", u(acc), "accumulator (signed)");
+    let w_q = m.reg_next("w", wi, None, Reset::None, "S3: the row's weights");
+    m.comment("S3: multiply");
+    let mut prods = Vec::new();
+    for j in 0..3 {
+        let wj = signed_net(&mut m, &format!("w{j}"), w_q.field(j * 8, 8), "int8 weight");
+        let xj = signed_net(&mut m, &format!("x{j}"), x.field(j * ab, ab), "");
+        // act_bits × 8 → product_bits, as in the SmartDeal lane.
+        let p = xj.sext(pb).mul(wj.sext(pb));
+        prods.push(m.reg_next(&format!("p{j}"), p, None, Reset::None, "S4: product"));
+    }
+    accumulate(&mut m, cfg, &prods, acc_en, first, &acc_o);
+    m
+}
+
+/// S4, shared by both lanes: `acc = first ? sum : acc + sum` of the row's three products.
+fn accumulate(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    prods: &[Expr],
+    en: Expr,
+    first: Expr,
+    out: &Expr,
+) {
+    let acc = cfg.acc_bits;
+    m.comment("S4: accumulate");
+    // product_bits → acc_bits; the sum of three products cannot overflow acc_bits (validated).
+    let sum = prods
+        .iter()
+        .map(|p| p.as_signed().sext(acc))
+        .reduce(Expr::add)
+        .expect("three products");
+    let sum = m.wire("sum", sum, "sum of the row's three products");
+    let acc_q = m.reg("acc", Ty::u(acc), Reset::To(0), "accumulator");
+    let next = Expr::mux(first, sum.clone(), acc_q.clone().add(sum));
+    m.set_d(&acc_q, next, Some(en));
+    m.assign(out, acc_q);
+}
+
 pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) -> Module {
     let bb = cfg.basis_bits;
     let rb = cfg.rebuild_bits();
@@ -87,17 +158,6 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
         prods.push(m.reg_next(&format!("p{j}"), p, None, Reset::None, "S4: product"));
     }
 
-    m.comment("S4: accumulate");
-    // product_bits → acc_bits; the sum of three products cannot overflow acc_bits (validated).
-    let sum = prods
-        .iter()
-        .map(|p| p.as_signed().sext(acc))
-        .reduce(Expr::add)
-        .expect("three products");
-    let sum = m.wire("sum", sum, "sum of the row's three products");
-    let acc_q = m.reg("acc", Ty::u(acc), Reset::To(0), "accumulator");
-    let next = Expr::mux(first, sum.clone(), acc_q.clone().add(sum));
-    m.set_d(&acc_q, next, Some(acc_en));
-    m.assign(&acc_o, acc_q);
+    accumulate(&mut m, cfg, &prods, acc_en, first, &acc_o);
     m
 }

@@ -8,6 +8,13 @@ use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_out_requant";
 
+/// Signed operand widths of the O2 multiplier after Yosys drops the sign-extension copies:
+/// `acc + bias` (sb bits) × the unsigned 16-bit M (Yosys sees its zero-extension bit is 0; measured:
+/// 3 SB_MAC16 on iCE40, 2 MULT18X18D on ECP5 for 33 × 16).
+pub fn multiplier_widths(cfg: &AccelConfig) -> (u32, u32) {
+    (cfg.acc_bits.max(BIAS_BITS) + 1, OUT_MULT_BITS)
+}
+
 pub fn module(cfg: &AccelConfig) -> Module {
     let ab = cfg.acc_bits;
     let oaw = cfg.out_addr_bits();

@@ -3,7 +3,7 @@
 use super::buffers::Buffer;
 use super::{config_line, u};
 use crate::ir::{Expr, Module, Reset};
-use smartdeal_core::{AccelConfig, WeightRequant};
+use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_top";
 
@@ -111,15 +111,20 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
             "address bits above the deepest buffer",
         );
     }
-    if cfg.weight_requant == WeightRequant::Exact {
-        m.unused(wes["wshift"].clone(), "exact mode has no weight shifts");
+    if !cfg.has_wshift() {
+        m.unused(
+            wes["wshift"].clone(),
+            "exact mode and the dense baseline have no weight shifts",
+        );
+    }
+    if !cfg.has_basis() {
+        m.unused(wes["b"].clone(), "the dense baseline has no basis buffer");
     }
 
     m.comment("Controller");
     let coef_raddr = m.out_wire("coef_raddr", u(cfg.coef_addr_bits()), "");
     let coef_rdata = m.out_wire("coef_rdata", u(cfg.coef_word_bits()), "");
     let act_raddr = m.out_wire("act_raddr", u(cfg.act_addr_bits()), "");
-    let b_raddr = m.out_wire("b_raddr", u(cfg.b_addr_bits()), "");
     let codes = m.out_wire("codes", u(cfg.coef_codes_bits()), "S2 codes of all lanes");
     let acc_en = m.out_wire("acc_en", u(1), "");
     let first = m.out_wire("first", u(1), "");
@@ -138,7 +143,6 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         ("out_busy_i", out_busy.clone()),
         ("coef_raddr_o", coef_raddr.clone()),
         ("act_raddr_o", act_raddr.clone()),
-        ("b_raddr_o", b_raddr.clone()),
         ("codes_o", codes.clone()),
         ("acc_en_o", acc_en.clone()),
         ("first_o", first.clone()),
@@ -147,13 +151,16 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         ("done_o", done.clone()),
         ("cycles_o", cycles.clone()),
     ];
-    let wshift_raddr = if cfg.weight_requant == WeightRequant::Int8 {
+    let b_raddr = cfg.has_basis().then(|| {
+        let w = m.out_wire("b_raddr", u(cfg.b_addr_bits()), "");
+        ctrl_conns.push(("b_raddr_o", w.clone()));
+        w
+    });
+    let wshift_raddr = cfg.has_wshift().then(|| {
         let w = m.out_wire("wshift_raddr", u(cfg.wshift_addr_bits()), "");
         ctrl_conns.push(("wshift_raddr_o", w.clone()));
-        Some(w)
-    } else {
-        None
-    };
+        w
+    });
     m.instance(p.ctrl, "u_ctrl", ctrl_conns);
 
     m.comment("Buffers");
@@ -181,8 +188,8 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
                 let raddr = match short {
                     "act" => act_raddr.clone(),
                     "coef" => coef_raddr.clone(),
-                    "b" => b_raddr.clone(),
-                    "wshift" => wshift_raddr.clone().expect("int8 mode"),
+                    "b" => b_raddr.clone().expect("has_basis"),
+                    "wshift" => wshift_raddr.clone().expect("has_wshift"),
                     "oparam" => oparam_raddr.clone(),
                     other => unreachable!("buffer {other}"),
                 };
@@ -225,14 +232,18 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         let mut conns = vec![
             ("clk_i", clk.clone()),
             ("rst_ni", rst.clone()),
-            ("b_i", rdata["b"].field(lane * bb9, bb9)),
-            ("ce_i", codes.field(lane * ce, ce)),
             ("x_i", x_q.clone()),
             ("acc_en_i", acc_en.clone()),
             ("first_i", first.clone()),
             ("acc_o", acc.clone()),
         ];
-        if cfg.weight_requant == WeightRequant::Int8 {
+        if cfg.is_dense() {
+            conns.push(("w_i", codes.field(lane * ce, ce)));
+        } else {
+            conns.push(("b_i", rdata["b"].field(lane * bb9, bb9)));
+            conns.push(("ce_i", codes.field(lane * ce, ce)));
+        }
+        if cfg.has_wshift() {
             let wsb = cfg.wshift_bits();
             conns.push(("wshift_i", rdata["wshift"].field(lane * wsb, wsb)));
         }

@@ -37,7 +37,6 @@ module sd_top (
   wire [8:0] coef_raddr;
   wire [29:0] coef_rdata;
   wire [6:0] act_raddr;
-  wire [5:0] b_raddr;
   wire [14:0] codes;  // S2 codes of all lanes
   wire acc_en;
   wire first;
@@ -46,6 +45,7 @@ module sd_top (
   wire out_busy;
   wire done;
   wire [31:0] cycles;
+  wire [5:0] b_raddr;
   wire [6:0] wshift_raddr;
   wire [6:0] oparam_raddr;
   wire out_valid;
@@ -98,7 +98,6 @@ module sd_top (
     .out_busy_i     (out_busy),
     .coef_raddr_o   (coef_raddr),
     .act_raddr_o    (act_raddr),
-    .b_raddr_o      (b_raddr),
     .codes_o        (codes),
     .acc_en_o       (acc_en),
     .first_o        (first),
@@ -106,6 +105,7 @@ module sd_top (
     .busy_o         (busy),
     .done_o         (done),
     .cycles_o       (cycles),
+    .b_raddr_o      (b_raddr),
     .wshift_raddr_o (wshift_raddr)
   );
 
@@ -164,12 +164,12 @@ module sd_top (
   sd_lane u_lane0 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata),
-    .ce_i     (codes),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc0),
+    .b_i      (b_rdata),
+    .ce_i     (codes),
     .wshift_i (wshift_rdata)
   );
 

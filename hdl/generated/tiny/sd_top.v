@@ -36,7 +36,6 @@ module sd_top (
   wire [9:0] coef_raddr;
   wire [76:0] coef_rdata;
   wire [7:0] act_raddr;
-  wire [6:0] b_raddr;
   wire [59:0] codes;  // S2 codes of all lanes
   wire acc_en;
   wire first;
@@ -45,6 +44,7 @@ module sd_top (
   wire out_busy;
   wire done;
   wire [31:0] cycles;
+  wire [6:0] b_raddr;
   wire [5:0] wshift_raddr;
   wire [7:0] oparam_raddr;
   wire out_valid;
@@ -99,7 +99,6 @@ module sd_top (
     .out_busy_i     (out_busy),
     .coef_raddr_o   (coef_raddr),
     .act_raddr_o    (act_raddr),
-    .b_raddr_o      (b_raddr),
     .codes_o        (codes),
     .acc_en_o       (acc_en),
     .first_o        (first),
@@ -107,6 +106,7 @@ module sd_top (
     .busy_o         (busy),
     .done_o         (done),
     .cycles_o       (cycles),
+    .b_raddr_o      (b_raddr),
     .wshift_raddr_o (wshift_raddr)
   );
 
@@ -165,45 +165,45 @@ module sd_top (
   sd_lane u_lane0 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[71:0]),
-    .ce_i     (codes[14:0]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc0),
+    .b_i      (b_rdata[71:0]),
+    .ce_i     (codes[14:0]),
     .wshift_i (wshift_rdata[3:0])
   );
   sd_lane u_lane1 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[143:72]),
-    .ce_i     (codes[29:15]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc1),
+    .b_i      (b_rdata[143:72]),
+    .ce_i     (codes[29:15]),
     .wshift_i (wshift_rdata[7:4])
   );
   sd_lane u_lane2 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[215:144]),
-    .ce_i     (codes[44:30]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc2),
+    .b_i      (b_rdata[215:144]),
+    .ce_i     (codes[44:30]),
     .wshift_i (wshift_rdata[11:8])
   );
   sd_lane u_lane3 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[287:216]),
-    .ce_i     (codes[59:45]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc3),
+    .b_i      (b_rdata[287:216]),
+    .ce_i     (codes[59:45]),
     .wshift_i (wshift_rdata[15:12])
   );
 

@@ -19,7 +19,7 @@ module sd_ctrl (
   output wire [9:0]   act_raddr_o,  // S1: activation row
   output wire [8:0]   b_raddr_o,  // S1: basis word
   output wire [5:0]   wshift_raddr_o,  // S1: weight-shift word (the tile)
-  output wire [239:0] codes_o,  // S2: all lanes' Ce rows
+  output wire [239:0] codes_o,  // S2: all lanes' Ce rows (dense baseline: int8 weights)
   output wire         acc_en_o,  // S4: accumulate
   output wire         first_o,  // S4: first entry of a tile
   output wire         drain_load_o,  // S5: the tile's accumulators are final

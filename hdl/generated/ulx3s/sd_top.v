@@ -36,7 +36,6 @@ module sd_top (
   wire [11:0] coef_raddr;
   wire [260:0] coef_rdata;
   wire [9:0] act_raddr;
-  wire [8:0] b_raddr;
   wire [239:0] codes;  // S2 codes of all lanes
   wire acc_en;
   wire first;
@@ -45,6 +44,7 @@ module sd_top (
   wire out_busy;
   wire done;
   wire [31:0] cycles;
+  wire [8:0] b_raddr;
   wire [5:0] wshift_raddr;
   wire [9:0] oparam_raddr;
   wire out_valid;
@@ -111,7 +111,6 @@ module sd_top (
     .out_busy_i     (out_busy),
     .coef_raddr_o   (coef_raddr),
     .act_raddr_o    (act_raddr),
-    .b_raddr_o      (b_raddr),
     .codes_o        (codes),
     .acc_en_o       (acc_en),
     .first_o        (first),
@@ -119,6 +118,7 @@ module sd_top (
     .busy_o         (busy),
     .done_o         (done),
     .cycles_o       (cycles),
+    .b_raddr_o      (b_raddr),
     .wshift_raddr_o (wshift_raddr)
   );
 
@@ -177,177 +177,177 @@ module sd_top (
   sd_lane u_lane0 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[71:0]),
-    .ce_i     (codes[14:0]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc0),
+    .b_i      (b_rdata[71:0]),
+    .ce_i     (codes[14:0]),
     .wshift_i (wshift_rdata[3:0])
   );
   sd_lane u_lane1 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[143:72]),
-    .ce_i     (codes[29:15]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc1),
+    .b_i      (b_rdata[143:72]),
+    .ce_i     (codes[29:15]),
     .wshift_i (wshift_rdata[7:4])
   );
   sd_lane u_lane2 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[215:144]),
-    .ce_i     (codes[44:30]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc2),
+    .b_i      (b_rdata[215:144]),
+    .ce_i     (codes[44:30]),
     .wshift_i (wshift_rdata[11:8])
   );
   sd_lane u_lane3 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[287:216]),
-    .ce_i     (codes[59:45]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc3),
+    .b_i      (b_rdata[287:216]),
+    .ce_i     (codes[59:45]),
     .wshift_i (wshift_rdata[15:12])
   );
   sd_lane u_lane4 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[359:288]),
-    .ce_i     (codes[74:60]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc4),
+    .b_i      (b_rdata[359:288]),
+    .ce_i     (codes[74:60]),
     .wshift_i (wshift_rdata[19:16])
   );
   sd_lane u_lane5 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[431:360]),
-    .ce_i     (codes[89:75]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc5),
+    .b_i      (b_rdata[431:360]),
+    .ce_i     (codes[89:75]),
     .wshift_i (wshift_rdata[23:20])
   );
   sd_lane u_lane6 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[503:432]),
-    .ce_i     (codes[104:90]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc6),
+    .b_i      (b_rdata[503:432]),
+    .ce_i     (codes[104:90]),
     .wshift_i (wshift_rdata[27:24])
   );
   sd_lane u_lane7 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[575:504]),
-    .ce_i     (codes[119:105]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc7),
+    .b_i      (b_rdata[575:504]),
+    .ce_i     (codes[119:105]),
     .wshift_i (wshift_rdata[31:28])
   );
   sd_lane u_lane8 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[647:576]),
-    .ce_i     (codes[134:120]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc8),
+    .b_i      (b_rdata[647:576]),
+    .ce_i     (codes[134:120]),
     .wshift_i (wshift_rdata[35:32])
   );
   sd_lane u_lane9 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[719:648]),
-    .ce_i     (codes[149:135]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc9),
+    .b_i      (b_rdata[719:648]),
+    .ce_i     (codes[149:135]),
     .wshift_i (wshift_rdata[39:36])
   );
   sd_lane u_lane10 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[791:720]),
-    .ce_i     (codes[164:150]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc10),
+    .b_i      (b_rdata[791:720]),
+    .ce_i     (codes[164:150]),
     .wshift_i (wshift_rdata[43:40])
   );
   sd_lane u_lane11 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[863:792]),
-    .ce_i     (codes[179:165]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc11),
+    .b_i      (b_rdata[863:792]),
+    .ce_i     (codes[179:165]),
     .wshift_i (wshift_rdata[47:44])
   );
   sd_lane u_lane12 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[935:864]),
-    .ce_i     (codes[194:180]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc12),
+    .b_i      (b_rdata[935:864]),
+    .ce_i     (codes[194:180]),
     .wshift_i (wshift_rdata[51:48])
   );
   sd_lane u_lane13 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[1007:936]),
-    .ce_i     (codes[209:195]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc13),
+    .b_i      (b_rdata[1007:936]),
+    .ce_i     (codes[209:195]),
     .wshift_i (wshift_rdata[55:52])
   );
   sd_lane u_lane14 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[1079:1008]),
-    .ce_i     (codes[224:210]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc14),
+    .b_i      (b_rdata[1079:1008]),
+    .ce_i     (codes[224:210]),
     .wshift_i (wshift_rdata[59:56])
   );
   sd_lane u_lane15 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
-    .b_i      (b_rdata[1151:1080]),
-    .ce_i     (codes[239:225]),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
     .acc_o    (acc15),
+    .b_i      (b_rdata[1151:1080]),
+    .ce_i     (codes[239:225]),
     .wshift_i (wshift_rdata[63:60])
   );
 

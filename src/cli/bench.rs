@@ -1,0 +1,419 @@
+//! `smartdeal fpga bench`: the SmartDeal accelerator against its dense int8 baseline on one
+//! board (both built with the same flow, the same lanes and the same buffers), and optionally
+//! the largest lane count that fits the board. Writes `bench.json` and `bench.md`.
+
+use super::fpga::{build_board, config_for_board, over_capacity, BoardArg, DspArg};
+use super::{note, print_out, show, ConfigArgs};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use smartdeal_core::random::{random_layer, RandomLayerSpec};
+use smartdeal_core::AccelConfig;
+use smartdeal_fpga::{Board, BuildReport, BuildStatus};
+use smartdeal_verif::golden;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Target board
+    #[arg(long, value_enum)]
+    pub board: BoardArg,
+    /// Accelerator preset or --config file [default: the board's preset]
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// UART baud rate of the board top
+    #[arg(long, value_name = "BAUD", default_value_t = 115_200)]
+    pub baud: u32,
+    /// Also find the largest lane count of this configuration that places, routes and meets
+    /// timing at the board clock (one full build per candidate: hours on the ECP5)
+    #[arg(long)]
+    pub search_lanes: bool,
+    /// Upper bound for --search-lanes
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_lanes: u32,
+    /// Inputs × outputs of the benchmark layer
+    #[arg(long, value_name = "N", default_value_t = 384)]
+    pub layer_size: u32,
+    /// Row density of the benchmark layer (fraction of Ce rows present)
+    #[arg(long, value_name = "D", default_value_t = 0.3)]
+    pub row_density: f64,
+    /// Seed of the random benchmark layer
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder: one build folder per design, bench.json, bench.md
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// What one layer costs on one design, from the buffer images the host would load.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerCost {
+    /// Bytes of weight data moved to the device: stream entries plus basis and weight-shift
+    /// words (activations and output parameters are the same for both designs and excluded).
+    pub weight_bytes: u64,
+    /// Stream entries (= cycles, one per entry, without the fixed pipeline latency).
+    pub stream_entries: u64,
+    /// Runs the layer is split into (buffer capacity).
+    pub runs: u32,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub design: String,
+    pub config: String,
+    pub lanes: u32,
+    pub status: BuildStatus,
+    pub logic_kind: String,
+    pub logic_used: u64,
+    pub logic_available: u64,
+    pub ff: u64,
+    pub bram: u64,
+    pub bram_available: u64,
+    pub dsp: u64,
+    pub dsp_available: u64,
+    pub fmax_mhz: Option<f64>,
+    pub build_seconds: f64,
+    pub layer: LayerCost,
+    /// `3 × lanes × Fmax / row density` for SmartDeal (absent rows cost no cycle), `3 × lanes ×
+    /// Fmax` for the dense baseline (it streams every row), in MAC/s.
+    pub effective_mac_per_s: Option<f64>,
+    /// `inputs × outputs × Fmax / stream entries`: the same, measured on the packed stream
+    /// (includes padding and the union of row sets across a tile's lanes).
+    pub stream_mac_per_s: Option<f64>,
+    pub report: PathBuf,
+}
+
+/// One candidate of the lane search.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneTrial {
+    pub lanes: u32,
+    /// `ok`, `timing_failed`, `does_not_fit` or `invalid_config`.
+    pub outcome: String,
+    pub detail: String,
+    pub fmax_mhz: Option<f64>,
+    pub logic_percent: Option<f64>,
+}
+
+impl LaneTrial {
+    fn of(lanes: u32, r: &BuildReport, dir: &Path) -> LaneTrial {
+        LaneTrial {
+            lanes,
+            outcome: match r.status {
+                BuildStatus::Ok => "ok",
+                BuildStatus::TimingFailed => "timing_failed",
+                BuildStatus::DoesNotFit => "does_not_fit",
+            }
+            .into(),
+            detail: match r.status {
+                BuildStatus::DoesNotFit => over_capacity(r),
+                _ => format!("report {}", show(&dir.join("report.json"))),
+            },
+            fmax_mhz: r.fmax_mhz(),
+            logic_percent: Some(r.utilization.logic.percent()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaneSearch {
+    pub config: String,
+    pub largest_fitting_lanes: Option<u32>,
+    pub trials: Vec<LaneTrial>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bench {
+    pub board: Board,
+    pub device: String,
+    pub clock_mhz: f64,
+    pub layer_inputs: u32,
+    pub layer_outputs: u32,
+    pub row_density: f64,
+    pub seed: u64,
+    pub rows: Vec<BenchRow>,
+    pub lane_search: Option<LaneSearch>,
+}
+
+pub fn main(a: BenchArgs) -> Result<()> {
+    if !(a.row_density > 0.0 && a.row_density <= 1.0) {
+        bail!("--row-density {} must be in (0, 1]", a.row_density);
+    }
+    if a.max_lanes == 0 {
+        bail!("--max-lanes must be positive");
+    }
+    if a.layer_size == 0 {
+        bail!("--layer-size must be positive");
+    }
+    let board = a.board.board();
+    let sd = config_for_board(a.board, &a.config)?;
+    if sd.is_dense() {
+        bail!(
+            "fpga bench compares a SmartDeal configuration with its dense baseline: drop --dense"
+        );
+    }
+    let dense = sd.dense_baseline();
+    let layer = random_layer(&RandomLayerSpec::for_config(
+        &sd,
+        a.layer_size,
+        a.layer_size,
+        a.row_density,
+        a.seed,
+    ));
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", show(&a.out)))?;
+
+    let mut rows = Vec::new();
+    let mut reports = Vec::new();
+    for (design, cfg) in [("smartdeal", &sd), ("dense-int8", &dense)] {
+        let cost = layer_cost(cfg, &layer)?;
+        let dir = a.out.join(design);
+        let report = build_board(board, cfg, a.baud, None, DspArg::Auto, &dir)?;
+        let density = if cfg.is_dense() { 1.0 } else { a.row_density };
+        rows.push(row(design, cfg, &report, cost, density, a.layer_size, &dir));
+        reports.push(report);
+    }
+    let lane_search = if a.search_lanes {
+        let known = LaneTrial::of(sd.lanes, &reports[0], &a.out.join("smartdeal"));
+        Some(search_lanes(
+            board,
+            &sd,
+            a.baud,
+            a.max_lanes,
+            &a.out,
+            known,
+        )?)
+    } else {
+        None
+    };
+    let bench = Bench {
+        board,
+        device: board.device().into(),
+        clock_mhz: board.clock_mhz(),
+        layer_inputs: a.layer_size,
+        layer_outputs: a.layer_size,
+        row_density: a.row_density,
+        seed: a.seed,
+        rows,
+        lane_search,
+    };
+    let json = a.out.join("bench.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&bench)? + "\n")
+        .with_context(|| format!("cannot write {}", show(&json)))?;
+    let md = markdown(&bench);
+    let md_path = a.out.join("bench.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", show(&md_path)))?;
+    print_out(&md)?;
+    note(&format!("wrote {} and {}", show(&json), show(&md_path)));
+    Ok(())
+}
+
+/// Weight bytes and stream entries of `layer` on `cfg`, from the images the host loads.
+pub fn layer_cost(cfg: &AccelConfig, layer: &smartdeal_core::FcLayer) -> Result<LayerCost> {
+    let runs = golden::pack_for(cfg, layer)
+        .with_context(|| format!("the benchmark layer on config `{}`", cfg.name))?;
+    let bits =
+        |ws: &[smartdeal_core::image::Word]| ws.iter().map(|w| u64::from(w.bits)).sum::<u64>();
+    let weight_bits: u64 = runs
+        .iter()
+        .map(|r| bits(&r.coef) + bits(&r.basis) + bits(&r.wshift))
+        .sum();
+    Ok(LayerCost {
+        weight_bytes: weight_bits.div_ceil(8),
+        stream_entries: runs.iter().map(|r| r.coef.len() as u64).sum(),
+        runs: runs.len() as u32,
+    })
+}
+
+fn row(
+    design: &str,
+    cfg: &AccelConfig,
+    r: &BuildReport,
+    layer: LayerCost,
+    density: f64,
+    size: u32,
+    dir: &Path,
+) -> BenchRow {
+    let u = &r.utilization;
+    let fmax = r.fmax_mhz();
+    let ok = r.status == BuildStatus::Ok;
+    BenchRow {
+        design: design.into(),
+        config: cfg.name.clone(),
+        lanes: cfg.lanes,
+        status: r.status,
+        logic_kind: u.logic.kind.clone(),
+        logic_used: u.logic.used,
+        logic_available: u.logic.available,
+        ff: u.ff.used,
+        bram: u.bram.used,
+        bram_available: u.bram.available,
+        dsp: u.dsp.used,
+        dsp_available: u.dsp.available,
+        fmax_mhz: fmax,
+        build_seconds: r.steps.iter().map(|s| s.seconds).sum(),
+        effective_mac_per_s: fmax
+            .filter(|_| ok)
+            .map(|f| 3.0 * f64::from(cfg.lanes) * f * 1e6 / density),
+        stream_mac_per_s: fmax
+            .filter(|_| ok)
+            .map(|f| f64::from(size) * f64::from(size) * f * 1e6 / layer.stream_entries as f64),
+        layer,
+        report: dir.join("report.json"),
+    }
+}
+
+/// Finds the largest lane count of `base` (all else equal) whose board build succeeds: up from
+/// the configured count by doubling, then bisection between the last success and the first
+/// failure (or down by bisection when the configured count itself fails). `known` is the
+/// configured count's own build.
+fn search_lanes(
+    board: Board,
+    base: &AccelConfig,
+    baud: u32,
+    max_lanes: u32,
+    out: &Path,
+    known: LaneTrial,
+) -> Result<LaneSearch> {
+    let mut trials: Vec<LaneTrial> = vec![known];
+    let mut attempt = |lanes: u32| -> Result<bool> {
+        if let Some(t) = trials.iter().find(|t| t.lanes == lanes) {
+            return Ok(t.outcome == "ok");
+        }
+        let mut cfg = base.clone();
+        cfg.lanes = lanes;
+        cfg.name = format!("{}-{lanes}lanes", base.name);
+        note(&format!("lane search: trying {lanes} lanes"));
+        let trial = match cfg.validate() {
+            Err(e) => LaneTrial {
+                lanes,
+                outcome: "invalid_config".into(),
+                detail: e.to_string(),
+                fmax_mhz: None,
+                logic_percent: None,
+            },
+            Ok(()) => {
+                let dir = out.join(format!("lanes-{lanes}"));
+                let r = build_board(board, &cfg, baud, None, DspArg::Auto, &dir)?;
+                LaneTrial::of(lanes, &r, &dir)
+            }
+        };
+        note(&format!(
+            "lane search: {lanes} lanes: {} ({})",
+            trial.outcome, trial.detail
+        ));
+        let ok = trial.outcome == "ok";
+        trials.push(trial);
+        Ok(ok)
+    };
+    let start = base.lanes;
+    // (good, bad): largest known success, smallest known failure.
+    let (mut good, mut bad) = if attempt(start)? {
+        let mut good = start;
+        let mut bad = None;
+        while good < max_lanes {
+            let next = (good * 2).min(max_lanes);
+            if attempt(next)? {
+                good = next;
+            } else {
+                bad = Some(next);
+                break;
+            }
+        }
+        (Some(good), bad)
+    } else {
+        (None, Some(start))
+    };
+    loop {
+        let lo = good.unwrap_or(0);
+        let Some(hi) = bad else { break };
+        if hi - lo <= 1 {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        if attempt(mid)? {
+            good = Some(mid);
+        } else {
+            bad = Some(mid);
+        }
+    }
+    trials.sort_by_key(|t| t.lanes);
+    Ok(LaneSearch {
+        config: base.name.clone(),
+        largest_fitting_lanes: good,
+        trials,
+    })
+}
+
+fn mega(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{:.1} M", v / 1e6))
+}
+
+/// The table as markdown.
+pub fn markdown(b: &Bench) -> String {
+    let mut s = format!(
+        "## {} ({}, {} MHz board clock)\n\n\
+         Benchmark layer: {}×{}, row density {:.0} % (seed {}). Weight bytes: stream entries + \
+         basis + weight shifts the host loads. Effective MAC/s = 3 × lanes × Fmax / row density \
+         (dense: / 1); stream MAC/s = MACs × Fmax / stream entries.\n\n",
+        b.board,
+        b.device,
+        b.clock_mhz,
+        b.layer_inputs,
+        b.layer_outputs,
+        b.row_density * 100.0,
+        b.seed
+    );
+    s.push_str(
+        "| design | lanes | status | logic | FF | BRAM | DSP | Fmax (MHz) | weight bytes / layer \
+         | stream entries | effective MAC/s | stream MAC/s |\n\
+         | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in &b.rows {
+        s.push_str(&format!(
+            "| {} | {} | {:?} | {} / {} {} | {} | {} / {} | {} / {} | {} | {} | {} | {} | {} |\n",
+            r.design,
+            r.lanes,
+            r.status,
+            r.logic_used,
+            r.logic_available,
+            r.logic_kind,
+            r.ff,
+            r.bram,
+            r.bram_available,
+            r.dsp,
+            r.dsp_available,
+            r.fmax_mhz.map_or("–".into(), |f| format!("{f:.2}")),
+            r.layer.weight_bytes,
+            r.layer.stream_entries,
+            mega(r.effective_mac_per_s),
+            mega(r.stream_mac_per_s),
+        ));
+    }
+    if let [sd, dense] = &b.rows[..] {
+        if let (Some(a), Some(d)) = (sd.effective_mac_per_s, dense.effective_mac_per_s) {
+            s.push_str(&format!(
+                "\nSmartDeal vs dense: {:.2}× effective MAC/s, {:.2}× fewer weight bytes.\n",
+                a / d,
+                dense.layer.weight_bytes as f64 / sd.layer.weight_bytes as f64
+            ));
+        }
+    }
+    if let Some(ls) = &b.lane_search {
+        s.push_str(&format!(
+            "\nLargest lane count of `{}` that fits: **{}**\n\n| lanes | outcome | Fmax (MHz) | logic | detail |\n| ---: | --- | ---: | ---: | --- |\n",
+            ls.config,
+            ls.largest_fitting_lanes
+                .map_or("none".to_string(), |l| l.to_string())
+        ));
+        for t in &ls.trials {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                t.lanes,
+                t.outcome,
+                t.fmax_mhz.map_or("–".into(), |f| format!("{f:.2}")),
+                t.logic_percent.map_or("–".into(), |p| format!("{p:.1} %")),
+                t.detail
+            ));
+        }
+    }
+    s
+}
