@@ -890,8 +890,8 @@ fn help_lists_every_subcommand_and_flag() {
     }
 }
 
-/// A layer wider than the activation buffer (600 inputs = 200 Ce rows; the icebreaker preset
-/// holds 128): the host tiles the inputs, and Verilator, the golden model and the independent
+/// A layer wider than the activation buffer (900 inputs = 300 Ce rows; the default tiny preset
+/// holds 256): the host tiles the inputs, and Verilator, the golden model and the independent
 /// recomputation from the exported integers agree on two tokens.
 #[test]
 fn wide_layer_runs_input_tiled_on_verilator() {
@@ -901,36 +901,22 @@ fn wide_layer_runs_input_tiled_on_verilator() {
         "wide.sdm",
         &[
             "--inputs",
-            "600",
+            "900",
             "--outputs",
             "3",
             "--row-density",
             "0.7",
             "--seed",
             "4",
-            "--preset",
-            "icebreaker",
         ],
     );
-    let x: Vec<i8> = (0..1200)
+    let x: Vec<i8> = (0..1800)
         .map(|i| ((i * 53 + 7) % 256) as u8 as i8)
         .collect();
-    let xp = dir.path().join("x600.npy");
-    write_npy(&xp, &[2, 600], &x);
-    let g = run_engine(
-        "golden",
-        &wide,
-        &xp,
-        dir.path(),
-        &["--preset", "icebreaker"],
-    );
-    let v = run_engine(
-        "verilator",
-        &wide,
-        &xp,
-        dir.path(),
-        &["--preset", "icebreaker"],
-    );
+    let xp = dir.path().join("x900.npy");
+    write_npy(&xp, &[2, 900], &x);
+    let g = run_engine("golden", &wide, &xp, dir.path(), &[]);
+    let v = run_engine("verilator", &wide, &xp, dir.path(), &[]);
     assert_eq!(g.shape, vec![2, 3]);
     assert_eq!(
         v.bytes, g.bytes,

@@ -85,14 +85,26 @@ fn synth_presets(presets: &[&str]) {
         let cfg = AccelConfig::preset(p).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let files = write(&cfg, &dir.path().join("rtl"));
-        let r = smartdeal_fpga::synth_ice40(&files, "sd_top", &dir.path().join("synth"))
-            .expect("run yosys");
+        let opts = smartdeal_fpga::synth::Ice40Options {
+            spram: cfg.single_port_buffers,
+            ..Default::default()
+        };
+        let r =
+            smartdeal_fpga::synth_ice40_with(&files, "sd_top", &dir.path().join("synth"), &opts)
+                .expect("run yosys");
         assert_eq!(r.latch_count, 0, "{p}: latches {:?}", r.latch_cells);
         assert!(
             r.block_rams() > 0,
             "{p}: no block RAM inferred: {:?}",
             r.cells
         );
+        if cfg.single_port_buffers {
+            assert!(
+                r.cells.get("SB_SPRAM256KA").copied().unwrap_or(0) > 0,
+                "{p}: single-port buffers but no SPRAM: {:?}",
+                r.cells
+            );
+        }
         eprintln!(
             "{p}: {} SB_LUT4, {} flip-flops, {} SB_RAM40_4K",
             r.luts(),

@@ -87,6 +87,16 @@ pub struct AccelConfig {
     /// default, so SmartDeal configs keep their fingerprints.
     #[serde(default, skip_serializing_if = "WeightFormat::is_smartdeal")]
     pub weight_format: WeightFormat,
+    /// Generate every buffer as a single-port RAM (one address, no read on a write cycle), the
+    /// shape Yosys maps to the iCE40UP5K's 256-kbit SB_SPRAM256KA. Safe because the host writes
+    /// buffers only while no run is in progress and reads outputs only after one. Default false
+    /// (omitted from the TOML text).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub single_port_buffers: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Collapses a (possibly multi-line) parser message into one line.
@@ -157,10 +167,13 @@ impl AccelConfig {
                 out_depth: 256,
                 weight_requant: WeightRequant::Int8,
                 weight_format: WeightFormat::Smartdeal,
+                single_port_buffers: false,
             },
-            // iCE40UP5K (iCEBreaker): one lane (LUT multipliers; the output requantizer's
-            // 33×16 multiplier alone takes ~1800 LUTs) and buffers in 17 of its 30 EBRs, leaving
-            // room for a UART top (docs/parameters.md has the measured budget).
+            // iCE40UP5K (iCEBreaker): one lane (its multipliers and the output requantizer's
+            // take 6 of the 8 SB_MAC16 DSPs; two lanes would need 9). Single-port buffers so the
+            // 16384-entry stream sits in two of the four 256-kbit SPRAMs (a 384×384 layer's
+            // stream in one load); 512 activation rows (1536 inputs) and the rest in 15 of the 30
+            // EBRs (docs/parameters.md has the measured budget).
             "icebreaker" => AccelConfig {
                 name: "icebreaker".into(),
                 lanes: 1,
@@ -169,12 +182,13 @@ impl AccelConfig {
                 exp_bits: 3,
                 acc_bits: 32,
                 rows_per_block: 128,
-                act_depth: 128,
-                coef_depth: 512,
+                act_depth: 512,
+                coef_depth: 16384,
                 b_depth: 64,
                 out_depth: 128,
                 weight_requant: WeightRequant::Int8,
                 weight_format: WeightFormat::Smartdeal,
+                single_port_buffers: true,
             },
             // ECP5-85F (ULX3S): 16 lanes, buffers for layers up to 3072 inputs.
             "ulx3s" => AccelConfig {
@@ -191,6 +205,7 @@ impl AccelConfig {
                 out_depth: 1024,
                 weight_requant: WeightRequant::Int8,
                 weight_format: WeightFormat::Smartdeal,
+                single_port_buffers: false,
             },
             other => return Err(ConfigError::UnknownPreset(other.to_string())),
         };

@@ -188,6 +188,9 @@ pub struct BuildOptions {
     /// `-nodsp`) because Yosys then maps *every* multiplier to a DSP and nextpnr fails when they
     /// run out: the caller must budget DSPs (UP5K 8 SB_MAC16, 85F 156 MULT18X18D).
     pub dsp: bool,
+    /// Let Yosys map single-port memories to the UP5K's SB_SPRAM256KA (`synth_ice40 -spram`;
+    /// ignored on ECP5, which has no SPRAM).
+    pub spram: bool,
     /// Use ABC9 for LUT mapping (`-abc9`). Off by default: with Debian's Yosys 0.23 it gave the
     /// same LC count and a lower Fmax on the test design (29.8 vs 33.8 MHz on the UP5K).
     pub abc9: bool,
@@ -769,6 +772,9 @@ pub fn synth_script(
         (Family::Ice40, true) => synth.push_str(" -dsp"),
         (Family::Ecp5, false) => synth.push_str(" -nodsp"),
         _ => {}
+    }
+    if opts.spram && board.family() == Family::Ice40 {
+        synth.push_str(" -spram");
     }
     if opts.abc9 {
         synth.push_str(" -abc9");

@@ -18,6 +18,8 @@ pub struct Ice40Options {
     /// Map multipliers to SB_MAC16 (`synth_ice40 -dsp`). Yosys then maps *every* multiplier to
     /// a DSP and never falls back; the UP5K has 8.
     pub dsp: bool,
+    /// Map single-port memories to SB_SPRAM256KA (`synth_ice40 -spram`).
+    pub spram: bool,
     /// Kill yosys after this long (`None`: no limit).
     pub timeout: Option<Duration>,
 }
@@ -127,8 +129,9 @@ pub fn ice40_script(
         "tee -q -o latches.txt select -list {LATCH_SELECTION}\n"
     ));
     s.push_str(&format!(
-        "synth_ice40 -top {top} -json top.json{}\n",
-        if opts.dsp { " -dsp" } else { "" }
+        "synth_ice40 -top {top} -json top.json{}{}\n",
+        if opts.dsp { " -dsp" } else { "" },
+        if opts.spram { " -spram" } else { "" }
     ));
     s.push_str("tee -o stat.txt stat\n");
     s.push_str("tee -q -o stat.json stat -json\n");

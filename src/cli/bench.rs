@@ -69,6 +69,8 @@ pub struct BenchRow {
     pub ff: u64,
     pub bram: u64,
     pub bram_available: u64,
+    /// UP5K single-port RAMs (SB_SPRAM256KA) used; `None` on devices without them.
+    pub spram: Option<u64>,
     pub dsp: u64,
     pub dsp_available: u64,
     pub fmax_mhz: Option<f64>,
@@ -246,6 +248,7 @@ fn row(
         ff: u.ff.used,
         bram: u.bram.used,
         bram_available: u.bram.available,
+        spram: u.spram.as_ref().map(|s| s.used),
         dsp: u.dsp.used,
         dsp_available: u.dsp.available,
         fmax_mhz: fmax,
@@ -369,7 +372,7 @@ pub fn markdown(b: &Bench) -> String {
     );
     for r in &b.rows {
         s.push_str(&format!(
-            "| {} | {} | {:?} | {} / {} {} | {} | {} / {} | {} / {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:?} | {} / {} {} | {} | {} / {}{} | {} / {} | {} | {} | {} | {} | {} |\n",
             r.design,
             r.lanes,
             r.status,
@@ -379,6 +382,10 @@ pub fn markdown(b: &Bench) -> String {
             r.ff,
             r.bram,
             r.bram_available,
+            match r.spram {
+                Some(n) if n > 0 => format!(" + {n} SPRAM"),
+                _ => String::new(),
+            },
             r.dsp,
             r.dsp_available,
             r.fmax_mhz.map_or("–".into(), |f| format!("{f:.2}")),

@@ -165,6 +165,7 @@ pub fn build_board(
     let opts = BuildOptions {
         freq_mhz: freq,
         dsp: use_dsp,
+        spram: cfg.single_port_buffers,
         ..BuildOptions::default()
     };
     build(board, &files, &design.design.top, out, &opts).map_err(|e| anyhow!("{e}"))

@@ -46,6 +46,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             out_depth: (lanes.next_power_of_two()) << rng.gen_range(0..=3),
             weight_requant: mode,
             weight_format: smartdeal_core::WeightFormat::Smartdeal,
+            single_port_buffers: false,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);

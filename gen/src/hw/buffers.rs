@@ -83,9 +83,17 @@ pub fn module(cfg: &AccelConfig, b: &Buffer) -> Module {
     let mut m = Module::new(
         b.name,
         &format!(
-            "{}.\n{} words of {} bits; write port for the host (or the output stage), registered\n\
-             read port (data one cycle after the address).",
-            b.doc, b.depth, b.width
+            "{}.\n{} words of {} bits; {}",
+            b.doc,
+            b.depth,
+            b.width,
+            if cfg.single_port_buffers {
+                "single port (SPRAM shape): the write address while we_i, else the read\n\
+                 address; registered read data (one cycle after the address), held on write cycles."
+            } else {
+                "write port for the host (or the output stage), registered\n\
+                 read port (data one cycle after the address)."
+            }
         ),
         &config_line(cfg),
     );
@@ -95,7 +103,11 @@ pub fn module(cfg: &AccelConfig, b: &Buffer) -> Module {
     let wdata = m.input("wdata_i", u(b.width), "write data");
     let raddr = m.input("raddr_i", u(aw), "read address");
     let rdata_o = m.output("rdata_o", u(b.width), "read data (registered)");
-    let rdata = m.mem("mem", b.width, b.depth, we, waddr, wdata, raddr);
+    let rdata = if cfg.single_port_buffers {
+        m.mem_single_port("mem", b.width, b.depth, we, waddr, wdata, raddr)
+    } else {
+        m.mem("mem", b.width, b.depth, we, waddr, wdata, raddr)
+    };
     m.assign(&rdata_o, rdata);
     m
 }

@@ -197,6 +197,7 @@ pub fn module(m: &Module, generator: &str) -> String {
                 wdata,
                 raddr,
                 rdata,
+                single_port,
                 ..
             } => {
                 let _ = writeln!(body, "  always @(posedge clk_i) begin");
@@ -207,7 +208,11 @@ pub fn module(m: &Module, generator: &str) -> String {
                     expr(waddr),
                     expr(wdata)
                 );
-                let _ = writeln!(body, "    {rdata} <= {name}_q[{}];", expr(raddr));
+                if *single_port {
+                    let _ = writeln!(body, "    else {rdata} <= {name}_q[{}];", expr(raddr));
+                } else {
+                    let _ = writeln!(body, "    {rdata} <= {name}_q[{}];", expr(raddr));
+                }
                 let _ = writeln!(body, "  end");
             }
             Item::Decl { .. } => {}

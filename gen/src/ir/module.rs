@@ -45,7 +45,9 @@ pub enum Item {
         enable: Option<Expr>,
         doc: String,
     },
-    /// A 1-write 1-read synchronous memory (Yosys infers block RAM from this shape).
+    /// A 1-write 1-read synchronous memory (Yosys infers block RAM from this shape), or with
+    /// `single_port` one address for both (`waddr` = `raddr`) and no read on a write cycle
+    /// (the shape Yosys maps to the UP5K's SB_SPRAM256KA).
     Mem {
         name: String,
         width: u32,
@@ -56,6 +58,7 @@ pub enum Item {
         raddr: Expr,
         /// Registered read data net name.
         rdata: String,
+        single_port: bool,
     },
     Instance {
         module: String,
@@ -280,8 +283,35 @@ impl Module {
             wdata,
             raddr,
             rdata: rdata.clone(),
+            single_port: false,
         });
         Expr::net(rdata, Ty::u(width))
+    }
+
+    /// A single-port synchronous memory: one address, `we ? waddr : raddr`; a write cycle does
+    /// not read (the read data keeps its value). Only correct where reads and writes never need
+    /// the same cycle.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mem_single_port(
+        &mut self,
+        name: &str,
+        width: u32,
+        depth: u32,
+        we: Expr,
+        waddr: Expr,
+        wdata: Expr,
+        raddr: Expr,
+    ) -> Expr {
+        let addr = self.wire(
+            &format!("{name}_addr"),
+            Expr::mux(we.clone(), waddr, raddr),
+            "the one address: the write's while writing",
+        );
+        let rdata = self.mem(name, width, depth, we, addr.clone(), wdata, addr);
+        if let Some(Item::Mem { single_port, .. }) = self.items.last_mut() {
+            *single_port = true;
+        }
+        rdata
     }
 
     /// Instantiates `m`, connecting every port by name. Outputs must be connected to nets of the
