@@ -143,14 +143,22 @@ fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
     );
 }
 
-/// `fpga bench` on the iCEBreaker: both designs build, and the table's derived columns follow
-/// from the benchmark's definition (the dense baseline streams every row of every tile; the
+/// `fpga bench --search-lanes` on the iCEBreaker: both designs build, the table's derived columns
+/// follow from the benchmark's definition (the dense baseline streams every row of every tile; the
 /// SmartDeal stream only the present ones) and from each row's own Fmax.
 #[test]
 fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let o = smartdeal(&["fpga", "bench", "--board", "icebreaker", "--out", p(&out)]);
+    let o = smartdeal(&[
+        "fpga",
+        "bench",
+        "--board",
+        "icebreaker",
+        "--search-lanes",
+        "--out",
+        p(&out),
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "fpga bench failed: {stderr}");
     let b: Value =
@@ -193,6 +201,21 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
     assert!(wb_sd * 2 < wb_dense, "{wb_sd} vs {wb_dense}");
     // The dense baseline's stream carries every weight as int8.
     assert!(wb_dense >= n * n, "{wb_dense}");
+    // The lane search's verdict L is backed by its trials: L built, L + 1 did not.
+    let ls = &b["lane_search"];
+    assert_eq!(ls["complete"], true, "{ls}");
+    let best = ls["largest_fitting_lanes"].as_u64().expect("one lane fits");
+    let trial = |l: u64| {
+        ls["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["lanes"].as_u64() == Some(l))
+            .unwrap_or_else(|| panic!("no trial with {l} lanes: {ls}"))
+            .clone()
+    };
+    assert_eq!(trial(best)["outcome"], "ok");
+    assert_ne!(trial(best + 1)["outcome"], "ok");
     let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
     assert!(
         md.contains("| smartdeal |") && md.contains("| dense-int8 |"),

@@ -119,7 +119,10 @@ impl LaneTrial {
 #[derive(Debug, Clone, Serialize)]
 pub struct LaneSearch {
     pub config: String,
+    /// Largest lane count that built; final only when `complete`.
     pub largest_fitting_lanes: Option<u32>,
+    /// False while the search is still running (the files are rewritten after every candidate).
+    pub complete: bool,
     pub trials: Vec<LaneTrial>,
 }
 
@@ -173,20 +176,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
         rows.push(row(design, cfg, &report, cost, density, a.layer_size, &dir));
         reports.push(report);
     }
-    let lane_search = if a.search_lanes {
-        let known = LaneTrial::of(sd.lanes, &reports[0], &a.out.join("smartdeal"));
-        Some(search_lanes(
-            board,
-            &sd,
-            a.baud,
-            a.max_lanes,
-            &a.out,
-            known,
-        )?)
-    } else {
-        None
-    };
-    let bench = Bench {
+    let mut bench = Bench {
         board,
         device: board.device().into(),
         clock_mhz: board.clock_mhz(),
@@ -195,16 +185,36 @@ pub fn main(a: BenchArgs) -> Result<()> {
         row_density: a.row_density,
         seed: a.seed,
         rows,
-        lane_search,
+        lane_search: None,
     };
-    let json = a.out.join("bench.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&bench)? + "\n")
-        .with_context(|| format!("cannot write {}", show(&json)))?;
-    let md = markdown(&bench);
-    let md_path = a.out.join("bench.md");
-    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", show(&md_path)))?;
+    // Written now and after every lane-search candidate, so an interrupted search (hours on
+    // the ECP5) leaves its results on disk.
+    let write = |bench: &Bench| -> Result<String> {
+        let json = a.out.join("bench.json");
+        std::fs::write(&json, serde_json::to_string_pretty(bench)? + "\n")
+            .with_context(|| format!("cannot write {}", show(&json)))?;
+        let md = markdown(bench);
+        let md_path = a.out.join("bench.md");
+        std::fs::write(&md_path, &md)
+            .with_context(|| format!("cannot write {}", show(&md_path)))?;
+        Ok(md)
+    };
+    write(&bench)?;
+    if a.search_lanes {
+        let known = LaneTrial::of(sd.lanes, &reports[0], &a.out.join("smartdeal"));
+        let search = search_lanes(board, &sd, a.baud, a.max_lanes, &a.out, known, &mut |ls| {
+            bench.lane_search = Some(ls.clone());
+            write(&bench).map(|_| ())
+        })?;
+        bench.lane_search = Some(search);
+    }
+    let md = write(&bench)?;
     print_out(&md)?;
-    note(&format!("wrote {} and {}", show(&json), show(&md_path)));
+    note(&format!(
+        "wrote {} and {}",
+        show(&a.out.join("bench.json")),
+        show(&a.out.join("bench.md"))
+    ));
     Ok(())
 }
 
@@ -275,8 +285,23 @@ fn search_lanes(
     max_lanes: u32,
     out: &Path,
     known: LaneTrial,
+    progress: &mut dyn FnMut(&LaneSearch) -> Result<()>,
 ) -> Result<LaneSearch> {
     let mut trials: Vec<LaneTrial> = vec![known];
+    let partial = |trials: &[LaneTrial]| {
+        let mut t = trials.to_vec();
+        t.sort_by_key(|t| t.lanes);
+        LaneSearch {
+            config: base.name.clone(),
+            largest_fitting_lanes: t
+                .iter()
+                .filter(|t| t.outcome == "ok")
+                .map(|t| t.lanes)
+                .max(),
+            complete: false,
+            trials: t,
+        }
+    };
     let mut attempt = |lanes: u32| -> Result<bool> {
         if let Some(t) = trials.iter().find(|t| t.lanes == lanes) {
             return Ok(t.outcome == "ok");
@@ -305,6 +330,7 @@ fn search_lanes(
         ));
         let ok = trial.outcome == "ok";
         trials.push(trial);
+        progress(&partial(&trials))?;
         Ok(ok)
     };
     let start = base.lanes;
@@ -342,6 +368,7 @@ fn search_lanes(
     Ok(LaneSearch {
         config: base.name.clone(),
         largest_fitting_lanes: good,
+        complete: true,
         trials,
     })
 }
@@ -406,10 +433,15 @@ pub fn markdown(b: &Bench) -> String {
     }
     if let Some(ls) = &b.lane_search {
         s.push_str(&format!(
-            "\nLargest lane count of `{}` that fits: **{}**\n\n| lanes | outcome | Fmax (MHz) | logic | detail |\n| ---: | --- | ---: | ---: | --- |\n",
+            "\nLargest lane count of `{}` that fits: **{}**{}\n\n| lanes | outcome | Fmax (MHz) | logic | detail |\n| ---: | --- | ---: | ---: | --- |\n",
             ls.config,
             ls.largest_fitting_lanes
-                .map_or("none".to_string(), |l| l.to_string())
+                .map_or("none".to_string(), |l| l.to_string()),
+            if ls.complete {
+                ""
+            } else {
+                " so far (search still running)"
+            }
         ));
         for t in &ls.trials {
             s.push_str(&format!(
