@@ -506,6 +506,19 @@ mod tests {
                 }
             }
         }
+        // More blocks per channel (8 of 4 rows) than the basis buffer holds (2): fine when
+        // tiled, since each 8-row chunk touches 2; the words are the chunk's blocks in order.
+        let mut small_b = cfg.clone();
+        small_b.b_depth = 2;
+        let mut spec = RandomLayerSpec::for_config(&small_b, 90, 6, 1.0, 2);
+        spec.rows_per_block = 4;
+        let fine = random_layer(&spec);
+        let runs = pack_layer(&small_b, &fine).unwrap();
+        assert!(runs.iter().all(|r| r.basis.len() <= 2));
+        assert_eq!(
+            runs[1].basis[0],
+            basis_word(&small_b, &fine, &[0, 1, 2, 3], 2)
+        );
         // A chunk of absent rows that is neither first nor last is skipped.
         let mut sparse = layer.clone();
         for g in &mut sparse.row_present {

@@ -261,8 +261,11 @@ impl FcLayer {
                 cfg.wshift_max()
             )));
         }
+        // An untiled tile needs all its blocks at once; an input-tiled one only a chunk's
+        // (checked by the packer).
         let blocks_per_tile = self.blocks();
-        if cfg.has_basis() && blocks_per_tile > cfg.b_depth as usize {
+        let tiled = self.rows() > cfg.act_depth as usize;
+        if cfg.has_basis() && !tiled && blocks_per_tile > cfg.b_depth as usize {
             return Err(self.err(format!(
                 "{blocks_per_tile} blocks per channel exceed the basis buffer (b_depth = {})",
                 cfg.b_depth
