@@ -52,34 +52,25 @@ fn build_default(board: &str, clock_mhz: f64, logic_kind: &str) -> (tempfile::Te
     (dir, r)
 }
 
+/// `smartdeal fpga flash --board BOARD DIR --dry-run`.
+fn flash_dry_run(board: &str, dir: &Path) -> Output {
+    smartdeal(&["fpga", "flash", "--board", board, p(dir), "--dry-run"])
+}
+
 #[test]
 fn icebreaker_bitstream_of_the_default_preset_meets_12_mhz() {
     let (dir, r) = build_default("icebreaker", 12.0, "ICESTORM_LC");
     eprintln!("{}", r["utilization"]);
     // flash --dry-run names the programmer and the bitstream; the wrong board is refused.
     let out = dir.path().join("build");
-    let o = smartdeal(&[
-        "fpga",
-        "flash",
-        "--board",
-        "icebreaker",
-        p(&out),
-        "--dry-run",
-    ]);
+    let o = flash_dry_run("icebreaker", &out);
     assert!(o.status.success());
     let cmd = String::from_utf8(o.stdout).unwrap();
     assert!(
         cmd.starts_with("iceprog ") && cmd.trim_end().ends_with("top.bin"),
         "{cmd}"
     );
-    let o = smartdeal(&[
-        "fpga",
-        "flash",
-        "--board",
-        "ulx3s-85f",
-        p(&out),
-        "--dry-run",
-    ]);
+    let o = flash_dry_run("ulx3s-85f", &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("was built for icebreaker"));
 }
@@ -105,14 +96,7 @@ fn bad_board_arguments_are_one_line_errors() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
     }
-    let o = smartdeal(&[
-        "fpga",
-        "flash",
-        "--board",
-        "icebreaker",
-        p(&out),
-        "--dry-run",
-    ]);
+    let o = flash_dry_run("icebreaker", &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("report.json"));
 }
@@ -127,14 +111,7 @@ fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
     assert_eq!(dsp["kind"], "MULT18X18D");
     assert!(dsp["used"].as_u64().unwrap() >= 48, "3 per lane: {dsp}");
     let out = dir.path().join("build");
-    let o = smartdeal(&[
-        "fpga",
-        "flash",
-        "--board",
-        "ulx3s-85f",
-        p(&out),
-        "--dry-run",
-    ]);
+    let o = flash_dry_run("ulx3s-85f", &out);
     assert!(o.status.success());
     let cmd = String::from_utf8(o.stdout).unwrap();
     assert!(
