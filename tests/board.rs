@@ -11,7 +11,7 @@ fn lint_board(cfg: &AccelConfig, link: &BoardLink) {
     let dir = tempfile::tempdir().unwrap();
     let board = generate_board(cfg, link, &GenOptions::default()).expect("valid link");
     let files = board
-        .write(&dir.path().join("rtl"))
+        .write_for_simulation(&dir.path().join("rtl"))
         .expect("write the generated Verilog");
     assert!(dir.path().join("rtl/board.json").is_file());
     let r = smartdeal_fpga::lint(&files, "sd_board_top", None, &dir.path().join("lint"))
@@ -41,8 +41,45 @@ fn board_top_lints_clean_for_every_preset() {
         baud: 100_000,
         timeout_us: 1_000,
         led_active_low: 0,
+        pll: None,
     };
     lint_board(&AccelConfig::preset("tiny").unwrap(), &fast);
+}
+
+/// Behind a PLL the top is the primitive plus `sd_board_core`; with the primitives' simulation
+/// models both families lint clean, and the synthesis sources never include a model.
+#[test]
+fn board_top_behind_a_pll_lints_clean() {
+    use smartdeal_gen::pll::{Pll, PllFamily};
+    for (preset, family, board_hz, want_hz) in [
+        ("icebreaker", PllFamily::Ice40, 12_000_000, 16_500_000),
+        ("ulx3s", PllFamily::Ecp5, 25_000_000, 40_000_000),
+    ] {
+        let cfg = AccelConfig::preset(preset).unwrap();
+        let link = BoardLink::uart_with_pll(Pll::plan(family, board_hz, want_hz).unwrap());
+        lint_board(&cfg, &link);
+        let board = generate_board(&cfg, &link, &GenOptions::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let synth = board.write(dir.path()).unwrap();
+        let model = format!("{}.v", family.primitive());
+        assert!(dir.path().join("sim").join(&model).is_file());
+        assert!(synth.iter().all(|p| !p.ends_with(&model)), "{synth:?}");
+        let top = &board.top_module().name;
+        assert_eq!(top, "sd_board_top");
+    }
+    // The core clock must be the PLL's.
+    let pll = Pll::plan(PllFamily::Ice40, 12_000_000, 16_500_000).unwrap();
+    let bad = BoardLink {
+        clock_hz: 12_000_000,
+        ..BoardLink::uart_with_pll(pll)
+    };
+    let e = generate_board(
+        &AccelConfig::preset("tiny").unwrap(),
+        &bad,
+        &GenOptions::default(),
+    )
+    .expect_err("a clock that is not the PLL's is refused");
+    assert!(e.to_string().contains("not the PLL's output"), "{e}");
 }
 
 #[test]
@@ -82,6 +119,7 @@ fn invalid_links_are_clear_errors() {
         baud: 4_000_000,
         timeout_us: 10_000,
         led_active_low: 0,
+        pll: None,
     };
     let e = generate_board(&cfg, &bad, &GenOptions::default())
         .unwrap_err()

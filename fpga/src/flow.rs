@@ -180,6 +180,12 @@ impl std::fmt::Display for Board {
 pub struct BuildOptions {
     /// Timing target for nextpnr (`--freq`) in MHz; `None`: the board clock.
     pub freq_mhz: Option<f64>,
+    /// The design's core clock comes from a PLL at this frequency (MHz), fed by the board
+    /// clock; `None`: the core runs on the board clock. The default timing target is then this
+    /// clock. nextpnr-ecp5 derives a PLL's output constraint from the constraint on its input,
+    /// so on ECP5 the board clock pin is constrained to the frequency that makes the target;
+    /// Debian's nextpnr-ice40 derives nothing and applies `--freq` to every clock.
+    pub pll_mhz: Option<f64>,
     /// Top-level parameter overrides (yosys `chparam -set NAME VALUE top`).
     pub params: Vec<(String, i64)>,
     /// A pin file instead of the board's own (`.pcf` for iCE40, `.lpf` for ECP5).
@@ -429,12 +435,20 @@ pub fn build(
     for (name, _) in &opts.params {
         tools::check_identifier("parameter", name)?;
     }
-    let target_mhz = opts.freq_mhz.unwrap_or(board.clock_mhz());
-    if !(target_mhz.is_finite() && target_mhz > 0.0) {
-        return Err(ToolError::InvalidInput(format!(
-            "timing target {target_mhz} MHz is not a positive frequency"
-        )));
+    let core_mhz = opts.pll_mhz.unwrap_or(board.clock_mhz());
+    let target_mhz = opts.freq_mhz.unwrap_or(core_mhz);
+    for (what, mhz) in [("timing target", target_mhz), ("PLL clock", core_mhz)] {
+        if !(mhz.is_finite() && mhz > 0.0) {
+            return Err(ToolError::InvalidInput(format!(
+                "{what} {mhz} MHz is not a positive frequency"
+            )));
+        }
     }
+    // What nextpnr is told (see BuildOptions::pll_mhz).
+    let pnr_mhz = match (board.family(), opts.pll_mhz) {
+        (Family::Ecp5, Some(pll)) => target_mhz * board.clock_mhz() / pll,
+        _ => target_mhz,
+    };
     // Find every tool before doing any work, so a missing one fails fast with the hint.
     let [synth_tool, pnr_tool, pack_tool] = board.tools();
     let yosys = tools::find_tool(synth_tool)?;
@@ -458,7 +472,7 @@ pub fn build(
         let _ = std::fs::remove_file(work.join(stale));
     }
     let sources = copy_sources(&files, &work)?;
-    let constraints = copy_constraints(board, opts, target_mhz, &work)?;
+    let constraints = copy_constraints(board, opts, pnr_mhz, &work)?;
     let mut steps = Vec::new();
 
     // 1. Synthesis.
@@ -511,7 +525,7 @@ pub fn build(
     ] {
         args.push(a.into());
     }
-    args.push(format_mhz(target_mhz).into());
+    args.push(format_mhz(pnr_mhz).into());
     if board.family() == Family::Ecp5 {
         // nextpnr 0.11's router2 routed the 16-lane ULX3S design in 237 s where router1 took
         // 1179 s (with LUT multipliers); same Fmax class.
@@ -763,6 +777,13 @@ pub fn synth_script(
     for (name, value) in &opts.params {
         s.push_str(&format!("chparam -set {name} {value} {top}\n"));
     }
+    // The family's cells as blackboxes, so that the check below accepts instantiated vendor
+    // primitives (the board top's PLL); synth_ice40 / synth_ecp5 read the same library again
+    // and replace them.
+    s.push_str(match board.family() {
+        Family::Ice40 => "read_verilog -lib -specify +/ice40/cells_sim.v\n",
+        Family::Ecp5 => "read_verilog -lib -specify +/ecp5/cells_sim.v +/ecp5/cells_bb.v\n",
+    });
     s.push_str(&format!("hierarchy -check -top {top}\n"));
     let mut synth = match board.family() {
         Family::Ice40 => format!("synth_ice40 -top {top} -json top.json"),

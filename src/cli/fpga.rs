@@ -5,7 +5,7 @@ use super::{note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use smartdeal_core::AccelConfig;
 use smartdeal_fpga::{build, Board, BuildOptions, BuildStatus};
-use smartdeal_gen::{generate_board, BoardLink, GenOptions};
+use smartdeal_gen::{generate_board, BoardLink, GenOptions, Pll, PllFamily};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -77,7 +77,13 @@ pub struct BuildArgs {
     /// UART baud rate (8N1)
     #[arg(long, value_name = "BAUD", default_value_t = 115_200)]
     pub baud: u32,
-    /// Timing target in MHz [default: the board clock]
+    /// Core clock in MHz, made from the board clock by a PLL (iCE40 SB_PLL40_PAD, ECP5
+    /// EHXPLLL): the fastest the PLL can make at or below MHZ. The UART divisor and the link
+    /// timeout are computed for it, and the core stays in reset until the PLL locks
+    /// [default: no PLL, the core runs on the board clock]
+    #[arg(long, value_name = "MHZ")]
+    pub clock_mhz: Option<f64>,
+    /// Timing target in MHz [default: the core clock]
     #[arg(long, value_name = "MHZ")]
     pub freq: Option<f64>,
     /// Map multipliers to DSP blocks
@@ -127,21 +133,50 @@ pub fn use_dsp(dsp: DspArg, board: Board, cfg: &AccelConfig) -> bool {
     }
 }
 
+/// The board's PLL family.
+fn pll_family(board: Board) -> PllFamily {
+    match board.family() {
+        smartdeal_fpga::Family::Ice40 => PllFamily::Ice40,
+        smartdeal_fpga::Family::Ecp5 => PllFamily::Ecp5,
+    }
+}
+
+/// The board top's clock and link: the board clock, or a PLL's output at or below
+/// `clock_mhz`.
+pub fn board_link(board: Board, baud: u32, clock_mhz: Option<f64>) -> Result<BoardLink> {
+    let board_hz = (board.clock_mhz() * 1e6).round() as u32;
+    let base = match clock_mhz {
+        None => BoardLink::uart(board_hz),
+        Some(mhz) => {
+            if !(mhz.is_finite() && mhz > 0.0 && mhz < 4000.0) {
+                bail!("--clock-mhz {mhz}: not a clock frequency in MHz");
+            }
+            let pll = Pll::plan(pll_family(board), board_hz, (mhz * 1e6).round() as u32)
+                .map_err(|e| anyhow!("--clock-mhz {mhz}: {e}"))?;
+            note(&format!("core clock from the PLL: {}", pll.config_line()));
+            BoardLink::uart_with_pll(pll)
+        }
+    };
+    Ok(BoardLink {
+        baud,
+        led_active_low: board.led_active_low(),
+        ..base
+    })
+}
+
 /// Generates the board design for `cfg` and runs the flow into `out`; any finished build
-/// (including timing failures and designs that do not fit) is `Ok` with its report.
+/// (including timing failures and designs that do not fit) is `Ok` with its report. The timing
+/// target is `freq`, else the core clock (`clock_mhz`'s PLL output, else the board clock).
 pub fn build_board(
     board: Board,
     cfg: &AccelConfig,
     baud: u32,
+    clock_mhz: Option<f64>,
     freq: Option<f64>,
     dsp: DspArg,
     out: &std::path::Path,
 ) -> Result<smartdeal_fpga::BuildReport> {
-    let link = BoardLink {
-        baud,
-        led_active_low: board.led_active_low(),
-        ..BoardLink::uart((board.clock_mhz() * 1e6).round() as u32)
-    };
+    let link = board_link(board, baud, clock_mhz)?;
     let design = generate_board(cfg, &link, &GenOptions::default())
         .map_err(|e| anyhow!("board link: {e}"))?;
     let rtl = out.join("rtl");
@@ -164,6 +199,7 @@ pub fn build_board(
     ));
     let opts = BuildOptions {
         freq_mhz: freq,
+        pll_mhz: link.pll.map(|p| p.out_hz_exact() / 1e6),
         dsp: use_dsp,
         spram: cfg.single_port_buffers,
         ..BuildOptions::default()
@@ -171,10 +207,75 @@ pub fn build_board(
     build(board, &files, &design.design.top, out, &opts).map_err(|e| anyhow!("{e}"))
 }
 
+/// A finished earlier build in `dir` of the same design, if there is one: same board, timing
+/// target (the board clock: no PLL), generated Verilog (comments aside: headers name the
+/// generator version) and synthesis command (DSP and SPRAM mapping). For long searches that
+/// are resumed: nothing in it was rebuilt.
+pub fn earlier_build(
+    board: Board,
+    cfg: &AccelConfig,
+    baud: u32,
+    dir: &std::path::Path,
+) -> Result<Option<smartdeal_fpga::BuildReport>> {
+    let Ok(report) = smartdeal_fpga::BuildReport::read(&dir.join("report.json")) else {
+        return Ok(None);
+    };
+    if report.board != board || report.target_mhz != board.clock_mhz() {
+        return Ok(None);
+    }
+    let link = board_link(board, baud, None)?;
+    let design = generate_board(cfg, &link, &GenOptions::default())
+        .map_err(|e| anyhow!("board link: {e}"))?;
+    let rtl = dir.join("rtl");
+    let listed = std::fs::read_to_string(rtl.join("files.f")).unwrap_or_default();
+    let names: Vec<&str> = design
+        .design
+        .files
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if listed.lines().collect::<Vec<_>>() != names {
+        return Ok(None);
+    }
+    for (name, text) in &design.design.files {
+        let old = std::fs::read_to_string(rtl.join(name)).unwrap_or_default();
+        if without_comments(&old) != without_comments(text) {
+            return Ok(None);
+        }
+    }
+    let opts = BuildOptions {
+        dsp: use_dsp(DspArg::Auto, board, cfg),
+        spram: cfg.single_port_buffers,
+        ..BuildOptions::default()
+    };
+    let synth_cmd = |script: &str| {
+        script
+            .lines()
+            .find(|l| l.starts_with("synth_"))
+            .map(str::to_string)
+    };
+    let fresh = smartdeal_fpga::flow::synth_script(board, &[], &design.design.top, &opts)
+        .map_err(|e| anyhow!("{e}"))?;
+    let old = std::fs::read_to_string(dir.join("synth.ys")).unwrap_or_default();
+    if synth_cmd(&old).is_none() || synth_cmd(&old) != synth_cmd(&fresh) {
+        return Ok(None);
+    }
+    Ok(Some(report))
+}
+
+/// Verilog text without `//` comments and blank lines (the generator writes no string
+/// literals that contain `//`).
+fn without_comments(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or("").trim_end())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 fn build_main(a: BuildArgs) -> Result<()> {
     let cfg = config_for_board(a.board, &a.config)?;
     let board = a.board.board();
-    let report = build_board(board, &cfg, a.baud, a.freq, a.dsp, &a.out)?;
+    let report = build_board(board, &cfg, a.baud, a.clock_mhz, a.freq, a.dsp, &a.out)?;
     print_out(&report.summary())?;
     if report.status == BuildStatus::DoesNotFit {
         bail!(

@@ -107,7 +107,7 @@ pub struct SimBoard {
 /// Writes the board design into a content-addressed folder (shared by all tests and runs).
 fn write_sources(board: &BoardDesign, name: &str, root: &Path) -> Result<Vec<PathBuf>, CosimError> {
     let mut h = Sha256::new();
-    for (n, t) in &board.design.files {
+    for (n, t) in board.design.files.iter().chain(&board.sim_models) {
         h.update(n.as_bytes());
         h.update(t.as_bytes());
     }
@@ -138,11 +138,12 @@ fn write_sources(board: &BoardDesign, name: &str, root: &Path) -> Result<Vec<Pat
             }
         }
     }
+    // Simulation models of vendor primitives (the PLL) first, then the design.
     Ok(board
-        .design
-        .files
+        .sim_models
         .iter()
-        .map(|(n, _)| dir.join(n))
+        .map(|(n, _)| dir.join("sim").join(n))
+        .chain(board.design.files.iter().map(|(n, _)| dir.join(n)))
         .collect())
 }
 

@@ -356,6 +356,7 @@ impl Loop {
             baud: 100_000,
             timeout_us: 1_000,
             led_active_low: 0,
+            pll: None,
         };
         link.validate().unwrap();
         let rx = uart_rx::module(&cfg, &link);
@@ -645,4 +646,38 @@ fn sim_board_runs_an_input_tiled_layer() {
     );
     // 2 tiles × 2 chunks.
     assert_eq!(board.stats().runs, 4);
+}
+
+/// The board top behind a PLL (`sd_board_top` = PLL primitive + `sd_board_core`), with the
+/// primitive's simulation model, for both families: the core leaves reset only after the
+/// model's LOCK, the UART divisor is the PLL clock's, and a layer equals the golden model.
+#[test]
+fn sim_board_behind_a_pll_runs_a_layer() {
+    use smartdeal_core::random::{random_activations, random_layer};
+    use smartdeal_gen::pll::{Pll, PllFamily};
+    let cfg = tiny();
+    for (family, board_hz, want_hz) in [
+        (PllFamily::Ice40, 12_000_000, 16_500_000),
+        (PllFamily::Ecp5, 25_000_000, 40_000_000),
+    ] {
+        let pll = Pll::plan(family, board_hz, want_hz).unwrap();
+        // 8 core clocks per bit, as the other link tests, at the PLL's clock.
+        let link = BoardLink {
+            baud: pll.out_hz() / 8,
+            timeout_us: 400,
+            ..BoardLink::uart_with_pll(pll)
+        };
+        link.validate().unwrap();
+        assert_eq!(link.clks_per_bit(), 8);
+        let b = SimBoard::new(&cfg, &link).expect("build the board");
+        let mut board = Board::connect(b, &cfg, LinkOptions::for_link(&link)).expect("connect");
+        let layer = random_layer(&RandomLayerSpec::for_config(&cfg, 40, 8, 0.5, 5));
+        let x = random_activations(cfg.act_bits, 2, 40, 5);
+        assert_eq!(
+            board.run_layer(&layer, &x).expect("run"),
+            golden::run_layer(&cfg, &layer, &x),
+            "{}",
+            pll.config_line()
+        );
+    }
 }

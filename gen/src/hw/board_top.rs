@@ -1,12 +1,19 @@
 //! Board top: clock, UART pins and LEDs only. A power-on reset generator (no reset pin), the
 //! UART receiver and transmitter, the protocol engine and the accelerator.
+//!
+//! With a PLL ([`BoardLink::pll`]) that logic is [`CORE_NAME`], clocked by the PLL's output, and
+//! `sd_board_top` is a thin wrapper holding the PLL primitive and the core, so every register
+//! of the core still sits on the module's `clk_i` (the IR clocks every register by `clk_i`).
 
 use super::{config_line, u};
 use crate::board::BoardLink;
 use crate::ir::{Expr, Module, Reset};
+use crate::pll::PllFamily;
 use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_board_top";
+/// The board logic behind a PLL.
+pub const CORE_NAME: &str = "sd_board_core";
 
 /// Cycles the power-on reset is held (the counter's MSB releases it).
 pub const POR_BITS: u32 = 4;
@@ -19,17 +26,35 @@ pub struct Parts<'a> {
     pub link: &'a Module,
 }
 
+/// The board logic: `sd_board_top` without a PLL, [`CORE_NAME`] (with a `pll_lock_i` input
+/// and `clk_i` the PLL's output) with one.
 pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
     let oab = cfg.out_addr_bits();
+    let with_pll = link.pll.is_some();
     let mut m = Module::new(
-        NAME,
+        if with_pll { CORE_NAME } else { NAME },
         "SmartDeal accelerator on a board: UART link (docs/protocol.md) to sd_top.\n\
          No reset pin: a power-on counter holds the design in reset for the first cycles after\n\
-         configuration (FPGA flip-flops start at 0). LEDs: 0 busy, 1 done, 2 a link error\n\
-         happened, 3 a frame is being handled.",
+         configuration (FPGA flip-flops start at 0), and behind a PLL until it has locked.\n\
+         LEDs: 0 busy, 1 done, 2 a link error happened, 3 a frame is being handled.",
         &format!("{} | {}", link.config_line(), config_line(cfg)),
     );
-    let clk = m.input("clk_i", u(1), "board clock");
+    let clk = m.input(
+        "clk_i",
+        u(1),
+        if with_pll {
+            "core clock (the PLL's output)"
+        } else {
+            "board clock"
+        },
+    );
+    let lock = with_pll.then(|| {
+        m.input(
+            "pll_lock_i",
+            u(1),
+            "the PLL has locked (asynchronous; only ever enables the reset counter)",
+        )
+    });
     let rx_pin = m.input("uart_rx_i", u(1), "UART from the host (idle high)");
     let tx_pin = m.output("uart_tx_o", u(1), "UART to the host (idle high)");
     let led_o = m.output(
@@ -46,11 +71,24 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
         "counts up once after configuration, then holds",
     );
     let msb = por.bit(POR_BITS - 1);
-    m.set_d(
-        &por,
-        por.clone().add(Expr::lit(1, POR_BITS)),
-        Some(msb.clone().not()),
-    );
+    match lock {
+        None => m.set_d(
+            &por,
+            por.clone().add(Expr::lit(1, POR_BITS)),
+            Some(msb.clone().not()),
+        ),
+        // Behind a PLL: count only once locked; a lost lock clears the counter, which puts the
+        // design back into reset (one core clock later) until the PLL locks again.
+        Some(lock) => m.set_d(
+            &por,
+            Expr::mux(
+                lock.clone(),
+                por.clone().add(Expr::lit(1, POR_BITS)),
+                Expr::lit(0, POR_BITS),
+            ),
+            Some(msb.clone().and(lock).not()),
+        ),
+    }
     let rst_n = m.wire("rst_n", msb, "reset released once the counter's MSB is set");
 
     m.comment("UART");
@@ -155,6 +193,75 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
             crate::board::LED_COUNT,
         ))
     };
+    m.assign(&led_o, leds);
+    m
+}
+
+/// `sd_board_top` with a PLL: the board clock into the PLL primitive, its output clocks `core`
+/// (from [`module`]), its lock releases the core's reset counter. Same ports as without a PLL,
+/// so the pin files and the simulated board do not change.
+pub fn pll_wrapper(cfg: &AccelConfig, link: &BoardLink, core: &Module) -> Module {
+    let pll = link
+        .pll
+        .as_ref()
+        .expect("pll_wrapper() is for a link with a PLL");
+    let mut m = Module::new(
+        NAME,
+        "SmartDeal accelerator on a board behind a PLL: board clock -> PLL -> sd_board_core.",
+        &format!("{} | {}", link.config_line(), config_line(cfg)),
+    );
+    let clk = m.input("clk_i", u(1), "board clock (the PLL's input)");
+    let rx_pin = m.input("uart_rx_i", u(1), "UART from the host (idle high)");
+    let tx_pin = m.output("uart_tx_o", u(1), "UART to the host (idle high)");
+    let led_w = crate::board::LED_COUNT;
+    let led_o = m.output("led_o", u(led_w), "status LEDs (see sd_board_core)");
+    m.comment(&format!("PLL: {}", pll.config_line()));
+    let clk_core = m.out_wire("clk_core", u(1), "core clock (the PLL's output)");
+    let lock = m.out_wire("pll_lock", u(1), "the PLL has locked");
+    let prim = pll.primitive_ports();
+    let one = Expr::lit(1, 1);
+    let zero = Expr::lit(0, 1);
+    let conns = match pll.family() {
+        PllFamily::Ice40 => vec![
+            ("PACKAGEPIN", clk),
+            ("PLLOUTGLOBAL", clk_core.clone()),
+            ("RESETB", one),
+            ("BYPASS", zero),
+            ("LOCK", lock.clone()),
+        ],
+        // ecppll's connection: feedback from CLKOP, the dynamic phase inputs at their
+        // inactive levels.
+        PllFamily::Ecp5 => vec![
+            ("CLKI", clk),
+            ("CLKFB", clk_core.clone()),
+            ("CLKOP", clk_core.clone()),
+            ("RST", zero.clone()),
+            ("STDBY", zero.clone()),
+            ("PHASESEL0", zero.clone()),
+            ("PHASESEL1", zero.clone()),
+            ("PHASEDIR", one.clone()),
+            ("PHASESTEP", one.clone()),
+            ("PHASELOADREG", one),
+            ("PLLWAKESYNC", zero.clone()),
+            ("ENCLKOP", zero),
+            ("LOCK", lock.clone()),
+        ],
+    };
+    m.instance_with_params(&prim, "u_pll", pll.parameters(), conns);
+    let tx = m.out_wire("tx_line", u(1), "");
+    let leds = m.out_wire("leds", u(led_w), "");
+    m.instance(
+        core,
+        "u_core",
+        vec![
+            ("clk_i", clk_core),
+            ("pll_lock_i", lock),
+            ("uart_rx_i", rx_pin),
+            ("uart_tx_o", tx.clone()),
+            ("led_o", leds.clone()),
+        ],
+    );
+    m.assign(&tx_pin, tx);
     m.assign(&led_o, leds);
     m
 }

@@ -180,10 +180,21 @@ pub fn module(m: &Module, generator: &str) -> String {
             Item::Instance {
                 module: mname,
                 name,
+                params,
                 conns,
             } => {
+                if params.is_empty() {
+                    let _ = writeln!(body, "  {mname} {name} (");
+                } else {
+                    let pw = params.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+                    let _ = writeln!(body, "  {mname} #(");
+                    for (i, (p, v)) in params.iter().enumerate() {
+                        let comma = if i + 1 == params.len() { "" } else { "," };
+                        let _ = writeln!(body, "    .{p:pw$} ({v}){comma}");
+                    }
+                    let _ = writeln!(body, "  ) {name} (");
+                }
                 let cw = conns.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
-                let _ = writeln!(body, "  {mname} {name} (");
                 for (i, (p, e)) in conns.iter().enumerate() {
                     let comma = if i + 1 == conns.len() { "" } else { "," };
                     let _ = writeln!(body, "    .{p:cw$} ({}){comma}", expr(e));

@@ -63,6 +63,9 @@ pub enum Item {
     Instance {
         module: String,
         name: String,
+        /// Parameter overrides `(name, Verilog constant)`; only vendor primitives take them
+        /// (generated modules are specialised by the generator instead).
+        params: Vec<(String, String)>,
         conns: Vec<(String, Expr)>,
     },
     /// Output port assignment.
@@ -129,6 +132,12 @@ impl Module {
     pub fn output(&mut self, name: &str, ty: Ty, doc: &str) -> Expr {
         assert!(name.ends_with("_o"), "output `{name}` must end in _o");
         self.add_port(name, Dir::Out, ty, doc)
+    }
+
+    /// A port of a vendor primitive's interface ([`Module::instance_with_params`] checks an
+    /// instance against it), whose names are the vendor's, not ours (`PLLOUTGLOBAL`).
+    pub fn primitive_port(&mut self, name: &str, dir: Dir, width: u32) {
+        self.add_port(name, dir, Ty::u(width), "");
     }
 
     fn add_port(&mut self, name: &str, dir: Dir, ty: Ty, doc: &str) -> Expr {
@@ -317,6 +326,18 @@ impl Module {
     /// Instantiates `m`, connecting every port by name. Outputs must be connected to nets of the
     /// same width (use [`Module::out_wire`] to declare them).
     pub fn instance(&mut self, m: &Module, name: &str, conns: Vec<(&str, Expr)>) {
+        self.instance_with_params(m, name, Vec::new(), conns);
+    }
+
+    /// [`Module::instance`] with parameter overrides `(name, Verilog constant)`, for vendor
+    /// primitives (`m` then only lists the ports connected).
+    pub fn instance_with_params(
+        &mut self,
+        m: &Module,
+        name: &str,
+        params: Vec<(&str, String)>,
+        conns: Vec<(&str, Expr)>,
+    ) {
         self.claim(name);
         for p in &m.ports {
             let c = conns.iter().find(|(n, _)| *n == p.name).unwrap_or_else(|| {
@@ -352,6 +373,10 @@ impl Module {
         self.items.push(Item::Instance {
             module: m.name.clone(),
             name: name.into(),
+            params: params
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
             conns: conns.into_iter().map(|(n, e)| (n.to_string(), e)).collect(),
         });
     }
