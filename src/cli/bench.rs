@@ -128,6 +128,8 @@ pub struct LaneSearch {
     pub largest_fitting_lanes: Option<u32>,
     /// False while the search is still running (the files are rewritten after every candidate).
     pub complete: bool,
+    /// The `--max-lanes` bound. When the verdict equals it, larger counts were not tried.
+    pub max_lanes: u32,
     pub trials: Vec<LaneTrial>,
 }
 
@@ -338,6 +340,7 @@ fn search_lanes(
                 .map(|t| t.lanes)
                 .max(),
             complete: false,
+            max_lanes: opts.max_lanes,
             trials: t,
         }
     };
@@ -408,6 +411,7 @@ fn search_lanes(
         config: base.name.clone(),
         largest_fitting_lanes: good,
         complete: true,
+        max_lanes: opts.max_lanes,
         trials,
     })
 }
@@ -476,10 +480,12 @@ pub fn markdown(b: &Bench) -> String {
             ls.config,
             ls.largest_fitting_lanes
                 .map_or("none".to_string(), |l| l.to_string()),
-            if ls.complete {
-                ""
+            if !ls.complete {
+                " so far (search still running)".to_string()
+            } else if ls.largest_fitting_lanes == Some(ls.max_lanes) {
+                " (the --max-lanes bound: larger counts were not tried)".to_string()
             } else {
-                " so far (search still running)"
+                String::new()
             }
         ));
         for t in &ls.trials {
