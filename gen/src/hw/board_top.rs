@@ -77,6 +77,9 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
             por.clone().add(Expr::lit(1, POR_BITS)),
             Some(msb.clone().not()),
         ),
+        // LOCK is not synchronised on purpose: if a flop goes metastable on its edge, each
+        // counter bit settles to its bit of `por + 1` or of 0, i.e. to (por + 1) & mask, a count
+        // no larger than the legitimate next one, whose MSB is set only when por + 1's is.
         // Behind a PLL: count only once locked; a lost lock clears the counter, which puts the
         // design back into reset (one core clock later) until the PLL locks again.
         Some(lock) => m.set_d(
