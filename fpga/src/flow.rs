@@ -178,7 +178,8 @@ impl std::fmt::Display for Board {
 /// Options of [`build`]; `Default` builds for the board clock with the board's pin file.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// Timing target for nextpnr (`--freq`) in MHz; `None`: the board clock.
+    /// Timing target of the core clock in MHz; `None`: the core clock itself (`pll_mhz`, else
+    /// the board clock).
     pub freq_mhz: Option<f64>,
     /// The design's core clock comes from a PLL at this frequency (MHz), fed by the board
     /// clock; `None`: the core runs on the board clock. The default timing target is then this

@@ -286,10 +286,6 @@ fn row(
     }
 }
 
-/// Finds the largest lane count of `base` (all else equal) whose board build succeeds: up from
-/// the configured count by doubling, then bisection between the last success and the first
-/// failure (or down by bisection when the configured count itself fails). `known` is the
-/// configured count's own build.
 /// Builds `cfg` into `dir`, or with `reuse` takes the finished build of the same design
 /// already there ([`earlier_build`]).
 fn build_or_reuse(
@@ -320,6 +316,10 @@ struct SearchOptions {
     reuse: bool,
 }
 
+/// Finds the largest lane count of `base` (all else equal) whose board build succeeds: up from
+/// the configured count by doubling, then bisection between the last success and the first
+/// failure (or down by bisection when the configured count itself fails). `known` is the
+/// configured count's own build.
 fn search_lanes(
     board: Board,
     base: &AccelConfig,

@@ -133,6 +133,16 @@ pub fn use_dsp(dsp: DspArg, board: Board, cfg: &AccelConfig) -> bool {
     }
 }
 
+/// How the flow maps `cfg`: multipliers to DSP blocks or not, single-port buffers to SPRAM.
+/// One place, so that [`earlier_build`] judges a build by the options [`build_board`] uses.
+fn synthesis_options(cfg: &AccelConfig, use_dsp: bool) -> BuildOptions {
+    BuildOptions {
+        dsp: use_dsp,
+        spram: cfg.single_port_buffers,
+        ..BuildOptions::default()
+    }
+}
+
 /// The board's PLL family.
 fn pll_family(board: Board) -> PllFamily {
     match board.family() {
@@ -200,9 +210,7 @@ pub fn build_board(
     let opts = BuildOptions {
         freq_mhz: freq,
         pll_mhz: link.pll.map(|p| p.out_hz_exact() / 1e6),
-        dsp: use_dsp,
-        spram: cfg.single_port_buffers,
-        ..BuildOptions::default()
+        ..synthesis_options(cfg, use_dsp)
     };
     build(board, &files, &design.design.top, out, &opts).map_err(|e| anyhow!("{e}"))
 }
@@ -243,11 +251,7 @@ pub fn earlier_build(
             return Ok(None);
         }
     }
-    let opts = BuildOptions {
-        dsp: use_dsp(DspArg::Auto, board, cfg),
-        spram: cfg.single_port_buffers,
-        ..BuildOptions::default()
-    };
+    let opts = synthesis_options(cfg, use_dsp(DspArg::Auto, board, cfg));
     let synth_cmd = |script: &str| {
         script
             .lines()
