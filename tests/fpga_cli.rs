@@ -118,6 +118,14 @@ fn bad_board_arguments_are_one_line_errors() {
             "SB_PLL40_PAD",
         ),
         (vec!["--board", "icebreaker", "--clock-mhz", "-3"], "-3"),
+        (
+            vec!["--board", "icebreaker", "--timeout-min", "0"],
+            "--timeout-min",
+        ),
+        (
+            vec!["--board", "icebreaker", "--timeout-min", "x"],
+            "--timeout-min",
+        ),
     ] {
         let mut a = vec!["fpga", "build"];
         a.extend(args);
@@ -128,6 +136,28 @@ fn bad_board_arguments_are_one_line_errors() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
     }
+    // A build over its limit is stopped (here yosys, after 0.3 s) and fails without a report.
+    let o = smartdeal(&[
+        "fpga",
+        "build",
+        "--board",
+        "icebreaker",
+        "--timeout-min",
+        "0.005",
+        "--out",
+        p(&out),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .contains("yosys timed out after 0.3 s"),
+        "{stderr}"
+    );
+    assert!(!out.join("report.json").exists());
     let o = flash_dry_run("icebreaker", &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("report.json"));
@@ -279,6 +309,43 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
     assert_eq!(
         b2["rows"][1]["fmax_mhz"], b["rows"][1]["fmax_mhz"],
         "same tools, same seed"
+    );
+
+    // --build-timeout-min: a candidate whose build is stopped at the limit (the 2-lane one,
+    // changed again so that it is rebuilt; yosys needs longer than 0.3 s) is `timed_out`,
+    // counts as not fitting, and the verdict says so. The reused builds run no tool.
+    edit(&two, &lit, &lit.replacen("1'd0", "1'd1", 1));
+    let limited = smartdeal(&[
+        "fpga",
+        "bench",
+        "--board",
+        "icebreaker",
+        "--search-lanes",
+        "--reuse",
+        "--build-timeout-min",
+        "0.005",
+        "--out",
+        p(&out),
+    ]);
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert!(limited.status.success(), "{stderr}");
+    let b3: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let ls3 = &b3["lane_search"];
+    assert_eq!(ls3["build_timeout_min"].as_f64(), Some(0.005), "{ls3}");
+    assert_eq!(ls3["largest_fitting_lanes"], ls["largest_fitting_lanes"]);
+    let t2 = ls3["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["lanes"] == 2)
+        .unwrap_or_else(|| panic!("no 2-lane trial: {ls3}"));
+    assert_eq!(t2["outcome"], "timed_out", "{t2}");
+    assert!(t2["detail"].as_str().unwrap().contains("yosys"), "{t2}");
+    let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
+    assert!(
+        md.contains("within the 0.005 min limit (2 lanes: timed out)"),
+        "{md}"
     );
 }
 

@@ -2,15 +2,19 @@
 //! board (both built with the same flow, the same lanes and the same buffers), and optionally
 //! the largest lane count that fits the board. Writes `bench.json` and `bench.md`.
 
-use super::fpga::{build_board, config_for_board, earlier_build, over_capacity, BoardArg, DspArg};
+use super::fpga::{
+    build_board, config_for_board, earlier_build, over_capacity, parse_minutes, BoardArg,
+    BuildTarget, DspArg,
+};
 use super::{note, print_out, show, ConfigArgs};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use smartdeal_core::random::{random_layer, RandomLayerSpec};
 use smartdeal_core::AccelConfig;
-use smartdeal_fpga::{Board, BuildReport, BuildStatus};
+use smartdeal_fpga::{Board, BuildReport, BuildStatus, ToolError};
 use smartdeal_verif::golden;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -47,6 +51,12 @@ pub struct BenchArgs {
     /// the same synthesis options. Reused builds are named on stderr
     #[arg(long)]
     pub reuse: bool,
+    /// Limit for each build this run starts. A lane-search candidate over it is recorded as
+    /// `timed_out` and counted as not fitting (nextpnr's router2 has no iteration limit and can
+    /// negotiate congestion for hours on a nearly full ECP5); the two compared designs over it
+    /// fail the run [default: no limit]
+    #[arg(long, value_name = "MIN", value_parser = parse_minutes)]
+    pub build_timeout_min: Option<Duration>,
 }
 
 /// What one layer costs on one design, from the buffer images the host would load.
@@ -94,7 +104,8 @@ pub struct BenchRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct LaneTrial {
     pub lanes: u32,
-    /// `ok`, `timing_failed`, `does_not_fit` or `invalid_config`.
+    /// `ok`, `timing_failed`, `does_not_fit`, `invalid_config`, or `timed_out` (stopped at
+    /// `--build-timeout-min`; counted as not fitting).
     pub outcome: String,
     pub detail: String,
     pub fmax_mhz: Option<f64>,
@@ -130,6 +141,8 @@ pub struct LaneSearch {
     pub complete: bool,
     /// The `--max-lanes` bound. When the verdict equals it, larger counts were not tried.
     pub max_lanes: u32,
+    /// The `--build-timeout-min` limit of each candidate's build, if any.
+    pub build_timeout_min: Option<f64>,
     pub trials: Vec<LaneTrial>,
 }
 
@@ -173,12 +186,18 @@ pub fn main(a: BenchArgs) -> Result<()> {
     ));
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", show(&a.out)))?;
 
+    let opts = RunOptions {
+        baud: a.baud,
+        max_lanes: a.max_lanes,
+        reuse: a.reuse,
+        build_timeout: a.build_timeout_min,
+    };
     let mut rows = Vec::new();
     let mut reports = Vec::new();
     for (design, cfg) in [("smartdeal", &sd), ("dense-int8", &dense)] {
         let cost = layer_cost(cfg, &layer)?;
         let dir = a.out.join(design);
-        let report = build_or_reuse(board, cfg, a.baud, a.reuse, &dir)?;
+        let report = build_or_reuse(board, cfg, &opts, &dir)?;
         let density = if cfg.is_dense() { 1.0 } else { a.row_density };
         rows.push(row(design, cfg, &report, cost, density, a.layer_size, &dir));
         reports.push(report);
@@ -209,11 +228,6 @@ pub fn main(a: BenchArgs) -> Result<()> {
     write(&bench)?;
     if a.search_lanes {
         let known = LaneTrial::of(sd.lanes, &reports[0], &a.out.join("smartdeal"));
-        let opts = SearchOptions {
-            baud: a.baud,
-            max_lanes: a.max_lanes,
-            reuse: a.reuse,
-        };
         let search = search_lanes(board, &sd, &opts, &a.out, known, &mut |ls| {
             bench.lane_search = Some(ls.clone());
             write(&bench).map(|_| ())
@@ -286,17 +300,16 @@ fn row(
     }
 }
 
-/// Builds `cfg` into `dir`, or with `reuse` takes the finished build of the same design
+/// Builds `cfg` into `dir`, or with `opts.reuse` takes the finished build of the same design
 /// already there ([`earlier_build`]).
 fn build_or_reuse(
     board: Board,
     cfg: &AccelConfig,
-    baud: u32,
-    reuse: bool,
+    opts: &RunOptions,
     dir: &Path,
 ) -> Result<BuildReport> {
-    if reuse {
-        if let Some(r) = earlier_build(board, cfg, baud, dir)? {
+    if opts.reuse {
+        if let Some(r) = earlier_build(board, cfg, opts.baud, dir)? {
             note(&format!(
                 "reusing the build of `{}` in {} ({:?})",
                 cfg.name,
@@ -306,14 +319,26 @@ fn build_or_reuse(
             return Ok(r);
         }
     }
-    build_board(board, cfg, baud, None, None, DspArg::Auto, dir)
+    build_board(
+        cfg,
+        &BuildTarget {
+            board,
+            baud: opts.baud,
+            clock_mhz: None,
+            freq: None,
+            dsp: DspArg::Auto,
+            timeout: opts.build_timeout,
+            out: dir,
+        },
+    )
 }
 
-/// Settings of [`search_lanes`].
-struct SearchOptions {
+/// Settings of one bench run.
+struct RunOptions {
     baud: u32,
     max_lanes: u32,
     reuse: bool,
+    build_timeout: Option<Duration>,
 }
 
 /// Finds the largest lane count of `base` (all else equal) whose board build succeeds: up from
@@ -323,7 +348,7 @@ struct SearchOptions {
 fn search_lanes(
     board: Board,
     base: &AccelConfig,
-    opts: &SearchOptions,
+    opts: &RunOptions,
     out: &Path,
     known: LaneTrial,
     progress: &mut dyn FnMut(&LaneSearch) -> Result<()>,
@@ -341,6 +366,7 @@ fn search_lanes(
                 .max(),
             complete: false,
             max_lanes: opts.max_lanes,
+            build_timeout_min: opts.build_timeout.map(|t| t.as_secs_f64() / 60.0),
             trials: t,
         }
     };
@@ -362,8 +388,25 @@ fn search_lanes(
             },
             Ok(()) => {
                 let dir = out.join(format!("lanes-{lanes}"));
-                let r = build_or_reuse(board, &cfg, opts.baud, opts.reuse, &dir)?;
-                LaneTrial::of(lanes, &r, &dir)
+                match build_or_reuse(board, &cfg, opts, &dir) {
+                    Ok(r) => LaneTrial::of(lanes, &r, &dir),
+                    Err(e) => match e.downcast_ref::<ToolError>() {
+                        Some(ToolError::Timeout {
+                            tool, limit, log, ..
+                        }) => LaneTrial {
+                            lanes,
+                            outcome: "timed_out".into(),
+                            detail: format!(
+                                "{tool} still running at the {} min limit; log {}",
+                                limit.as_secs_f64() / 60.0,
+                                show(log)
+                            ),
+                            fmax_mhz: None,
+                            logic_percent: None,
+                        },
+                        _ => return Err(e),
+                    },
+                }
             }
         };
         note(&format!(
@@ -412,12 +455,37 @@ fn search_lanes(
         largest_fitting_lanes: good,
         complete: true,
         max_lanes: opts.max_lanes,
+        build_timeout_min: opts.build_timeout.map(|t| t.as_secs_f64() / 60.0),
         trials,
     })
 }
 
 fn mega(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{:.1} M", v / 1e6))
+}
+
+/// What qualifies the lane search's verdict, if anything.
+fn verdict_note(ls: &LaneSearch) -> String {
+    let best = ls.largest_fitting_lanes.unwrap_or(0);
+    let timed_out: Vec<String> = ls
+        .trials
+        .iter()
+        .filter(|t| t.outcome == "timed_out" && t.lanes > best)
+        .map(|t| t.lanes.to_string())
+        .collect();
+    if !ls.complete {
+        " so far (search still running)".into()
+    } else if ls.largest_fitting_lanes == Some(ls.max_lanes) {
+        " (the --max-lanes bound: larger counts were not tried)".into()
+    } else if !timed_out.is_empty() {
+        format!(
+            " among builds that finished within the {} min limit ({} lanes: timed out)",
+            ls.build_timeout_min.unwrap_or(0.0),
+            timed_out.join(", ")
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// The table as markdown.
@@ -480,13 +548,7 @@ pub fn markdown(b: &Bench) -> String {
             ls.config,
             ls.largest_fitting_lanes
                 .map_or("none".to_string(), |l| l.to_string()),
-            if !ls.complete {
-                " so far (search still running)".to_string()
-            } else if ls.largest_fitting_lanes == Some(ls.max_lanes) {
-                " (the --max-lanes bound: larger counts were not tried)".to_string()
-            } else {
-                String::new()
-            }
+            verdict_note(ls)
         ));
         for t in &ls.trials {
             s.push_str(&format!(

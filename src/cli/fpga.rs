@@ -4,10 +4,11 @@
 use super::{note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use smartdeal_core::AccelConfig;
-use smartdeal_fpga::{build, Board, BuildOptions, BuildStatus};
+use smartdeal_fpga::{build, Board, BuildOptions, BuildStatus, ToolError};
 use smartdeal_gen::{generate_board, BoardLink, GenOptions, Pll, PllFamily};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 /// A board the flows support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,9 +90,25 @@ pub struct BuildArgs {
     /// Map multipliers to DSP blocks
     #[arg(long, value_enum, default_value_t = DspArg::Auto)]
     pub dsp: DspArg,
+    /// Stop the build and fail when it runs longer than MIN minutes (synthesis, place and
+    /// route, packing together). nextpnr's router2 has no iteration limit: on a nearly full
+    /// ECP5 it can negotiate congestion for hours [default: no limit]
+    #[arg(long, value_name = "MIN", value_parser = parse_minutes)]
+    pub timeout_min: Option<Duration>,
     /// Output folder
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// A positive, finite number of minutes (fractions allowed).
+pub fn parse_minutes(s: &str) -> Result<Duration, String> {
+    let min: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of minutes"))?;
+    if !(min.is_finite() && min > 0.0 && min <= 100_000.0) {
+        return Err(format!("{s} minutes: want a positive number up to 100000"));
+    }
+    Ok(Duration::from_secs_f64(min * 60.0))
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,18 +191,35 @@ pub fn board_link(board: Board, baud: u32, clock_mhz: Option<f64>) -> Result<Boa
     })
 }
 
-/// Generates the board design for `cfg` and runs the flow into `out`; any finished build
+/// Where and how [`build_board`] builds.
+pub struct BuildTarget<'a> {
+    pub board: Board,
+    pub baud: u32,
+    /// Core clock from a PLL (`--clock-mhz`); `None`: the board clock.
+    pub clock_mhz: Option<f64>,
+    /// Timing target (`--freq`); `None`: the core clock.
+    pub freq: Option<f64>,
+    pub dsp: DspArg,
+    /// Limit for the whole flow.
+    pub timeout: Option<Duration>,
+    pub out: &'a std::path::Path,
+}
+
+/// Generates the board design for `cfg` and runs the flow into `t.out`; any finished build
 /// (including timing failures and designs that do not fit) is `Ok` with its report. The timing
-/// target is `freq`, else the core clock (`clock_mhz`'s PLL output, else the board clock).
-pub fn build_board(
-    board: Board,
-    cfg: &AccelConfig,
-    baud: u32,
-    clock_mhz: Option<f64>,
-    freq: Option<f64>,
-    dsp: DspArg,
-    out: &std::path::Path,
-) -> Result<smartdeal_fpga::BuildReport> {
+/// target is `freq`, else the core clock (`clock_mhz`'s PLL output, else the board clock). A
+/// build stopped by `timeout` is an error that downcasts to [`ToolError::Timeout`], so that a
+/// lane search can tell it from a broken flow.
+pub fn build_board(cfg: &AccelConfig, t: &BuildTarget<'_>) -> Result<smartdeal_fpga::BuildReport> {
+    let BuildTarget {
+        board,
+        baud,
+        clock_mhz,
+        freq,
+        dsp,
+        timeout,
+        out,
+    } = *t;
     let link = board_link(board, baud, clock_mhz)?;
     let design = generate_board(cfg, &link, &GenOptions::default())
         .map_err(|e| anyhow!("board link: {e}"))?;
@@ -210,9 +244,13 @@ pub fn build_board(
     let opts = BuildOptions {
         freq_mhz: freq,
         pll_mhz: link.pll.map(|p| p.out_hz_exact() / 1e6),
+        timeout,
         ..synthesis_options(cfg, use_dsp)
     };
-    build(board, &files, &design.design.top, out, &opts).map_err(|e| anyhow!("{e}"))
+    build(board, &files, &design.design.top, out, &opts).map_err(|e| match e {
+        ToolError::Timeout { .. } => anyhow::Error::new(e),
+        e => anyhow!("{e}"),
+    })
 }
 
 /// A finished earlier build in `dir` of the same design, if there is one: same board, timing
@@ -279,7 +317,18 @@ fn without_comments(text: &str) -> Vec<&str> {
 fn build_main(a: BuildArgs) -> Result<()> {
     let cfg = config_for_board(a.board, &a.config)?;
     let board = a.board.board();
-    let report = build_board(board, &cfg, a.baud, a.clock_mhz, a.freq, a.dsp, &a.out)?;
+    let report = build_board(
+        &cfg,
+        &BuildTarget {
+            board,
+            baud: a.baud,
+            clock_mhz: a.clock_mhz,
+            freq: a.freq,
+            dsp: a.dsp,
+            timeout: a.timeout_min,
+            out: &a.out,
+        },
+    )?;
     print_out(&report.summary())?;
     if report.status == BuildStatus::DoesNotFit {
         bail!(
