@@ -163,6 +163,47 @@ fn bad_board_arguments_are_one_line_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("report.json"));
 }
 
+/// `--baud max` reaches the generated design: the board link in board.json carries the rate
+/// docs/protocol.md works out by hand for each board's FTDI bridge and clock, and the note names
+/// it for `run --baud`. (The build itself is stopped at once: only the generated files matter.)
+#[test]
+fn baud_max_is_the_fastest_clean_rate_of_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    for (board, extra, baud, clks_per_bit) in [
+        ("icebreaker", None, 3_000_000, 4),
+        ("ulx3s-85f", None, 1_200_000, 21),
+        ("ulx3s-85f", Some("40"), 2_000_000, 20),
+    ] {
+        let out = dir.path().join(board);
+        let mut args = vec![
+            "fpga",
+            "build",
+            "--board",
+            board,
+            "--baud",
+            "max",
+            "--timeout-min",
+            "0.001",
+            "--out",
+            p(&out),
+        ];
+        if let Some(mhz) = extra {
+            args.extend(["--clock-mhz", mhz]);
+        }
+        let o = smartdeal(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains(&format!("pass --baud {baud} to `smartdeal run`")),
+            "{stderr}"
+        );
+        let b: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("rtl/board.json")).unwrap())
+                .unwrap();
+        assert_eq!(b["link"]["baud"], baud, "{b}");
+        assert_eq!(b["clks_per_bit"], clks_per_bit, "{b}");
+    }
+}
+
 /// The ULX3S bitstream of the default preset (16 lanes): multipliers in MULT18X18D blocks (the
 /// design's 50 fit the 85F's 156, so `--dsp auto` picks them), timing met at 25 MHz.
 #[test]

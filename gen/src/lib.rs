@@ -12,8 +12,10 @@ pub mod design;
 pub mod hw;
 pub mod ir;
 pub mod pll;
+pub mod usb_uart;
 
 pub use board::{generate_board, BoardDesign, BoardLink};
 pub use design::{generate, multipliers, Design, Fault, GenOptions};
 pub use pll::{Pll, PllFamily};
 pub use smartdeal_core::AccelConfig;
+pub use usb_uart::{CleanBaud, UsbUart};

@@ -3,8 +3,8 @@
 //! the largest lane count that fits the board. Writes `bench.json` and `bench.md`.
 
 use super::fpga::{
-    build_board, config_for_board, earlier_build, over_capacity, parse_minutes, BoardArg,
-    BuildTarget, DspArg,
+    board_link, build_board, config_for_board, earlier_build, over_capacity, parse_baud,
+    parse_minutes, BaudArg, BoardArg, BuildTarget, DspArg,
 };
 use super::{note, print_out, show, ConfigArgs};
 use anyhow::{bail, Context, Result};
@@ -24,9 +24,9 @@ pub struct BenchArgs {
     /// Accelerator preset or --config file [default: the board's preset]
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// UART baud rate of the board top
-    #[arg(long, value_name = "BAUD", default_value_t = 115_200)]
-    pub baud: u32,
+    /// UART baud rate of the board top, or `max` (see `fpga build --help`)
+    #[arg(long, value_name = "BAUD", default_value = "115200", value_parser = parse_baud)]
+    pub baud: BaudArg,
     /// Also find the largest lane count of this configuration that places, routes and meets
     /// timing at the board clock (one full build per candidate: hours on the ECP5)
     #[arg(long)]
@@ -186,8 +186,10 @@ pub fn main(a: BenchArgs) -> Result<()> {
     ));
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", show(&a.out)))?;
 
+    // `max` resolved once (the bench builds at the board clock), so it is reported once.
+    let baud = BaudArg::Rate(board_link(board, a.baud, None)?.baud);
     let opts = RunOptions {
-        baud: a.baud,
+        baud,
         max_lanes: a.max_lanes,
         reuse: a.reuse,
         build_timeout: a.build_timeout_min,
@@ -335,7 +337,7 @@ fn build_or_reuse(
 
 /// Settings of one bench run.
 struct RunOptions {
-    baud: u32,
+    baud: BaudArg,
     max_lanes: u32,
     reuse: bool,
     build_timeout: Option<Duration>,

@@ -5,7 +5,8 @@ use super::{note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use smartdeal_core::AccelConfig;
 use smartdeal_fpga::{build, Board, BuildOptions, BuildStatus, ToolError};
-use smartdeal_gen::{generate_board, BoardLink, GenOptions, Pll, PllFamily};
+use smartdeal_gen::usb_uart::CLEAN_MISMATCH_PERMILLE;
+use smartdeal_gen::{generate_board, BoardLink, GenOptions, Pll, PllFamily, UsbUart};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -75,9 +76,11 @@ pub struct BuildArgs {
     /// Accelerator preset or --config file [default: the board's preset]
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// UART baud rate (8N1)
-    #[arg(long, value_name = "BAUD", default_value_t = 115_200)]
-    pub baud: u32,
+    /// UART baud rate (8N1), or `max`: the fastest rate the board's USB-UART bridge (FTDI
+    /// FT2232H / FT231X) makes that the core clock's whole-clock bit time matches within 1 %
+    /// (printed; pass that number to `smartdeal run --baud`)
+    #[arg(long, value_name = "BAUD", default_value = "115200", value_parser = parse_baud)]
+    pub baud: BaudArg,
     /// Core clock in MHz, made from the board clock by a PLL (iCE40 SB_PLL40_PAD, ECP5
     /// EHXPLLL): the fastest the PLL can make at or below MHZ. The UART divisor and the link
     /// timeout are computed for it, and the core stays in reset until the PLL locks
@@ -98,6 +101,33 @@ pub struct BuildArgs {
     /// Output folder
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `--baud`: a rate, or the fastest clean one of the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaudArg {
+    Rate(u32),
+    Max,
+}
+
+/// A positive baud rate or `max`.
+pub fn parse_baud(s: &str) -> Result<BaudArg, String> {
+    if s == "max" {
+        return Ok(BaudArg::Max);
+    }
+    match s.parse::<u32>() {
+        Ok(0) => Err("the baud rate must be positive".into()),
+        Ok(b) => Ok(BaudArg::Rate(b)),
+        Err(_) => Err(format!("`{s}` is neither a baud rate nor `max`")),
+    }
+}
+
+/// The board's USB-UART bridge.
+pub fn usb_uart(board: Board) -> UsbUart {
+    match board {
+        Board::Icebreaker => UsbUart::Ft2232h,
+        Board::Ulx3s85f => UsbUart::Ft231x,
+    }
 }
 
 /// A positive, finite number of minutes (fractions allowed).
@@ -169,8 +199,8 @@ fn pll_family(board: Board) -> PllFamily {
 }
 
 /// The board top's clock and link: the board clock, or a PLL's output at or below
-/// `clock_mhz`.
-pub fn board_link(board: Board, baud: u32, clock_mhz: Option<f64>) -> Result<BoardLink> {
+/// `clock_mhz`; `max` baud is the board bridge's [`UsbUart::fastest_clean_baud`] at that clock.
+pub fn board_link(board: Board, baud: BaudArg, clock_mhz: Option<f64>) -> Result<BoardLink> {
     let board_hz = (board.clock_mhz() * 1e6).round() as u32;
     let base = match clock_mhz {
         None => BoardLink::uart(board_hz),
@@ -184,6 +214,36 @@ pub fn board_link(board: Board, baud: u32, clock_mhz: Option<f64>) -> Result<Boa
             BoardLink::uart_with_pll(pll)
         }
     };
+    let baud = match baud {
+        BaudArg::Rate(b) => b,
+        BaudArg::Max => {
+            let uart = usb_uart(board);
+            let c = uart.fastest_clean_baud(base.clock_hz).ok_or_else(|| {
+                anyhow!(
+                    "--baud max: no rate of the {}'s {} is within {} % of a bit rate of the \
+                     {} Hz core clock",
+                    board,
+                    uart.name(),
+                    f64::from(CLEAN_MISMATCH_PERMILLE) / 10.0,
+                    base.clock_hz
+                )
+            })?;
+            note(&format!(
+                "UART at {} baud: the fastest rate the {} makes that the {} Hz core clock \
+                 matches within {} % ({} clocks per bit = {:.0} baud, {:.2} % off); pass --baud \
+                 {} to `smartdeal run`",
+                c.baud,
+                uart.name(),
+                base.clock_hz,
+                f64::from(CLEAN_MISMATCH_PERMILLE) / 10.0,
+                c.clks_per_bit,
+                c.device_baud,
+                c.mismatch_permille / 10.0,
+                c.baud
+            ));
+            c.baud
+        }
+    };
     Ok(BoardLink {
         baud,
         led_active_low: board.led_active_low(),
@@ -194,7 +254,7 @@ pub fn board_link(board: Board, baud: u32, clock_mhz: Option<f64>) -> Result<Boa
 /// Where and how [`build_board`] builds.
 pub struct BuildTarget<'a> {
     pub board: Board,
-    pub baud: u32,
+    pub baud: BaudArg,
     /// Core clock from a PLL (`--clock-mhz`); `None`: the board clock.
     pub clock_mhz: Option<f64>,
     /// Timing target (`--freq`); `None`: the core clock.
@@ -260,7 +320,7 @@ pub fn build_board(cfg: &AccelConfig, t: &BuildTarget<'_>) -> Result<smartdeal_f
 pub fn earlier_build(
     board: Board,
     cfg: &AccelConfig,
-    baud: u32,
+    baud: BaudArg,
     dir: &std::path::Path,
 ) -> Result<Option<smartdeal_fpga::BuildReport>> {
     let Ok(report) = smartdeal_fpga::BuildReport::read(&dir.join("report.json")) else {

@@ -11,6 +11,8 @@
 //!
 //! * the generated UART receiver and transmitter, in an echo top of their own, at the minimum
 //!   and other clocks per bit, with ±3 % baud error, a glitch and a break.
+//! * the same echo at each board's `--baud max`, the host's bits timed at the FTDI bridge's
+//!   exact rate (a fractional number of device clocks).
 //!
 //! All the link tests share one verilated design (tiny preset, 8 clocks per bit), built once and cached.
 
@@ -346,6 +348,8 @@ struct Loop {
     got: Vec<u8>,
     ferrs: u32,
     echoed: Vec<u8>,
+    /// The transmitter's line, one sample per clock.
+    tx_line: Vec<bool>,
 }
 
 impl Loop {
@@ -444,6 +448,7 @@ impl Loop {
             got: Vec::new(),
             ferrs: 0,
             echoed: Vec::new(),
+            tx_line: Vec::new(),
         };
         l.hold(true, 4);
         l
@@ -461,7 +466,9 @@ impl Loop {
                 self.got.push(self.sim.get_idx(self.idx[4]) as u8);
             }
             self.ferrs += self.sim.get_idx(self.idx[5]) as u32;
-            if let Some(Ok(b)) = self.dec.push(self.sim.get_idx(self.idx[2]) != 0) {
+            let tx = self.sim.get_idx(self.idx[2]) != 0;
+            self.tx_line.push(tx);
+            if let Some(Ok(b)) = self.dec.push(tx) {
                 self.echoed.push(b);
             }
         }
@@ -506,6 +513,77 @@ fn uart_rx_tx_bit_level_loopback() {
         l.char(0x5A, cpb);
         l.hold(true, 2 * cpb);
         assert_eq!(l.got, [0x5A], "cpb {cpb}: after the break");
+    }
+}
+
+/// The UART line of a host whose bit lasts `period` clocks (not a whole number: the bridge's
+/// rate against the device clock): `byte` framed 8N1, each edge at the clock nearest its
+/// ideal time, then a 2-bit gap.
+fn host_char(l: &mut Loop, byte: u8, period: f64) {
+    let bits: Vec<bool> = std::iter::once(false)
+        .chain((0..8).map(|k| byte >> k & 1 == 1))
+        .chain([true, true, true])
+        .collect();
+    let mut t = 0.0f64;
+    for b in bits {
+        let len = ((t + period).round() - t.round()) as u32;
+        l.hold(b, len);
+        t += period;
+    }
+}
+
+/// Decodes an 8N1 line sampled once per clock by a receiver whose bit lasts `period` clocks:
+/// each start edge, then every bit at its ideal middle. Errors on a bad stop bit.
+fn decode_line(line: &[bool], period: f64) -> Result<Vec<u8>, usize> {
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i < line.len() {
+        if line[i - 1] && !line[i] {
+            let at = |k: f64| line.get((i as f64 + k * period).round() as usize).copied();
+            let mut byte = 0u8;
+            for k in 0..8 {
+                byte |= u8::from(at(1.5 + f64::from(k)).unwrap_or(true)) << k;
+            }
+            if at(9.5) != Some(true) {
+                return Err(i);
+            }
+            out.push(byte);
+            i += (9.5 * period) as usize;
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// The generated UART against the boards' USB bridges at `fpga build --baud max`: the host
+/// side's bit time is the bridge's exact rate in device clocks (a fraction), the device's a
+/// whole number of clocks, and all 256 byte values cross both ways.
+#[test]
+fn uart_at_the_fastest_clean_rate_of_each_board() {
+    use smartdeal_gen::UsbUart;
+    let all: Vec<u8> = (0..=255).collect();
+    // The board clocks and PLL clocks of the README's tables.
+    for (uart, clock_hz) in [
+        (UsbUart::Ft2232h, 12_000_000),
+        (UsbUart::Ft2232h, 16_500_000),
+        (UsbUart::Ft231x, 25_000_000),
+        (UsbUart::Ft231x, 40_000_000),
+    ] {
+        let c = uart.fastest_clean_baud(clock_hz).unwrap();
+        let period = f64::from(clock_hz) / c.bridge_baud;
+        let mut l = Loop::new(c.clks_per_bit);
+        for &b in &all {
+            host_char(&mut l, b, period);
+        }
+        l.hold(true, 12 * c.clks_per_bit);
+        let what = format!("{uart:?} at {clock_hz} Hz, {c:?}");
+        assert_eq!(l.got, all, "{what}: received");
+        assert_eq!(l.ferrs, 0, "{what}");
+        assert_eq!(
+            decode_line(&l.tx_line, period),
+            Ok(all.clone()),
+            "{what}: echoed"
+        );
     }
 }
 
