@@ -83,6 +83,10 @@ impl UsbUart {
     /// The bit rate the bridge makes when the host asks for `baud`, or `None` when no divisor
     /// gives it (faster than the chip, or between its divisors 1, 1.5 and 2).
     pub fn actual_baud(self, baud: u32) -> Option<f64> {
+        // The driver refuses rates over the base rather than round them down to divisor 1.
+        if baud > self.base_baud() {
+            return None;
+        }
         let eighths = self.divisor_for(baud);
         Self::divisor_exists(eighths).then(|| self.baud_of(eighths))
     }
@@ -141,6 +145,7 @@ mod tests {
         assert!(close(UsbUart::Ft231x.actual_baud(2_000_000), 2e6));
         assert!(close(UsbUart::Ft231x.actual_baud(1_000_000), 1e6));
         assert_eq!(UsbUart::Ft231x.actual_baud(4_000_000), None, "over 3 MBd");
+        assert_eq!(UsbUart::Ft231x.actual_baud(3_100_000), None, "over 3 MBd");
         // 2.5 MBd would need divisor 1.2: the chip has none between 1.5 and 2.
         assert_eq!(UsbUart::Ft231x.actual_baud(2_500_000), None);
         for (ask, get) in [(12e6, 12e6), (8e6, 8e6), (6e6, 6e6), (3e6, 3e6)] {
@@ -149,12 +154,12 @@ mod tests {
                 "{ask}"
             );
         }
-        assert_eq!(UsbUart::Ft2232h.actual_baud(13_000_000), None);
+        assert_eq!(UsbUart::Ft2232h.actual_baud(12_500_000), None);
     }
 
     /// Worked by hand (docs/protocol.md): the iCEBreaker at 12 MHz runs 3 MBd at 4 clocks per
     /// bit, exact on both sides. The ULX3S at 25 MHz: the FT231X's faster rates 3 M, 2 M, 1.5 M,
-    /// 1.412 M, 1.333 M, 1.263 M are 4.2, 4.2, 2.0, 1.6, 1.3, 1.04 % from 25 MHz / 8, 12, 17, 18,
+    /// 1.412 M, 1.333 M, 1.263 M are 4.2, 3.8, 2.0, 1.6, 1.3, 1.04 % from 25 MHz / 8, 13, 17, 18,
     /// 19, 20; 1.2 MBd is 0.79 % from 25 MHz / 21.
     #[test]
     fn fastest_clean_rates_of_the_boards() {

@@ -4,7 +4,7 @@
 
 use super::fpga::{
     board_link, build_board, config_for_board, earlier_build, over_capacity, parse_baud,
-    parse_minutes, BaudArg, BoardArg, BuildTarget, DspArg,
+    parse_minutes, BaudArg, BoardArg, BuildTarget, DspArg, Minutes,
 };
 use super::{note, print_out, show, ConfigArgs};
 use anyhow::{bail, Context, Result};
@@ -14,7 +14,6 @@ use smartdeal_core::AccelConfig;
 use smartdeal_fpga::{Board, BuildReport, BuildStatus, ToolError};
 use smartdeal_verif::golden;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -56,7 +55,7 @@ pub struct BenchArgs {
     /// negotiate congestion for hours on a nearly full ECP5); the two compared designs over it
     /// fail the run [default: no limit]
     #[arg(long, value_name = "MIN", value_parser = parse_minutes)]
-    pub build_timeout_min: Option<Duration>,
+    pub build_timeout_min: Option<Minutes>,
 }
 
 /// What one layer costs on one design, from the buffer images the host would load.
@@ -151,6 +150,8 @@ pub struct Bench {
     pub board: Board,
     pub device: String,
     pub clock_mhz: f64,
+    /// UART baud rate of every build (`--baud`, `max` resolved).
+    pub baud: u32,
     pub layer_inputs: u32,
     pub layer_outputs: u32,
     pub row_density: f64,
@@ -187,7 +188,8 @@ pub fn main(a: BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", show(&a.out)))?;
 
     // `max` resolved once (the bench builds at the board clock), so it is reported once.
-    let baud = BaudArg::Rate(board_link(board, a.baud, None)?.baud);
+    let baud_rate = board_link(board, a.baud, None)?.baud;
+    let baud = BaudArg::Rate(baud_rate);
     let opts = RunOptions {
         baud,
         max_lanes: a.max_lanes,
@@ -208,6 +210,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
         board,
         device: board.device().into(),
         clock_mhz: board.clock_mhz(),
+        baud: baud_rate,
         layer_inputs: a.layer_size,
         layer_outputs: a.layer_size,
         row_density: a.row_density,
@@ -340,7 +343,7 @@ struct RunOptions {
     baud: BaudArg,
     max_lanes: u32,
     reuse: bool,
-    build_timeout: Option<Duration>,
+    build_timeout: Option<Minutes>,
 }
 
 /// Finds the largest lane count of `base` (all else equal) whose board build succeeds: up from
@@ -368,7 +371,7 @@ fn search_lanes(
                 .max(),
             complete: false,
             max_lanes: opts.max_lanes,
-            build_timeout_min: opts.build_timeout.map(|t| t.as_secs_f64() / 60.0),
+            build_timeout_min: opts.build_timeout.map(|m| m.0),
             trials: t,
         }
     };
@@ -393,14 +396,12 @@ fn search_lanes(
                 match build_or_reuse(board, &cfg, opts, &dir) {
                     Ok(r) => LaneTrial::of(lanes, &r, &dir),
                     Err(e) => match e.downcast_ref::<ToolError>() {
-                        Some(ToolError::Timeout {
-                            tool, limit, log, ..
-                        }) => LaneTrial {
+                        Some(ToolError::Timeout { tool, log, .. }) => LaneTrial {
                             lanes,
                             outcome: "timed_out".into(),
                             detail: format!(
                                 "{tool} still running at the {} min limit; log {}",
-                                limit.as_secs_f64() / 60.0,
+                                opts.build_timeout.map_or(0.0, |m| m.0),
                                 show(log)
                             ),
                             fmax_mhz: None,
@@ -457,7 +458,7 @@ fn search_lanes(
         largest_fitting_lanes: good,
         complete: true,
         max_lanes: opts.max_lanes,
-        build_timeout_min: opts.build_timeout.map(|t| t.as_secs_f64() / 60.0),
+        build_timeout_min: opts.build_timeout.map(|m| m.0),
         trials,
     })
 }

@@ -97,7 +97,7 @@ pub struct BuildArgs {
     /// route, packing together). nextpnr's router2 has no iteration limit: on a nearly full
     /// ECP5 it can negotiate congestion for hours [default: no limit]
     #[arg(long, value_name = "MIN", value_parser = parse_minutes)]
-    pub timeout_min: Option<Duration>,
+    pub timeout_min: Option<Minutes>,
     /// Output folder
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -130,15 +130,25 @@ pub fn usb_uart(board: Board) -> UsbUart {
     }
 }
 
+/// A time limit in minutes, as given (kept as given for messages and bench.json).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Minutes(pub f64);
+
+impl Minutes {
+    pub fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0 * 60.0)
+    }
+}
+
 /// A positive, finite number of minutes (fractions allowed).
-pub fn parse_minutes(s: &str) -> Result<Duration, String> {
+pub fn parse_minutes(s: &str) -> Result<Minutes, String> {
     let min: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of minutes"))?;
     if !(min.is_finite() && min > 0.0 && min <= 100_000.0) {
         return Err(format!("{s} minutes: want a positive number up to 100000"));
     }
-    Ok(Duration::from_secs_f64(min * 60.0))
+    Ok(Minutes(min))
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,7 +271,7 @@ pub struct BuildTarget<'a> {
     pub freq: Option<f64>,
     pub dsp: DspArg,
     /// Limit for the whole flow.
-    pub timeout: Option<Duration>,
+    pub timeout: Option<Minutes>,
     pub out: &'a std::path::Path,
 }
 
@@ -304,11 +314,15 @@ pub fn build_board(cfg: &AccelConfig, t: &BuildTarget<'_>) -> Result<smartdeal_f
     let opts = BuildOptions {
         freq_mhz: freq,
         pll_mhz: link.pll.map(|p| p.out_hz_exact() / 1e6),
-        timeout,
+        timeout: timeout.map(Minutes::duration),
         ..synthesis_options(cfg, use_dsp)
     };
     build(board, &files, &design.design.top, out, &opts).map_err(|e| match e {
-        ToolError::Timeout { .. } => anyhow::Error::new(e),
+        // The tool's own message gives the time it had left; the user set the whole build's.
+        ToolError::Timeout { .. } => anyhow::Error::new(e).context(format!(
+            "build stopped at its {} min time limit",
+            timeout.map_or(0.0, |m| m.0)
+        )),
         e => anyhow!("{e}"),
     })
 }
