@@ -47,7 +47,8 @@ pub struct BenchArgs {
     pub out: PathBuf,
     /// Reuse a finished build already in DIR (from an interrupted or earlier run) when it is of
     /// the same design: same board and clock, the same generated Verilog (comments aside) and
-    /// the same synthesis options. Reused builds are named on stderr
+    /// the same synthesis options. Reused builds are named on stderr. The lane search's
+    /// bisection then tries such builds first (the one nearest the midpoint)
     #[arg(long)]
     pub reuse: bool,
     /// Limit for each build this run starts. A lane-search candidate over it is recorded as
@@ -346,6 +347,52 @@ struct RunOptions {
     build_timeout: Option<Minutes>,
 }
 
+/// The lane count to try strictly between `lo` (built) and `hi` (did not): the midpoint, or with
+/// `--reuse` the finished reusable build in `out` nearest to it, which costs nothing to try.
+fn next_candidate(
+    board: Board,
+    base: &AccelConfig,
+    opts: &RunOptions,
+    out: &Path,
+    lo: u32,
+    hi: u32,
+) -> Result<u32> {
+    let mut reusable = Vec::new();
+    if opts.reuse {
+        for lanes in lo + 1..hi {
+            let dir = out.join(format!("lanes-{lanes}"));
+            if !dir.join("report.json").exists() {
+                continue;
+            }
+            let cfg = lane_config(base, lanes);
+            if cfg.validate().is_ok() && earlier_build(board, &cfg, opts.baud, &dir)?.is_some() {
+                reusable.push(lanes);
+            }
+        }
+    }
+    Ok(bisection_point(lo, hi, &reusable))
+}
+
+/// The midpoint of `lo..hi`, or the count in `reusable` nearest to it (the smaller on a tie).
+/// Any count strictly between the bounds keeps the search correct; a free one saves a build.
+fn bisection_point(lo: u32, hi: u32, reusable: &[u32]) -> u32 {
+    let mid = lo + (hi - lo) / 2;
+    reusable
+        .iter()
+        .copied()
+        .filter(|&l| lo < l && l < hi)
+        .min_by_key(|&l| (l.abs_diff(mid), l))
+        .unwrap_or(mid)
+}
+
+/// `base` with `lanes` lanes, named for them.
+fn lane_config(base: &AccelConfig, lanes: u32) -> AccelConfig {
+    let mut cfg = base.clone();
+    cfg.lanes = lanes;
+    cfg.name = format!("{}-{lanes}lanes", base.name);
+    cfg
+}
+
 /// Finds the largest lane count of `base` (all else equal) whose board build succeeds: up from
 /// the configured count by doubling, then bisection between the last success and the first
 /// failure (or down by bisection when the configured count itself fails). `known` is the
@@ -379,9 +426,7 @@ fn search_lanes(
         if let Some(t) = trials.iter().find(|t| t.lanes == lanes) {
             return Ok(t.outcome == "ok");
         }
-        let mut cfg = base.clone();
-        cfg.lanes = lanes;
-        cfg.name = format!("{}-{lanes}lanes", base.name);
+        let cfg = lane_config(base, lanes);
         note(&format!("lane search: trying {lanes} lanes"));
         let trial = match cfg.validate() {
             Err(e) => LaneTrial {
@@ -445,7 +490,7 @@ fn search_lanes(
         if hi - lo <= 1 {
             break;
         }
-        let mid = lo + (hi - lo) / 2;
+        let mid = next_candidate(board, base, opts, out, lo, hi)?;
         if attempt(mid)? {
             good = Some(mid);
         } else {
@@ -565,4 +610,20 @@ pub fn markdown(b: &Bench) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bisection_point;
+
+    #[test]
+    fn bisection_prefers_a_free_count_near_the_midpoint() {
+        assert_eq!(bisection_point(32, 40, &[]), 36);
+        // The ULX3S search: 35, 37 and 38 built already, between 32 (ok) and 40 (not).
+        assert_eq!(bisection_point(32, 40, &[35, 37, 38]), 35);
+        assert_eq!(bisection_point(35, 40, &[35, 37, 38]), 37);
+        assert_eq!(bisection_point(35, 37, &[35, 37, 38]), 36);
+        // Counts outside the open interval are never chosen.
+        assert_eq!(bisection_point(32, 36, &[32, 36, 40]), 34);
+    }
 }
