@@ -268,6 +268,45 @@ fn board_engine_over_a_pty_equals_golden() {
         took < Duration::from_secs(40),
         "the board run took {took:?}"
     );
+    // --build: the configuration and baud rate come from the `fpga build` folder of the
+    // bitstream (here the generated files of a 12 MHz `tiny` board at 9600 baud, as `fpga
+    // build --baud 9600` writes them into DIR/rtl).
+    let build = d.join("build");
+    let link = BoardLink {
+        baud: 9600,
+        ..BoardLink::uart(12_000_000)
+    };
+    smartdeal_gen::generate_board(&tiny(), &link, &smartdeal_gen::GenOptions::default())
+        .unwrap()
+        .write(&build.join("rtl"))
+        .unwrap();
+    let y = s(&d.join("y-build.npy"));
+    let out = smartdeal(
+        &[
+            "run",
+            "--engine",
+            "board",
+            "--port",
+            &port,
+            "--build",
+            &s(&build),
+            "--model",
+            &model,
+            "--input",
+            &x,
+            "--out",
+            &y,
+        ],
+        d,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("config `tiny`, 9600 baud"), "{stderr}");
+    assert_eq!(
+        golden,
+        std::fs::read(&y).unwrap(),
+        "golden and --build y.npy differ"
+    );
 }
 
 /// A device built for another configuration: one line naming the fields that differ.
@@ -363,6 +402,48 @@ fn board_engine_without_a_device_fails_at_once() {
         ],
         d,
         &["--engine board only"],
+    );
+    // --build: a folder that is not an `fpga build` output, and a second source of the config.
+    let empty = s(d);
+    fails(
+        &[
+            "run",
+            "--engine",
+            "board",
+            "--port",
+            "/dev/null",
+            "--build",
+            &empty,
+            "--model",
+            &model,
+            "--input",
+            &x,
+            "--out",
+            &y,
+        ],
+        d,
+        &["--build", "params.json", "fpga build"],
+    );
+    fails(
+        &[
+            "run",
+            "--engine",
+            "board",
+            "--port",
+            "/dev/null",
+            "--build",
+            &empty,
+            "--preset",
+            "tiny",
+            "--model",
+            &model,
+            "--input",
+            &x,
+            "--out",
+            &y,
+        ],
+        d,
+        &["--build", "--preset"],
     );
 }
 

@@ -61,6 +61,48 @@ pub struct Args {
     /// [default: 115200]
     #[arg(long, value_name = "N")]
     pub baud: Option<u32>,
+    /// The `fpga build` output folder of the bitstream on the board: its configuration and
+    /// baud rate are taken from DIR/rtl/params.json and DIR/rtl/board.json, instead of
+    /// --preset/--config/--dense and --baud (board engine only)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "dense", "baud"])]
+    pub build: Option<PathBuf>,
+}
+
+/// The configuration and baud rate of the bitstream built into `dir` by `fpga build`.
+fn from_build(dir: &std::path::Path) -> Result<(AccelConfig, u32)> {
+    let read = |name: &str| -> Result<serde_json::Value> {
+        let path = dir.join("rtl").join(name);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "--build {}: cannot read {} (is it an `fpga build` output folder?)",
+                show(dir),
+                show(&path)
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", show(&path)))
+    };
+    let params = read("params.json")?;
+    let cfg: AccelConfig = serde_json::from_value(params["config"].clone())
+        .with_context(|| format!("--build {}: params.json has no valid `config`", show(dir)))?;
+    cfg.validate()
+        .with_context(|| format!("--build {}: params.json's config", show(dir)))?;
+    // A config read back differently (another generator version) would fail IDENTIFY later
+    // with a less helpful message.
+    if params["fingerprint"].as_str() != Some(cfg.fingerprint().as_str()) {
+        bail!(
+            "--build {}: params.json's config does not match its fingerprint {} (written by \
+             another version of smartdeal?)",
+            show(dir),
+            params["fingerprint"]
+        );
+    }
+    let board = read("board.json")?;
+    let baud = board["link"]["baud"]
+        .as_u64()
+        .and_then(|b| u32::try_from(b).ok())
+        .filter(|&b| b > 0)
+        .ok_or_else(|| anyhow!("--build {}: board.json has no valid link.baud", show(dir)))?;
+    Ok((cfg, baud))
 }
 
 /// Default `--baud` (that of `smartdeal fpga build`).
@@ -223,10 +265,21 @@ pub fn main(args: Args) -> Result<()> {
         if args.baud == Some(0) {
             bail!("--baud must be positive");
         }
-    } else if args.port.is_some() || args.baud.is_some() {
-        bail!("--port and --baud are for --engine board only");
+    } else if args.port.is_some() || args.baud.is_some() || args.build.is_some() {
+        bail!("--port, --baud and --build are for --engine board only");
     }
-    let cfg = args.config.load()?;
+    let (cfg, build_baud) = match &args.build {
+        Some(dir) => {
+            let (cfg, baud) = from_build(dir)?;
+            note(&format!(
+                "the bitstream in {}: config `{}`, {baud} baud",
+                show(dir),
+                cfg.name
+            ));
+            (cfg, Some(baud))
+        }
+        None => (args.config.load()?, None),
+    };
     let model = sdm::load(&args.model)?;
     let layers = select_layers(&cfg, &model.layers, args.layer.as_deref())?;
     let first = layers[0];
@@ -285,7 +338,8 @@ pub fn main(args: Args) -> Result<()> {
             connect_sim_board(&cfg)?
         } else {
             let port = args.port.as_deref().expect("--port checked above");
-            connect_serial_board(&cfg, port, args.baud.unwrap_or(DEFAULT_BAUD))?
+            let baud = build_baud.or(args.baud).unwrap_or(DEFAULT_BAUD);
+            connect_serial_board(&cfg, port, baud)?
         });
     }
 
