@@ -405,8 +405,11 @@ fn board_engine_without_a_device_fails_at_once() {
     );
     // --build: a folder that is not an `fpga build` output, and a second source of the config.
     let empty = s(d);
-    fails(
-        &[
+    for (extra, needles) in [
+        (&[][..], &["--build", "params.json", "fpga build"][..]),
+        (&["--preset", "tiny"][..], &["--build", "--preset"][..]),
+    ] {
+        let mut args = vec![
             "run",
             "--engine",
             "board",
@@ -420,31 +423,10 @@ fn board_engine_without_a_device_fails_at_once() {
             &x,
             "--out",
             &y,
-        ],
-        d,
-        &["--build", "params.json", "fpga build"],
-    );
-    fails(
-        &[
-            "run",
-            "--engine",
-            "board",
-            "--port",
-            "/dev/null",
-            "--build",
-            &empty,
-            "--preset",
-            "tiny",
-            "--model",
-            &model,
-            "--input",
-            &x,
-            "--out",
-            &y,
-        ],
-        d,
-        &["--build", "--preset"],
-    );
+        ];
+        args.extend(extra);
+        fails(&args, d, needles);
+    }
 }
 
 /// A terminal with nobody answering: bounded retries, then one line saying so, within seconds.

@@ -220,6 +220,17 @@ fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
     );
 }
 
+/// The lane search's trial with `lanes` lanes.
+fn trial_of(lane_search: &Value, lanes: u64) -> Value {
+    lane_search["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["lanes"].as_u64() == Some(lanes))
+        .unwrap_or_else(|| panic!("no trial with {lanes} lanes: {lane_search}"))
+        .clone()
+}
+
 /// `fpga bench --search-lanes` on the iCEBreaker: both designs build, the table's derived columns
 /// follow from the benchmark's definition (the dense baseline streams every row of every tile; the
 /// SmartDeal stream only the present ones) and from each row's own Fmax.
@@ -227,19 +238,25 @@ fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
 fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let o = smartdeal(&[
-        "fpga",
-        "bench",
-        "--board",
-        "icebreaker",
-        "--search-lanes",
-        "--out",
-        p(&out),
-    ]);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "fpga bench failed: {stderr}");
-    let b: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    // `fpga bench --board icebreaker --search-lanes` into `out` with `extra`: stderr, bench.json.
+    let bench = |extra: &[&str]| -> (String, Value) {
+        let mut args = vec![
+            "fpga",
+            "bench",
+            "--board",
+            "icebreaker",
+            "--search-lanes",
+            "--out",
+            p(&out),
+        ];
+        args.extend(extra);
+        let o = smartdeal(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "fpga bench {extra:?} failed: {stderr}");
+        let json = std::fs::read_to_string(out.join("bench.json")).unwrap();
+        (stderr, serde_json::from_str(&json).unwrap())
+    };
+    let (_, b) = bench(&[]);
     let rows = b["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     let (sd, dense) = (&rows[0], &rows[1]);
@@ -282,15 +299,7 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
     let ls = &b["lane_search"];
     assert_eq!(ls["complete"], true, "{ls}");
     let best = ls["largest_fitting_lanes"].as_u64().expect("one lane fits");
-    let trial = |l: u64| {
-        ls["trials"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["lanes"].as_u64() == Some(l))
-            .unwrap_or_else(|| panic!("no trial with {l} lanes: {ls}"))
-            .clone()
-    };
+    let trial = |l: u64| trial_of(ls, l);
     assert_eq!(trial(best)["outcome"], "ok");
     assert_ne!(trial(best + 1)["outcome"], "ok");
     let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
@@ -322,26 +331,10 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
         .expect("a 1'd0 in sd_ctrl.v")
         .to_string();
     edit(&two, &lit, &lit.replacen("1'd0", "1'd1", 1));
-    let again = smartdeal(&[
-        "fpga",
-        "bench",
-        "--board",
-        "icebreaker",
-        "--search-lanes",
-        "--reuse",
-        "--out",
-        p(&out),
-    ]);
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        again.status.success(),
-        "fpga bench --reuse failed: {stderr}"
-    );
+    let (stderr, b2) = bench(&["--reuse"]);
     let reused: Vec<&str> = stderr.lines().filter(|l| l.contains("reusing")).collect();
     assert_eq!(reused.len(), 1, "{stderr}");
     assert!(reused[0].contains("of `icebreaker` in"), "{stderr}");
-    let b2: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
     assert_eq!(b2["lane_search"], b["lane_search"]);
     assert_eq!(b2["rows"][0], b["rows"][0]);
     assert_eq!(
@@ -353,31 +346,11 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
     // changed again so that it is rebuilt; yosys needs longer than 0.3 s) is `timed_out`,
     // counts as not fitting, and the verdict says so. The reused builds run no tool.
     edit(&two, &lit, &lit.replacen("1'd0", "1'd1", 1));
-    let limited = smartdeal(&[
-        "fpga",
-        "bench",
-        "--board",
-        "icebreaker",
-        "--search-lanes",
-        "--reuse",
-        "--build-timeout-min",
-        "0.005",
-        "--out",
-        p(&out),
-    ]);
-    let stderr = String::from_utf8_lossy(&limited.stderr);
-    assert!(limited.status.success(), "{stderr}");
-    let b3: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("bench.json")).unwrap()).unwrap();
+    let (_, b3) = bench(&["--reuse", "--build-timeout-min", "0.005"]);
     let ls3 = &b3["lane_search"];
     assert_eq!(ls3["build_timeout_min"].as_f64(), Some(0.005), "{ls3}");
     assert_eq!(ls3["largest_fitting_lanes"], ls["largest_fitting_lanes"]);
-    let t2 = ls3["trials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["lanes"] == 2)
-        .unwrap_or_else(|| panic!("no 2-lane trial: {ls3}"));
+    let t2 = trial_of(ls3, 2);
     assert_eq!(t2["outcome"], "timed_out", "{t2}");
     assert!(t2["detail"].as_str().unwrap().contains("yosys"), "{t2}");
     let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
