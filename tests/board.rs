@@ -7,6 +7,10 @@ use smartdeal_core::params::PRESETS;
 use smartdeal_core::AccelConfig;
 use smartdeal_gen::{generate, generate_board, BoardLink, GenOptions};
 
+mod common;
+
+use common::{make_layer, run_model, write_npy};
+
 fn lint_board(cfg: &AccelConfig, link: &BoardLink) {
     let dir = tempfile::tempdir().unwrap();
     let board = generate_board(cfg, link, &GenOptions::default()).expect("valid link");
@@ -138,45 +142,16 @@ fn invalid_links_are_clear_errors() {
     assert!(e.contains("led_active_low"), "{e}");
 }
 
-/// Writes an int8 C-order .npy array.
-fn write_npy_i8(path: &std::path::Path, shape: &[u64], data: &[i8]) {
-    use npyz::WriterBuilder;
-    let mut buf = Vec::new();
-    {
-        let mut w = npyz::WriteOptions::<i8>::new()
-            .default_dtype()
-            .shape(shape)
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend(data.iter().copied()).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(path, buf).unwrap();
-}
-
-fn smartdeal_ok(args: &[&str], cwd: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smartdeal"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the smartdeal binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "smartdeal {args:?}: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `smartdeal run --engine sim-board` writes the same .npy, byte for byte, as `--engine golden`
 /// (a 40→12 layer on two tokens: three tiles, through the simulated UART link).
 #[test]
 fn run_engine_sim_board_equals_golden() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let model = d.join("l.sdm");
-    smartdeal_ok(
+    let model = make_layer(
+        d,
+        "l.sdm",
         &[
-            "random-layer",
             "--inputs",
             "40",
             "--outputs",
@@ -185,31 +160,15 @@ fn run_engine_sim_board_equals_golden() {
             "0.5",
             "--seed",
             "7",
-            "--out",
-            &s(&model),
         ],
-        d,
     );
     let x: Vec<i8> = (0..80).map(|i| ((i * 37 + 11) % 256) as u8 as i8).collect();
     let xp = d.join("x.npy");
-    write_npy_i8(&xp, &[2, 40], &x);
+    write_npy(&xp, &[2, 40], &x);
     let mut outs = Vec::new();
     for engine in ["golden", "sim-board"] {
         let y = d.join(format!("y-{engine}.npy"));
-        let summary = smartdeal_ok(
-            &[
-                "run",
-                "--engine",
-                engine,
-                "--model",
-                &s(&model),
-                "--input",
-                &s(&xp),
-                "--out",
-                &s(&y),
-            ],
-            d,
-        );
+        let summary = run_model(engine, &model, &xp, &y, d, &[]);
         assert!(summary.starts_with(engine), "{summary}");
         if engine == "sim-board" {
             assert!(

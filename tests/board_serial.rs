@@ -3,98 +3,35 @@
 //! simulated board (`SimBoard`: the board top in Verilator, bytes in and out through its UART
 //! pins bit by bit) or a scripted fake device.
 
+use smartdeal_core::protocol::identify_payload;
+use smartdeal_core::protocol::{self as proto, cmd};
 use smartdeal_core::AccelConfig;
-use smartdeal_gen::board::identify_payload;
-use smartdeal_gen::board::proto::{self, cmd};
 use smartdeal_gen::BoardLink;
-use smartdeal_verif::link::{encode_reply, encode_request, Transport, TransportError};
-use smartdeal_verif::serial::serialport::{SerialPort, TTYPort};
-use smartdeal_verif::simboard::SimBoard;
+use smartdeal_host::link::{encode_reply, encode_request, Transport, TransportError};
+use smartdeal_host::serial::serialport::{SerialPort, TTYPort};
+use smartdeal_sim::board::SimBoard;
 use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{fails, make_layer, ok, s, smartdeal, write_npy};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn smartdeal(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smartdeal"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the smartdeal binary runs")
-}
-
-/// Runs `smartdeal args` and asserts success; returns stdout.
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = smartdeal(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "smartdeal {args:?} failed ({}): {stderr}",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs `smartdeal args`, asserts exit code 1 and a single `smartdeal: error:` line on stderr
-/// mentioning every one of `needles`; returns the line.
-fn fails(args: &[&str], cwd: &Path, needles: &[&str]) -> String {
-    let out = smartdeal(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "smartdeal {args:?}: expected exit code 1, got {} (stderr: {stderr})",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr is not one line: {stderr:?}");
-    assert!(lines[0].starts_with("smartdeal: error: "), "{stderr}");
-    for n in needles {
-        assert!(
-            lines[0].to_lowercase().contains(&n.to_lowercase()),
-            "stderr should mention {n:?}: {stderr}"
-        );
-    }
-    lines[0].to_string()
-}
-
-fn s(path: &Path) -> String {
-    path.to_str().expect("utf-8 temp path").to_string()
-}
-
-/// Writes an int8 C-order .npy array.
-fn write_npy_i8(path: &Path, shape: &[u64], data: &[i8]) {
-    use npyz::WriterBuilder;
-    let mut buf = Vec::new();
-    {
-        let mut w = npyz::WriteOptions::<i8>::new()
-            .default_dtype()
-            .shape(shape)
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend(data.iter().copied()).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(path, buf).unwrap();
-}
-
 /// A seeded random `inputs`→`outputs` layer and `tokens` tokens of activations in `d`; returns
 /// the paths of the model and of the input.
 fn layer_and_input(d: &Path, inputs: u32, outputs: u32, tokens: u32) -> (String, String) {
-    let model = d.join("l.sdm");
-    ok(
+    let model = make_layer(
+        d,
+        "l.sdm",
         &[
-            "random-layer",
             "--inputs",
             &inputs.to_string(),
             "--outputs",
@@ -103,15 +40,12 @@ fn layer_and_input(d: &Path, inputs: u32, outputs: u32, tokens: u32) -> (String,
             "0.5",
             "--seed",
             "11",
-            "--out",
-            &s(&model),
         ],
-        d,
     );
     let n = inputs * tokens;
     let x: Vec<i8> = (0..n).map(|i| ((i * 53 + 7) % 256) as u8 as i8).collect();
     let xp = d.join("x.npy");
-    write_npy_i8(&xp, &[u64::from(tokens), u64::from(inputs)], &x);
+    write_npy(&xp, &[u64::from(tokens), u64::from(inputs)], &x);
     (s(&model), s(&xp))
 }
 

@@ -1,82 +1,17 @@
 //! End-to-end tests of the `smartdeal` binary: every test runs the real executable.
 
-use npyz::WriterBuilder;
 use rand::{Rng, SeedableRng};
 use smartdeal_core::random::{random_layer, RandomLayerSpec};
 use smartdeal_core::{sdm, AccelConfig, Model};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+
+use common::{fails, make_layer, numpy_reference, ok, p, read_json, run_model, write_npy};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn smartdeal(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smartdeal"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the smartdeal binary runs")
-}
-
-/// Runs `smartdeal args` and asserts success; returns stdout.
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = smartdeal(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "smartdeal {args:?} failed ({}): {stderr}",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// Runs `smartdeal args`, asserts exit code 1 and a single `smartdeal: error:` line on stderr
-/// mentioning every one of `needles`; returns the line.
-fn fails(args: &[&str], cwd: &Path, needles: &[&str]) -> String {
-    let out = smartdeal(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "smartdeal {args:?}: expected exit code 1, got {} (stderr: {stderr})",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains("backtrace"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr is not one line: {stderr:?}");
-    assert!(stderr.ends_with('\n'), "{stderr:?}");
-    assert!(lines[0].starts_with("smartdeal: error: "), "{stderr}");
-    for n in needles {
-        assert!(
-            lines[0].to_lowercase().contains(&n.to_lowercase()),
-            "stderr should mention {n:?}: {stderr}"
-        );
-    }
-    lines[0].to_string()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
-
-/// Writes a C-order .npy array with npyz (the dtype is `T`'s default, `'|i1'` for i8).
-fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
-    let mut buf = Vec::new();
-    {
-        let mut w = npyz::WriteOptions::<T>::new()
-            .default_dtype()
-            .shape(shape)
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend(data.iter().copied()).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(path, buf).unwrap();
-}
 
 /// Reads a .npy file with npyz, checking its dtype string and C order.
 fn read_npy<T: npyz::Deserialize>(path: &Path, descr: &str) -> (Vec<u64>, Vec<T>) {
@@ -105,16 +40,6 @@ fn inspect_json(model: &Path, cwd: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("inspect --json: {e}: {text}"))
 }
 
-/// Makes a random layer with the CLI; returns its path.
-fn make_layer(dir: &Path, file: &str, extra: &[&str]) -> PathBuf {
-    let path = dir.join(file);
-    let mut args = vec!["random-layer", "--out", p(&path)];
-    args.extend_from_slice(extra);
-    let summary = ok(&args, dir);
-    assert!(summary.contains("bytes"), "{summary}");
-    path
-}
-
 /// The layer's outputs recomputed from `inspect --export-int`, independently of the toolchain's
 /// arithmetic: y = sat_int8(((x @ w.T + bias) * M + round) >> sh), then optional ReLU.
 fn recompute(model: &Path, layer: &str, x: &[i8], dir: &Path) -> Vec<i8> {
@@ -122,10 +47,7 @@ fn recompute(model: &Path, layer: &str, x: &[i8], dir: &Path) -> Vec<i8> {
     ok(&["inspect", p(model), "--export-int", p(&ints)], dir);
     let (wshape, w) = read_npy::<i8>(&ints.join(format!("{layer}.w_int8.npy")), "|i1");
     let (bshape, bias) = read_npy::<i32>(&ints.join(format!("{layer}.bias_int32.npy")), "<i4");
-    let rq: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(ints.join(format!("{layer}.requant.json"))).unwrap(),
-    )
-    .unwrap();
+    let rq = read_json(&ints.join(format!("{layer}.requant.json")));
     let (outs, ins) = (wshape[0] as usize, wshape[1] as usize);
     assert_eq!(bshape, vec![outs as u64]);
     let mult: Vec<i64> = rq["multiplier"]
@@ -171,19 +93,7 @@ struct RunOut {
 
 fn run_engine(engine: &str, model: &Path, x: &Path, dir: &Path, extra: &[&str]) -> RunOut {
     let out = dir.join(format!("y-{engine}.npy"));
-    let mut args = vec![
-        "run",
-        "--engine",
-        engine,
-        "--model",
-        p(model),
-        "--input",
-        p(x),
-        "--out",
-        p(&out),
-    ];
-    args.extend_from_slice(extra);
-    let summary = ok(&args, dir);
+    let summary = run_model(engine, model, x, &out, dir, extra);
     assert!(summary.starts_with(engine), "{summary}");
     let (shape, y) = read_npy::<i8>(&out, "|i1");
     RunOut {
@@ -325,9 +235,7 @@ fn export_int_writes_the_documented_files() {
     assert!(w.iter().any(|&v| v != 0));
     let (bs, _) = read_npy::<i32>(&ints.join("layer0.bias_int32.npy"), "<i4");
     assert_eq!(bs, vec![6]);
-    let rq: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ints.join("layer0.requant.json")).unwrap())
-            .unwrap();
+    let rq = read_json(&ints.join("layer0.requant.json"));
     assert_eq!(rq["multiplier"].as_array().unwrap().len(), 6);
     assert_eq!(rq["shift"].as_array().unwrap().len(), 6);
     assert_eq!(rq["relu"], false);
@@ -369,8 +277,7 @@ fn golden_and_verilator_agree_with_the_recomputation_48x20() {
     assert_eq!(g.y, want, "golden differs from the recomputation");
     assert!(want.iter().any(|&y| y != 0), "a degenerate all-zero output");
 
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let s = read_json(&stats);
     assert_eq!(s["format_version"], 1);
     assert_eq!(s["tokens"], 3);
     let run_cycles = s["run_cycles"].as_u64().unwrap();
@@ -416,22 +323,7 @@ fn acceptance_384x384_golden_and_verilator_are_identical() {
         dir.path(),
     );
     let y_np = dir.path().join("y_numpy.npy");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var("SMARTDEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python3"));
-    let st = Command::new(&python)
-        .arg(root.join("scripts/numpy_reference.py"))
-        .args([p(&ints), "layer0", p(&xp), p(&y_np)])
-        .status()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}): run scripts/setup.sh, or set SMARTDEAL_PYTHON to a python \
-                 with numpy",
-                python.display()
-            )
-        });
-    assert!(st.success(), "numpy_reference.py failed");
+    numpy_reference(&ints, "layer0", &xp, &y_np);
     let (shape, y_numpy) = read_npy::<i8>(&y_np, "|i1");
     assert_eq!(shape, vec![1, 384]);
     assert_eq!(

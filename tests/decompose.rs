@@ -8,49 +8,10 @@ use serde_json::Value;
 use smartdeal_core::sdm;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn smartdeal(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smartdeal"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the smartdeal binary runs")
-}
+mod common;
 
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = smartdeal(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "smartdeal {args:?} failed: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Exit code 1, no panic, and the last stderr line is the single error line, mentioning every
-/// needle (progress notes may precede it).
-fn fails(args: &[&str], cwd: &Path, needles: &[&str]) -> String {
-    let out = smartdeal(args, cwd);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("smartdeal: error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert_eq!(stderr.lines().last(), Some(errors[0]), "{stderr}");
-    for n in needles {
-        assert!(
-            errors[0].to_lowercase().contains(&n.to_lowercase()),
-            "stderr should mention {n:?}: {stderr}"
-        );
-    }
-    errors[0].to_string()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{fails_after_notes, numpy_reference, ok, p, read_json, run_model, write_npy};
 
 /// Writes an F32 safetensors file.
 fn write_safetensors(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
@@ -87,51 +48,20 @@ fn gaussian(n: usize, scale: f32, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// `smartdeal run --engine ENGINE --model MODEL --input X --out Y`, which must succeed.
-fn run_engine(engine: &str, model: &Path, x: &Path, y: &Path, cwd: &Path) {
-    ok(
-        &[
-            "run",
-            "--engine",
-            engine,
-            "--model",
-            p(model),
-            "--input",
-            p(x),
-            "--out",
-            p(y),
-        ],
-        cwd,
-    );
-}
-
-fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var("SMARTDEAL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".venv/bin/python3"))
-}
-
+/// Writes `rows` × `cols` seeded random int8 activations.
 fn write_x(path: &Path, rows: usize, cols: usize, seed: u64) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let x: Vec<i8> = (0..rows * cols).map(|_| rng.gen()).collect();
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::<i8>::new()
-            .default_dtype()
-            .shape(&[rows as u64, cols as u64])
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend(x.iter().copied()).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(path, buf).unwrap();
+    write_npy(path, &[rows as u64, cols as u64], &x);
+}
+
+/// Runs `model` on `x` with the golden model and with `engine`; returns the bytes of both y.npy.
+fn golden_and(engine: &str, model: &Path, x: &Path, cwd: &Path) -> (Vec<u8>, Vec<u8>) {
+    let yg = cwd.join("y-golden.npy");
+    let ye = cwd.join(format!("y-{engine}.npy"));
+    run_model("golden", model, x, &yg, cwd, &[]);
+    run_model(engine, model, x, &ye, cwd, &[]);
+    (std::fs::read(&yg).unwrap(), std::fs::read(&ye).unwrap())
 }
 
 /// A synthetic model: two linear layers with a bias, a 1×1 and a 3×3 convolution and a 7×7 stem.
@@ -170,7 +100,7 @@ fn synthetic_model_every_layer_kind_is_handled_and_reported() {
         dir.path(),
     );
     assert!(table.contains("fc1") && table.contains("total:"), "{table}");
-    let r = report(&js);
+    let r = read_json(&js);
     let layers = r["layers"].as_array().unwrap();
     let by = |t: &str| layers.iter().find(|l| l["tensor"] == t).unwrap().clone();
     // Fully connected and 1×1 are written; 3×3 is decomposed but not written; 7×7 is skipped.
@@ -255,7 +185,7 @@ fn structural_pruning_removes_rows_for_whole_groups() {
         // 32 rows, ceil(0.5 · 32) = 16 pruned for the whole group.
         assert!(g.iter().filter(|p| **p).count() <= 16, "{g:?}");
     }
-    let r = report(&js);
+    let r = read_json(&js);
     assert_eq!(r["layers"][0]["pruned_rows"], 5 * 16);
     // Per-tensor ratios from a file, one per selected tensor.
     let ratios = dir.path().join("ratios.txt");
@@ -275,11 +205,11 @@ fn structural_pruning_removes_rows_for_whole_groups() {
         ],
         dir.path(),
     );
-    let r = report(&js);
+    let r = read_json(&js);
     assert!(r["layers"][0]["pruned_rows"].as_u64().unwrap() > 0);
     assert_eq!(r["layers"][1]["pruned_rows"], 0);
     std::fs::write(&ratios, "0.25\n").unwrap();
-    fails(
+    fails_after_notes(
         &[
             "decompose",
             p(&w),
@@ -313,11 +243,8 @@ fn decomposed_layers_run_identically_on_golden_and_verilator() {
     );
     let x = dir.path().join("x.npy");
     write_x(&x, 3, 96, 9);
-    let yg = dir.path().join("yg.npy");
-    let yv = dir.path().join("yv.npy");
-    run_engine("golden", &out, &x, &yg, dir.path());
-    run_engine("verilator", &out, &x, &yv, dir.path());
-    assert_eq!(std::fs::read(&yg).unwrap(), std::fs::read(&yv).unwrap());
+    let (g, v) = golden_and("verilator", &out, &x, dir.path());
+    assert_eq!(g, v);
 }
 
 #[test]
@@ -327,28 +254,28 @@ fn bad_inputs_are_one_line_errors() {
     let w = synthetic(d);
     let out = d.join("m.sdm");
     let o = p(&out);
-    fails(
+    fails_after_notes(
         &["decompose", "missing.safetensors", "--out", o],
         d,
         &["missing.safetensors"],
     );
     let junk = d.join("junk.safetensors");
     std::fs::write(&junk, b"not a safetensors file at all").unwrap();
-    fails(
+    fails_after_notes(
         &["decompose", p(&junk), "--out", o],
         d,
         &["junk.safetensors"],
     );
     let txt = d.join("w.txt");
     std::fs::write(&txt, b"1 2 3").unwrap();
-    fails(&["decompose", p(&txt), "--out", o], d, &["w.txt"]);
-    fails(
+    fails_after_notes(&["decompose", p(&txt), "--out", o], d, &["w.txt"]);
+    fails_after_notes(
         &["decompose", p(&w), "--tensor", "nope.*", "--out", o],
         d,
         &["nope.*"],
     );
     // Only a 7×7 stem selected: nothing can be written.
-    fails(
+    fails_after_notes(
         &["decompose", p(&w), "--tensor", "stem.weight", "--out", o],
         d,
         &["7×7"],
@@ -358,10 +285,10 @@ fn bad_inputs_are_one_line_errors() {
     bad[5] = f32::NAN;
     let nan = d.join("nan.safetensors");
     write_safetensors(&nan, &[("a.weight", vec![3, 4], bad)]);
-    fails(&["decompose", p(&nan), "--out", o], d, &["a.weight", "nan"]);
+    fails_after_notes(&["decompose", p(&nan), "--out", o], d, &["a.weight", "nan"]);
     let vec1 = d.join("v.safetensors");
     write_safetensors(&vec1, &[("v.weight", vec![12], gaussian(12, 0.1, 1))]);
-    fails(
+    fails_after_notes(
         &["decompose", p(&vec1), "--tensor", "v.weight", "--out", o],
         d,
         &["v.weight"],
@@ -376,9 +303,9 @@ fn bad_inputs_are_one_line_errors() {
         ("--act-scale", "0", "--act-scale"),
         ("--decay", "2", "--decay"),
     ] {
-        fails(&["decompose", p(&w), "--out", o, flag, val], d, &[needle]);
+        fails_after_notes(&["decompose", p(&w), "--out", o, flag, val], d, &[needle]);
     }
-    fails(
+    fails_after_notes(
         &["decompose", p(&w), "--out", o, "--preset", "nosuch"],
         d,
         &["nosuch"],
@@ -394,19 +321,7 @@ fn calibration_sample_sets_the_scales_of_matching_layers() {
     // A float sample [8, 96]: matches fc1 (96 inputs) only.
     let x: Vec<f32> = gaussian(8 * 96, 0.5, 21);
     let xf = d.join("calib.npy");
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut wr = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&[8, 96])
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        wr.extend(x.iter().copied()).unwrap();
-        wr.finish().unwrap();
-    }
-    std::fs::write(&xf, buf).unwrap();
+    write_npy(&xf, &[8, 96], &x);
     let out = d.join("m.sdm");
     let js = d.join("r.json");
     ok(
@@ -426,7 +341,7 @@ fn calibration_sample_sets_the_scales_of_matching_layers() {
         ],
         d,
     );
-    let r = report(&js);
+    let r = read_json(&js);
     let (fc1, fc2) = (&r["layers"][0], &r["layers"][1]);
     assert_eq!(fc1["scale_source"], "calibrated");
     assert_eq!(fc2["scale_source"], "given");
@@ -436,20 +351,8 @@ fn calibration_sample_sets_the_scales_of_matching_layers() {
     assert_eq!(fc2["int"]["act_scale"].as_f64().unwrap(), 0.01);
     // A sample of the wrong rank is an error.
     let bad = d.join("bad.npy");
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut wr = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&[1, 2, 3, 4, 5])
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        wr.extend(std::iter::repeat_n(0.5f32, 120)).unwrap();
-        wr.finish().unwrap();
-    }
-    std::fs::write(&bad, buf).unwrap();
-    fails(
+    write_npy(&bad, &[1, 2, 3, 4, 5], &[0.5f32; 120]);
+    fails_after_notes(
         &["decompose", p(&w), "--out", p(&out), "--calib", p(&bad)],
         d,
         &["--calib"],
@@ -469,7 +372,7 @@ fn an_integer_tensor_is_an_unsupported_dtype_error() {
     .collect();
     let f = d.join("ints.safetensors");
     std::fs::write(&f, safetensors::serialize(&views, &None).unwrap()).unwrap();
-    fails(
+    fails_after_notes(
         &[
             "decompose",
             p(&f),
@@ -527,7 +430,7 @@ fn minilm_query_matches_the_reference_figures_and_runs_bit_exact_on_verilator() 
         ],
         d,
     );
-    let r = report(&js);
+    let r = read_json(&js);
     let l = &r["layers"][0];
     let err = l["float_rel_error"].as_f64().unwrap();
     let dens = l["ce_density"].as_f64().unwrap();
@@ -549,27 +452,12 @@ fn minilm_query_matches_the_reference_figures_and_runs_bit_exact_on_verilator() 
     // recomputation from the exported integers.
     let x = d.join("x.npy");
     write_x(&x, 4, 384, 11);
-    let yg = d.join("yg.npy");
-    let yv = d.join("yv.npy");
-    run_engine("golden", &out, &x, &yg, d);
-    run_engine("verilator", &out, &x, &yv, d);
-    let (g, v) = (std::fs::read(&yg).unwrap(), std::fs::read(&yv).unwrap());
+    let (g, v) = golden_and("verilator", &out, &x, d);
     assert_eq!(g, v, "golden and Verilator differ on the MiniLM layer");
     let ints = d.join("ints");
     ok(&["inspect", p(&out), "--export-int", p(&ints)], d);
     let y_np = d.join("y_numpy.npy");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let st = Command::new(python())
-        .arg(root.join("scripts/numpy_reference.py"))
-        .args([
-            p(&ints),
-            "encoder.layer.0.attention.self.query",
-            p(&x),
-            p(&y_np),
-        ])
-        .status()
-        .expect("run scripts/setup.sh, or set SMARTDEAL_PYTHON to a python with numpy");
-    assert!(st.success());
+    numpy_reference(&ints, "encoder.layer.0.attention.self.query", &x, &y_np);
     let y = std::fs::read(&y_np).unwrap();
     // Same array; numpy's writer may format the header differently, so compare the data.
     assert_eq!(y[y.len() - 4 * 384..], v[v.len() - 4 * 384..]);
@@ -605,7 +493,7 @@ fn minilm_all_encoder_linear_layers_decompose() {
         ],
         d,
     );
-    let r = report(&js);
+    let r = read_json(&js);
     let layers = r["layers"].as_array().unwrap();
     // 6 layers × (query, key, value, attention output, intermediate, output).
     let linear: Vec<&Value> = layers.iter().filter(|l| !l["layer"].is_null()).collect();
@@ -647,11 +535,8 @@ fn minilm_query_runs_identically_on_the_simulated_board() {
     );
     let x = d.join("x.npy");
     write_x(&x, 1, 384, 12);
-    let yg = d.join("yg.npy");
-    let ys = d.join("ys.npy");
-    run_engine("golden", &out, &x, &yg, d);
-    run_engine("sim-board", &out, &x, &ys, d);
-    assert_eq!(std::fs::read(&yg).unwrap(), std::fs::read(&ys).unwrap());
+    let (g, s) = golden_and("sim-board", &out, &x, d);
+    assert_eq!(g, s);
 }
 
 /// The MiniLM FFN output layer (1536 → 384): 512 Ce rows, twice tiny's activation buffer, so
@@ -674,9 +559,6 @@ fn minilm_ffn_output_layer_runs_input_tiled_on_verilator() {
     );
     let x = d.join("x.npy");
     write_x(&x, 2, 1536, 13);
-    let yg = d.join("yg.npy");
-    let yv = d.join("yv.npy");
-    run_engine("golden", &out, &x, &yg, d);
-    run_engine("verilator", &out, &x, &yv, d);
-    assert_eq!(std::fs::read(&yg).unwrap(), std::fs::read(&yv).unwrap());
+    let (g, v) = golden_and("verilator", &out, &x, d);
+    assert_eq!(g, v);
 }

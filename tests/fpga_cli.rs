@@ -3,18 +3,11 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn smartdeal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smartdeal"))
-        .args(args)
-        .output()
-        .expect("the smartdeal binary runs")
-}
+mod common;
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{p, read_json, smartdeal};
 
 /// Builds the board's default preset and checks the report: timing met at the board clock, a
 /// bitstream, utilization within the device.
@@ -33,11 +26,10 @@ fn build_with(
     let out = dir.path().join("build");
     let mut args = vec!["fpga", "build", "--board", board, "--out", p(&out)];
     args.extend(extra);
-    let o = smartdeal(&args);
+    let o = smartdeal(&args, None);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "fpga build {board} failed: {stderr}");
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let r = read_json(&out.join("report.json"));
     assert_eq!(r["status"], "ok", "{r}");
     assert_eq!(r["timing_passed"], true);
     assert_eq!(r["target_mhz"].as_f64(), Some(clock_mhz));
@@ -71,16 +63,17 @@ fn build_with(
     let bit = Path::new(r["bitstream"]["path"].as_str().unwrap());
     assert!(std::fs::metadata(bit).unwrap().len() > 10_000);
     // The generated design is kept next to the build, with the link parameters.
-    let board_json: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("rtl/board.json")).unwrap())
-            .unwrap();
+    let board_json = read_json(&out.join("rtl/board.json"));
     assert!(board_json["fingerprint"].is_string(), "{board_json}");
     (dir, r)
 }
 
 /// `smartdeal fpga flash --board BOARD DIR --dry-run`.
 fn flash_dry_run(board: &str, dir: &Path) -> Output {
-    smartdeal(&["fpga", "flash", "--board", board, p(dir), "--dry-run"])
+    smartdeal(
+        &["fpga", "flash", "--board", board, p(dir), "--dry-run"],
+        None,
+    )
 }
 
 #[test]
@@ -130,23 +123,26 @@ fn bad_board_arguments_are_one_line_errors() {
         let mut a = vec!["fpga", "build"];
         a.extend(args);
         a.extend(["--out", p(&out)]);
-        let o = smartdeal(&a);
+        let o = smartdeal(&a, None);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{a:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
     }
     // A build over its limit is stopped (here in yosys, 0.3 s in) and fails without a report.
-    let o = smartdeal(&[
-        "fpga",
-        "build",
-        "--board",
-        "icebreaker",
-        "--timeout-min",
-        "0.005",
-        "--out",
-        p(&out),
-    ]);
+    let o = smartdeal(
+        &[
+            "fpga",
+            "build",
+            "--board",
+            "icebreaker",
+            "--timeout-min",
+            "0.005",
+            "--out",
+            p(&out),
+        ],
+        None,
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     let last = stderr.lines().last().unwrap();
@@ -187,15 +183,13 @@ fn baud_max_is_the_fastest_clean_rate_of_the_board() {
         if let Some(mhz) = extra {
             args.extend(["--clock-mhz", mhz]);
         }
-        let o = smartdeal(&args);
+        let o = smartdeal(&args, None);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(
             stderr.contains(&format!("pass --baud {baud} to `smartdeal run`")),
             "{stderr}"
         );
-        let b: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("rtl/board.json")).unwrap())
-                .unwrap();
+        let b = read_json(&out.join("rtl/board.json"));
         assert_eq!(b["link"]["baud"], baud, "{b}");
         assert_eq!(b["clks_per_bit"], clks_per_bit, "{b}");
     }
@@ -250,11 +244,10 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
             p(&out),
         ];
         args.extend(extra);
-        let o = smartdeal(&args);
+        let o = smartdeal(&args, None);
         let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(o.status.success(), "fpga bench {extra:?} failed: {stderr}");
-        let json = std::fs::read_to_string(out.join("bench.json")).unwrap();
-        (stderr, serde_json::from_str(&json).unwrap())
+        (stderr, read_json(&out.join("bench.json")))
     };
     let (_, b) = bench(&[]);
     let rows = b["rows"].as_array().unwrap();
@@ -368,10 +361,7 @@ fn icebreaker_bitstream_behind_the_pll_meets_16_5_mhz() {
     let (dir, r) = build_with("icebreaker", &["--clock-mhz", "16.5"], 16.5, "ICESTORM_LC");
     assert_eq!(r["bels"]["ICESTORM_PLL"]["used"], 1, "{}", r["bels"]);
     assert_eq!(r["clocks"][0]["clock"], "clk_core");
-    let board: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("build/rtl/board.json")).unwrap(),
-    )
-    .unwrap();
+    let board = read_json(&dir.path().join("build/rtl/board.json"));
     assert_eq!(board["link"]["clock_hz"], 16_500_000);
     assert_eq!(
         board["link"]["pll"]["settings"]["primitive"],

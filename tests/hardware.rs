@@ -6,7 +6,7 @@
 use smartdeal_core::params::PRESETS;
 use smartdeal_core::AccelConfig;
 use smartdeal_gen::{generate, GenOptions};
-use smartdeal_verif::strategies::{random_config, test_seed};
+use smartdeal_golden::strategies::{random_config, test_seed};
 use std::path::{Path, PathBuf};
 
 /// Writes the design for `cfg` into `dir` and returns its files (top last).

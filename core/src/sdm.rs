@@ -519,6 +519,80 @@ impl<'a> Reader<'a> {
 
 /// Reads and validates one layer record.
 fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
+    let head = read_layer_fields(r, index)?;
+    let sizes = layer_sizes(r, &head)?;
+    let o_count = head.outputs as usize;
+
+    // 1. Row bitmap.
+    let bitmap = read_row_bitmap(r, &head.label, &sizes)?;
+
+    // 2. Basis: 9 int8 entries per block, row-major.
+    let basis = r
+        .take(sizes.basis_len, "basis")?
+        .chunks_exact(9)
+        .map(|c| {
+            let v = |i: usize| i8::from_le_bytes([c[i]]);
+            [[v(0), v(1), v(2)], [v(3), v(4), v(5)], [v(6), v(7), v(8)]]
+        })
+        .collect();
+
+    // 3. Coefficient stream.
+    let coef = read_coef_stream(r, &head, &sizes, &bitmap.present_rows)?;
+
+    // 4. Per-channel parameters: wshift u8, bias i32, out_mult u16, out_shift u8.
+    let wshift = r.take(o_count, "wshift")?.to_vec();
+    let bias = r
+        .take(4 * o_count, "bias")?
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let out_mult = r
+        .take(2 * o_count, "out_mult")?
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let out_shift = r.take(o_count, "out_shift")?.to_vec();
+
+    let decoded = FcLayer {
+        name: head.name,
+        inputs: head.inputs,
+        outputs: head.outputs,
+        rows_per_block: head.rows_per_block,
+        group_size: head.group_size,
+        exp_bits: head.exp_bits,
+        e_lo: head.e_lo,
+        relu: head.relu,
+        row_present: bitmap.row_present,
+        basis,
+        coef,
+        wshift,
+        bias,
+        out_mult,
+        out_shift,
+    };
+    decoded
+        .validate()
+        .map_err(|error| SdmError::InvalidLayer { index, error })?;
+    Ok(decoded)
+}
+
+/// The fixed-size fields at the start of a layer record, each checked on its own.
+struct LayerFields {
+    name: String,
+    /// "layer 3 `fc1`", for messages.
+    label: String,
+    inputs: u32,
+    outputs: u32,
+    rows_per_block: u32,
+    group_size: u32,
+    exp_bits: u8,
+    e_lo: i8,
+    relu: bool,
+}
+
+/// Reads the kind, name and shape fields of layer `index`, and points `r`'s messages at the
+/// layer by name once it is known.
+fn read_layer_fields(r: &mut Reader<'_>, index: usize) -> Result<LayerFields, SdmError> {
     r.ctx = format!("layer {index}");
     let kind_at = r.offset();
     let kind = r.u8("kind")?;
@@ -587,22 +661,55 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
             value: u64::from(flags & !LAYER_FLAG_RELU),
         });
     }
+    Ok(LayerFields {
+        name,
+        label: layer,
+        inputs,
+        outputs,
+        rows_per_block,
+        group_size,
+        exp_bits,
+        e_lo,
+        relu: flags & LAYER_FLAG_RELU != 0,
+    })
+}
 
+/// A layer's section sizes, derived from its fields and known to fit (`coef` in
+/// [`MAX_WEIGHTS`], the fixed-size sections in the bytes that remain).
+struct LayerSizes {
+    /// Ce rows per output channel, `ceil(inputs / 3)`.
+    rows: usize,
+    /// Coefficient slots, `outputs · rows · 3`.
+    slots: usize,
+    /// Bitmap groups, `ceil(outputs / group_size)`.
+    groups: usize,
+    /// Bytes of one group's bitmap, one bit per row.
+    row_bytes: usize,
+    bitmap_len: usize,
+    basis_len: usize,
+    /// Bytes of the per-channel section.
+    channel_len: u64,
+}
+
+/// Computes the section sizes of `head`'s layer and checks them against [`MAX_WEIGHTS`] and the
+/// bytes left in `r`, before anything is allocated.
+fn layer_sizes(r: &Reader<'_>, head: &LayerFields) -> Result<LayerSizes, SdmError> {
+    let (inputs, outputs) = (head.inputs, head.outputs);
     // Sizes, in u64 so that no product overflows before the checks; after the slot cap every
     // count below fits easily.
     let rows = u64::from(inputs).div_ceil(3);
     let slots = u64::from(outputs) * rows * 3;
     if slots > MAX_WEIGHTS {
         return Err(SdmError::TooLarge {
-            layer,
+            layer: head.label.clone(),
             inputs,
             outputs,
             slots,
             max: MAX_WEIGHTS,
         });
     }
-    let blocks = rows.div_ceil(u64::from(rows_per_block));
-    let groups = u64::from(outputs).div_ceil(u64::from(group_size));
+    let blocks = rows.div_ceil(u64::from(head.rows_per_block));
+    let groups = u64::from(outputs).div_ceil(u64::from(head.group_size));
     let row_bytes = rows.div_ceil(8);
     let bitmap_len = groups * row_bytes;
     let basis_len = u64::from(outputs) * blocks * 9;
@@ -611,23 +718,48 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
     if fixed > r.remaining() as u64 {
         return Err(SdmError::Truncated {
             what: format!(
-                "{layer} sections ({outputs}×{inputs}, {groups} bitmap groups, {blocks} blocks \
-                 per channel)"
+                "{} sections ({outputs}×{inputs}, {groups} bitmap groups, {blocks} blocks \
+                 per channel)",
+                head.label
             ),
             offset: r.offset(),
             need: fixed,
             have: r.remaining() as u64,
         });
     }
-    // Everything below is bounded by the bytes that remain (or by MAX_WEIGHTS for `coef`).
-    let (rows, groups) = (rows as usize, groups as usize);
-    let (o_count, row_bytes) = (outputs as usize, row_bytes as usize);
+    // Everything below is bounded by the bytes that remain (or by MAX_WEIGHTS for `coef`), so
+    // the u64 → usize casts are lossless.
+    Ok(LayerSizes {
+        rows: rows as usize,
+        slots: slots as usize,
+        groups: groups as usize,
+        row_bytes: row_bytes as usize,
+        bitmap_len: bitmap_len as usize,
+        basis_len: basis_len as usize,
+        channel_len,
+    })
+}
 
-    // 1. Row bitmap.
+/// A layer's row bitmap, per group.
+struct RowBitmap {
+    /// Every row as a flag (`FcLayer::row_present`).
+    row_present: Vec<Vec<bool>>,
+    /// The indices of the present rows, the ones the coefficient stream holds.
+    present_rows: Vec<Vec<usize>>,
+}
+
+/// Reads the row bitmap (per group, one bit per row, LSB first, each group padded to whole bytes
+/// with zero bits).
+fn read_row_bitmap(
+    r: &mut Reader<'_>,
+    layer: &str,
+    sizes: &LayerSizes,
+) -> Result<RowBitmap, SdmError> {
+    let (rows, row_bytes) = (sizes.rows, sizes.row_bytes);
     let bitmap_at = r.offset();
-    let bitmap = r.take(bitmap_len as usize, "row bitmap")?;
-    let mut row_present = Vec::with_capacity(groups);
-    let mut present_rows: Vec<Vec<usize>> = Vec::with_capacity(groups);
+    let bitmap = r.take(sizes.bitmap_len, "row bitmap")?;
+    let mut row_present = Vec::with_capacity(sizes.groups);
+    let mut present_rows: Vec<Vec<usize>> = Vec::with_capacity(sizes.groups);
     for (g, bits) in bitmap.chunks_exact(row_bytes).enumerate() {
         let group: Vec<bool> = (0..rows).map(|i| bits[i / 8] >> (i % 8) & 1 == 1).collect();
         // Bits of the group's last byte that hold rows (1..=8); the rest are padding.
@@ -643,18 +775,23 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
         present_rows.push((0..rows).filter(|&i| group[i]).collect());
         row_present.push(group);
     }
+    Ok(RowBitmap {
+        row_present,
+        present_rows,
+    })
+}
 
-    // 2. Basis.
-    let basis = r
-        .take(basis_len as usize, "basis")?
-        .chunks_exact(9)
-        .map(|c| {
-            let v = |i: usize| i8::from_le_bytes([c[i]]);
-            [[v(0), v(1), v(2)], [v(3), v(4), v(5)], [v(6), v(7), v(8)]]
-        })
-        .collect();
-
-    // 3. Coefficient stream.
+/// Reads the coefficient stream (a u32 byte length, then LSB-first bits): for every present row
+/// of every channel a 3-bit mask, then for each set bit a sign bit and an `exp_bits`-bit code,
+/// widened to [`Coef::Pow2`]; zero padding to a whole byte, and not one byte more.
+fn read_coef_stream(
+    r: &mut Reader<'_>,
+    head: &LayerFields,
+    sizes: &LayerSizes,
+    present_rows: &[Vec<usize>],
+) -> Result<Vec<Coef>, SdmError> {
+    let layer = &head.label;
+    let (rows, channel_len) = (sizes.rows, sizes.channel_len);
     let stream_len = r.u32("coefficient stream length")?;
     let stream_at = r.offset();
     if u64::from(stream_len) + channel_len > r.remaining() as u64 {
@@ -672,9 +809,9 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
         bytes: stream,
         bit: 0,
     };
-    let mut coef = vec![Coef::Zero; slots as usize];
-    for o in 0..o_count {
-        for &row in &present_rows[o / group_size as usize] {
+    let mut coef = vec![Coef::Zero; sizes.slots];
+    for o in 0..head.outputs as usize {
+        for &row in &present_rows[o / head.group_size as usize] {
             let short = |bit: u64| SdmError::CoefStream {
                 layer: layer.clone(),
                 offset: stream_at,
@@ -688,7 +825,7 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
                 if mask >> k & 1 == 1 {
                     let neg = bits.get(1).ok_or_else(|| short(bits.bit))? == 1;
                     let code = bits
-                        .get(u32::from(exp_bits))
+                        .get(u32::from(head.exp_bits))
                         .ok_or_else(|| short(bits.bit))?;
                     coef[(o * rows + row) * 3 + k] = Coef::Pow2 {
                         neg,
@@ -701,7 +838,7 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
     let used = bits.bit.div_ceil(8);
     if used < u64::from(stream_len) {
         return Err(SdmError::CoefStream {
-            layer,
+            layer: layer.clone(),
             offset: stream_at,
             why: format!(
                 "declares {stream_len} bytes but the present rows use only {used} \
@@ -720,42 +857,7 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
             });
         }
     }
-
-    // 4. Per-channel parameters.
-    let wshift = r.take(o_count, "wshift")?.to_vec();
-    let bias = r
-        .take(4 * o_count, "bias")?
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let out_mult = r
-        .take(2 * o_count, "out_mult")?
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    let out_shift = r.take(o_count, "out_shift")?.to_vec();
-
-    let decoded = FcLayer {
-        name,
-        inputs,
-        outputs,
-        rows_per_block,
-        group_size,
-        exp_bits,
-        e_lo,
-        relu: flags & LAYER_FLAG_RELU != 0,
-        row_present,
-        basis,
-        coef,
-        wshift,
-        bias,
-        out_mult,
-        out_shift,
-    };
-    decoded
-        .validate()
-        .map_err(|error| SdmError::InvalidLayer { index, error })?;
-    Ok(decoded)
+    Ok(coef)
 }
 
 /// LSB-first bit reader.

@@ -73,6 +73,78 @@ pub fn to_int_layer(
     bias: Option<&[f32]>,
     o: &IntOptions,
 ) -> Result<(FcLayer, IntStats), String> {
+    check_options(fl, o)?;
+    let (outs, rows) = (fl.outputs, fl.rows);
+
+    // 1. B → int, per block, and the exponent shift s folded into the coefficients.
+    let bases = int_bases(fl, o.basis_bits);
+
+    // 2. The exponent window, then the E-bit codes and the present rows.
+    let cm = (1i32 << o.exp_bits) - 1; // largest code
+    let e_lo = exponent_window(fl, &bases.shift, cm);
+    let e_lo_i8 = i8::try_from(e_lo).map_err(|_| {
+        format!("weights need a coefficient exponent base 2^{e_lo}, outside the file's −128..=127")
+    })?;
+    let codes = exponent_codes(fl, &bases.shift, e_lo, cm);
+    let gs = o.group_size.max(1) as usize;
+    let row_present = present_rows(&codes.coef, outs, rows, gs);
+
+    // 3. Rebuilt weights and the per-channel weight shift.
+    let shifts = weight_shifts(fl, &bases.basis, &codes.coef, o, cm, e_lo);
+
+    // 4. Output requantization.
+    let out_scale = o.out_scale.unwrap_or(o.act_scale * shifts.w_norm_max);
+    let out_scale = if out_scale > 0.0 && out_scale.is_finite() {
+        out_scale
+    } else {
+        o.act_scale // an all-zero layer: any scale will do
+    };
+    let out = output_requant(o, out_scale, e_lo, &shifts.wshift, bias);
+
+    let layer = FcLayer {
+        name: fl.name.clone(),
+        inputs: fl.inputs as u32,
+        outputs: outs as u32,
+        rows_per_block: fl.rows_per_block as u32,
+        group_size: gs as u32,
+        exp_bits: o.exp_bits,
+        e_lo: e_lo_i8,
+        relu: o.relu,
+        row_present,
+        basis: bases.basis,
+        coef: codes.coef,
+        wshift: shifts.wshift.clone(),
+        bias: out.bias_int,
+        out_mult: out.out_mult,
+        out_shift: out.out_shift,
+    };
+    // Consistent by construction; the pipeline validates the whole model once.
+    debug_assert_eq!(layer.validate(), Ok(()));
+    let wshift = &shifts.wshift;
+    let stats = IntStats {
+        e_lo: e_lo_i8,
+        exp_underflow: codes.under,
+        exp_overflow: codes.over,
+        zero_bases: bases.zero_bases,
+        int_rel_error: if shifts.int_den == 0.0 {
+            0.0
+        } else {
+            (shifts.int_num / shifts.int_den).sqrt()
+        },
+        act_scale: o.act_scale,
+        out_scale,
+        mult_saturated: out.msat,
+        mult_zero: out.mzero,
+        bias_saturated: out.bsat,
+        weight_shift_min: wshift.iter().copied().min().unwrap_or(0),
+        weight_shift_max: wshift.iter().copied().max().unwrap_or(0),
+    };
+    Ok((layer, stats))
+}
+
+/// The conversion's preconditions: a fully connected layer, `E` in 2..=4, `BB` in 4..=8, and a
+/// positive activation scale.
+fn check_options(fl: &FloatLayer, o: &IntOptions) -> Result<(), String> {
     if fl.kind != LayerKind::FullyConnected {
         return Err("only fully connected and 1×1 layers have an integer form (.sdm v1)".into());
     }
@@ -88,10 +160,24 @@ pub fn to_int_layer(
             o.act_scale
         ));
     }
-    let (outs, rows, blocks) = (fl.outputs, fl.rows, fl.blocks);
-    let bmax = f64::from((1u32 << (o.basis_bits - 1)) - 1);
+    Ok(())
+}
 
-    // 1. B → int, per block, and the exponent shift s folded into the coefficients.
+/// Step 1: every block's basis as `BB`-bit integers (stored in `i8`, `BB` ≤ 8).
+struct IntBases {
+    /// `Bq`, per block `[o · blocks + b]`.
+    basis: Vec<[[i8; 3]; 3]>,
+    /// The block's scale exponent `s` (`B = Bq · 2^s`); `None` for an all-zero (or non-finite)
+    /// basis, whose coefficients are dropped.
+    shift: Vec<Option<i32>>,
+    /// Blocks whose basis was all zero.
+    zero_bases: u64,
+}
+
+/// Step 1: `B` (f64) → `Bq` of `BB` bits, `Bq = round(B / 2^s)` with `s` the smallest integer
+/// for which `max|B| / 2^s ≤ 2^(BB−1) − 1`.
+fn int_bases(fl: &FloatLayer, basis_bits: u32) -> IntBases {
+    let bmax = f64::from((1u32 << (basis_bits - 1)) - 1);
     let mut zero_bases = 0u64;
     let mut basis = Vec::with_capacity(fl.fits.len());
     let mut shift = Vec::with_capacity(fl.fits.len());
@@ -121,14 +207,22 @@ pub fn to_int_layer(
         basis.push(bq);
         shift.push(Some(s));
     }
+    IntBases {
+        basis,
+        shift,
+        zero_bases,
+    }
+}
 
-    // 2. The exponent window: squared weight error per exponent if the element is lost.
-    let cm = (1i32 << o.exp_bits) - 1; // largest code
-                                       // Exponents of finite doubles and the folded block shifts stay far inside ±4096.
+/// Step 2: the window base `e_lo` whose `cm + 1` exponents lose the least squared weight, from
+/// each nonzero coefficient's exponent `e = p + s`.
+fn exponent_window(fl: &FloatLayer, shift: &[Option<i32>], cm: i32) -> i32 {
+    // The squared weight error per exponent if the element is lost.
+    // Exponents of finite doubles and the folded block shifts stay far inside ±4096.
     const OFF: i32 = 4096;
     let mut loss = vec![0.0f64; 2 * OFF as usize];
     let (mut lo, mut hi) = (i32::MAX, i32::MIN);
-    for (fit, s) in fl.fits.iter().zip(&shift) {
+    for (fit, s) in fl.fits.iter().zip(shift) {
         let Some(s) = s else { continue };
         let brow: [f64; 3] = std::array::from_fn(|k| fit.b[k].iter().map(|v| v * v).sum());
         for c in &fit.ce {
@@ -142,39 +236,48 @@ pub fn to_int_layer(
             }
         }
     }
-    let e_lo = if lo > hi {
-        0 // no nonzero coefficient at all
-    } else {
-        let cost = |e_lo: i32| -> f64 {
-            (lo..=hi)
-                .map(|e| {
-                    let l = loss[(e + OFF) as usize];
-                    if e < e_lo {
-                        l
-                    } else if e > e_lo + cm {
-                        l * (1.0 - ldexp(1.0, e_lo + cm - e)).powi(2)
-                    } else {
-                        0.0
-                    }
-                })
-                .sum()
-        };
-        // Candidates from "everything fits from the bottom" to "the top fits"; among equal
-        // costs the highest base wins (smaller rebuilt integers, smaller weight shifts).
-        let mut best = (f64::INFINITY, lo);
-        for cand in lo.min(hi - cm)..=lo.max(hi - cm) {
-            let c = cost(cand);
-            if c <= best.0 {
-                best = (c, cand);
-            }
-        }
-        best.1
+    if lo > hi {
+        return 0; // no nonzero coefficient at all
+    }
+    let cost = |e_lo: i32| -> f64 {
+        (lo..=hi)
+            .map(|e| {
+                let l = loss[(e + OFF) as usize];
+                if e < e_lo {
+                    l
+                } else if e > e_lo + cm {
+                    l * (1.0 - ldexp(1.0, e_lo + cm - e)).powi(2)
+                } else {
+                    0.0
+                }
+            })
+            .sum()
     };
-    let e_lo_i8 = i8::try_from(e_lo).map_err(|_| {
-        format!("weights need a coefficient exponent base 2^{e_lo}, outside the file's −128..=127")
-    })?;
+    // Candidates from "everything fits from the bottom" to "the top fits"; among equal
+    // costs the highest base wins (smaller rebuilt integers, smaller weight shifts).
+    let mut best = (f64::INFINITY, lo);
+    for cand in lo.min(hi - cm)..=lo.max(hi - cm) {
+        let c = cost(cand);
+        if c <= best.0 {
+            best = (c, cand);
+        }
+    }
+    best.1
+}
 
-    // Codes.
+/// Step 2's codes: each coefficient as a sign and an `E`-bit code `e − e_lo`, with the counts of
+/// those below the window (zeroed) and above it (clipped to the top code).
+struct Codes {
+    /// `[(o · rows + r) · 3 + k]`.
+    coef: Vec<Coef>,
+    under: u64,
+    over: u64,
+}
+
+/// Step 2: the coefficients' exponents `e = p + s` (unbounded `i32`) → `E`-bit codes
+/// `0..=cm` relative to `e_lo`.
+fn exponent_codes(fl: &FloatLayer, shift: &[Option<i32>], e_lo: i32, cm: i32) -> Codes {
+    let (outs, rows, blocks) = (fl.outputs, fl.rows, fl.blocks);
     let mut coef = vec![Coef::Zero; outs * rows * 3];
     let (mut under, mut over) = (0u64, 0u64);
     for ch in 0..outs {
@@ -203,9 +306,12 @@ pub fn to_int_layer(
             }
         }
     }
+    Codes { coef, under, over }
+}
 
-    // Present rows per group.
-    let gs = o.group_size.max(1) as usize;
+/// Present rows per group: a row is present in a group of `gs` channels if any of them has a
+/// nonzero coefficient in it.
+fn present_rows(coef: &[Coef], outs: usize, rows: usize, gs: usize) -> Vec<Vec<bool>> {
     let groups = outs.div_ceil(gs);
     let mut row_present = vec![vec![false; rows]; groups];
     for ch in 0..outs {
@@ -218,8 +324,32 @@ pub fn to_int_layer(
             }
         }
     }
+    row_present
+}
 
-    // 3. Rebuilt weights and the per-channel weight shift.
+/// Step 3's result.
+struct WeightShifts {
+    /// Per channel, the shift `ws` of the rebuilt weights (0 in exact mode).
+    wshift: Vec<u8>,
+    /// `Σ (W − W_hw)²` and `Σ W²` over the real (unpadded) weights.
+    int_num: f64,
+    int_den: f64,
+    /// `max_o ‖W_o‖₂`, for the default output scale.
+    w_norm_max: f64,
+}
+
+/// Step 3: per channel, the integer weights `Σ_k ±Bq[k][j] · 2^code` (`BB + cm + 2` bits, in
+/// `i64`) and, in int8 mode, the smallest shift `ws` that rounds them (half up) into 8 bits
+/// without saturating; with the weight error of the result.
+fn weight_shifts(
+    fl: &FloatLayer,
+    basis: &[[[i8; 3]; 3]],
+    coef: &[Coef],
+    o: &IntOptions,
+    cm: i32,
+    e_lo: i32,
+) -> WeightShifts {
+    let (outs, rows, blocks) = (fl.outputs, fl.rows, fl.blocks);
     let rb = o.basis_bits + cm as u32 + 2; // rebuilt-weight bits
     let ws_max = rb - 8;
     let rebuild = |ch: usize, r: usize| -> [i64; 3] {
@@ -249,8 +379,9 @@ pub fn to_int_layer(
     let mut w_norm_max = 0.0f64;
     for ch in 0..outs {
         let ws_row: Vec<[i64; 3]> = (0..rows).map(|r| rebuild(ch, r)).collect();
-        let real = |r: usize, j: usize| 3 * r + j < real_inputs; // padding weights are free
-                                                                 // requant(·, ws) is monotone in w, so the extremes decide whether ws saturates.
+        // Padding weights are free.
+        let real = |r: usize, j: usize| 3 * r + j < real_inputs;
+        // requant(·, ws) is monotone in w, so the extremes decide whether ws saturates.
         let (lo, hi) = ws_row
             .iter()
             .enumerate()
@@ -282,14 +413,36 @@ pub fn to_int_layer(
         }
         w_norm_max = w_norm_max.max(norm.sqrt());
     }
+    WeightShifts {
+        wshift,
+        int_num,
+        int_den,
+        w_norm_max,
+    }
+}
 
-    // 4. Output requantization.
-    let out_scale = o.out_scale.unwrap_or(o.act_scale * w_norm_max);
-    let out_scale = if out_scale > 0.0 && out_scale.is_finite() {
-        out_scale
-    } else {
-        o.act_scale // an all-zero layer: any scale will do
-    };
+/// Step 4's result: the per-channel output parameters and how many had to saturate.
+struct OutRequant {
+    out_mult: Vec<u16>,
+    out_shift: Vec<u8>,
+    bias_int: Vec<i32>,
+    /// Multipliers saturated at `2^16 − 1`, multipliers 0, biases saturated to 32 bits.
+    msat: u64,
+    mzero: u64,
+    bsat: u64,
+}
+
+/// Step 4: per channel, the real multiplier `m = s_x · 2^(e_lo + ws) / s_y` (f64) → `M / 2^sh`
+/// with `M` of `OUT_MULT_BITS` (16) bits and `sh` of `OUT_SHIFT_BITS` (5, so ≤ 31), and the
+/// bias (f32) in accumulator units → 32 bits, saturating.
+fn output_requant(
+    o: &IntOptions,
+    out_scale: f64,
+    e_lo: i32,
+    wshift: &[u8],
+    bias: Option<&[f32]>,
+) -> OutRequant {
+    let outs = wshift.len();
     let mmax = (1u64 << OUT_MULT_BITS) - 1;
     let shmax = (1u32 << OUT_SHIFT_BITS) - 1;
     let (mut msat, mut mzero, mut bsat) = (0u64, 0u64, 0u64);
@@ -322,45 +475,14 @@ pub fn to_int_layer(
         }
         bias_int[ch] = br.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
     }
-
-    let layer = FcLayer {
-        name: fl.name.clone(),
-        inputs: fl.inputs as u32,
-        outputs: outs as u32,
-        rows_per_block: fl.rows_per_block as u32,
-        group_size: gs as u32,
-        exp_bits: o.exp_bits,
-        e_lo: e_lo_i8,
-        relu: o.relu,
-        row_present,
-        basis,
-        coef,
-        wshift: wshift.clone(),
-        bias: bias_int,
+    OutRequant {
         out_mult,
         out_shift,
-    };
-    // Consistent by construction; the pipeline validates the whole model once.
-    debug_assert_eq!(layer.validate(), Ok(()));
-    let stats = IntStats {
-        e_lo: e_lo_i8,
-        exp_underflow: under,
-        exp_overflow: over,
-        zero_bases,
-        int_rel_error: if int_den == 0.0 {
-            0.0
-        } else {
-            (int_num / int_den).sqrt()
-        },
-        act_scale: o.act_scale,
-        out_scale,
-        mult_saturated: msat,
-        mult_zero: mzero,
-        bias_saturated: bsat,
-        weight_shift_min: wshift.iter().copied().min().unwrap_or(0),
-        weight_shift_max: wshift.iter().copied().max().unwrap_or(0),
-    };
-    Ok((layer, stats))
+        bias_int,
+        msat,
+        mzero,
+        bsat,
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! SmartDeal decomposition: trained float weights → `W ≈ Ce·B` per block → the accelerator's
 //! integer layer model (`smartdeal_core::FcLayer`).
 //!
-//! * [`weights`]: reading `.safetensors` / `.npy` tensors;
+//! * [`weights`]: reading `.safetensors` / `.npy` tensors, with [`npy`]'s strict header parser
+//!   (shared with the CLI);
 //! * [`reshape`]: how a layer is cut into blocks (the reference's tables);
 //! * [`block`]: `core_decompose` on one block, with [`pow2`] and [`linalg`];
 //! * [`layer`]: a whole tensor (blocks in parallel, structural row pruning);
@@ -12,6 +13,7 @@ pub mod block;
 pub mod integer;
 pub mod layer;
 pub mod linalg;
+pub mod npy;
 pub mod pipeline;
 pub mod pow2;
 pub mod report;

@@ -3,23 +3,11 @@
 
 use crate::hw::{self, buffers, top};
 use crate::ir::{emit, Dir, Module};
+pub use crate::options::{Fault, GenOptions};
 use serde::Serialize;
 use smartdeal_core::image::CoefLayout;
 use smartdeal_core::{AccelConfig, WeightRequant};
 use std::path::Path;
-
-/// A deliberately injected bug, used to show that the checks can fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The rebuild engine forgets one +1 carry of the folded negation.
-    RebuildDropCarry,
-}
-
-/// Generator options beyond the accelerator configuration.
-#[derive(Debug, Clone, Default)]
-pub struct GenOptions {
-    pub fault: Option<Fault>,
-}
 
 /// Generated Verilog: one file per module.
 #[derive(Debug, Clone)]

@@ -11,11 +11,13 @@ pub mod board;
 pub mod design;
 pub mod hw;
 pub mod ir;
+pub mod options;
 pub mod pll;
 pub mod usb_uart;
 
-pub use board::{generate_board, BoardDesign, BoardLink};
+pub use board::{generate_board, BoardDesign};
 pub use design::{generate, multipliers, Design, Fault, GenOptions};
 pub use pll::{Pll, PllFamily};
+pub use smartdeal_core::protocol::BoardLink;
 pub use smartdeal_core::AccelConfig;
 pub use usb_uart::{CleanBaud, UsbUart};

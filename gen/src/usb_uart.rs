@@ -12,8 +12,8 @@
 //! the FT2232H at 1200 baud and above. A divisor is `n + k/8` with `n ≥ 2`, or exactly 1 or 1.5
 //! (the chips have no other divisors below 2: FTDI AN232B-05).
 
-use crate::board::BoardLink;
 use serde::Serialize;
+use smartdeal_core::protocol::BoardLink;
 
 /// Largest difference between the bridge's and the device's bit rate called clean, in per
 /// mille of the bridge's: half of [`BoardLink::MAX_BAUD_ERR_PERMILLE`], so that the crystals'

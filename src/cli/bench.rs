@@ -2,7 +2,7 @@
 //! board (both built with the same flow, the same lanes and the same buffers), and optionally
 //! the largest lane count that fits the board. Writes `bench.json` and `bench.md`.
 
-use super::fpga::{
+use super::board_build::{
     board_link, build_board, config_for_board, earlier_build, over_capacity, parse_baud,
     parse_minutes, BaudArg, BoardArg, BuildTarget, DspArg, Minutes,
 };
@@ -12,7 +12,6 @@ use serde::Serialize;
 use smartdeal_core::random::{random_layer, RandomLayerSpec};
 use smartdeal_core::AccelConfig;
 use smartdeal_fpga::{Board, BuildReport, BuildStatus, ToolError};
-use smartdeal_verif::golden;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -252,7 +251,7 @@ pub fn main(a: BenchArgs) -> Result<()> {
 
 /// Weight bytes and stream entries of `layer` on `cfg`, from the images the host loads.
 pub fn layer_cost(cfg: &AccelConfig, layer: &smartdeal_core::FcLayer) -> Result<LayerCost> {
-    let runs = golden::pack_for(cfg, layer)
+    let runs = smartdeal_host::pack_for(cfg, layer)
         .with_context(|| format!("the benchmark layer on config `{}`", cfg.name))?;
     let bits =
         |ws: &[smartdeal_core::image::Word]| ws.iter().map(|w| u64::from(w.bits)).sum::<u64>();

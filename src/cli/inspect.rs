@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use smartdeal_core::sdm::{self, StorageStats};
 use smartdeal_core::{AccelConfig, FcLayer, Model, WeightRequant};
-use smartdeal_verif::golden;
+use smartdeal_golden as golden;
 use std::path::{Path, PathBuf};
 
 /// Version of the `--json` output layout.

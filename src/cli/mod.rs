@@ -1,6 +1,7 @@
 //! The `smartdeal` subcommands (one module each) and what they share.
 
 pub mod bench;
+pub mod board_build;
 pub mod decompose;
 pub mod fpga;
 pub mod inspect;

@@ -2,14 +2,15 @@
 //!
 //! Reading accepts exactly one kind of file: dtype `'|i1'` (int8), C order, and a data section
 //! whose length matches the shape (no missing and no trailing bytes). Anything else is an error
-//! that says what was found. Before `npyz` parses the header, a small pre-check rejects headers
-//! that would make it allocate or compute absurd sizes (declared header longer than the file,
-//! deeply nested literals, a shape whose element count overflows), so that no input file can
-//! crash the CLI.
+//! that says what was found. Before `npyz` parses the header, the strict parser shared with the
+//! weight loader ([`smartdeal_decomp::npy::parse_header`]) rejects any header numpy would not
+//! write and every size that would make npyz allocate or compute absurdly (declared header
+//! longer than the file, deeply nested literals, a shape whose element count overflows), so that
+//! no input file can crash the CLI.
 
 use anyhow::{anyhow, bail, Context, Result};
 use npyz::{DType, TypeChar, WriterBuilder};
-use std::io::Cursor;
+use smartdeal_decomp::npy::{parse_header, HeaderError};
 use std::path::Path;
 
 /// The only dtype string accepted for int8 arrays.
@@ -30,10 +31,18 @@ pub fn read_int8(path: &Path) -> Result<Int8Array> {
 
 /// Parses an int8 `.npy` file held in memory.
 pub fn parse_int8(bytes: &[u8]) -> Result<Int8Array> {
-    precheck(bytes).map_err(|why| anyhow!("not a valid .npy file: {why}"))?;
-    let mut cur = Cursor::new(bytes);
+    // The shared strict parser decides whether npyz may see the header at all, and where the
+    // data starts; npyz then interprets the header it accepted (dtype names, order, shape).
+    let start = match parse_header(bytes) {
+        Ok(header) => header.header_len,
+        Err(HeaderError::Structured) => bail!(
+            "dtype is a structured record, not int8 ('{INT8_DESCR}'); convert with \
+             .astype(numpy.int8)"
+        ),
+        Err(HeaderError::Malformed(why)) => bail!("not a valid .npy file: {why}"),
+    };
     let (dtype, order, shape, count) = {
-        let npy = npyz::NpyFile::new(&mut cur)
+        let npy = npyz::NpyHeader::from_reader(bytes)
             .map_err(|e| anyhow!("not a valid .npy file: {}", one_line(&e.to_string())))?;
         (npy.dtype(), npy.order(), npy.shape().to_vec(), npy.len())
     };
@@ -51,7 +60,6 @@ pub fn parse_int8(bytes: &[u8]) -> Result<Int8Array> {
              (numpy.ascontiguousarray) instead"
         );
     }
-    let start = usize::try_from(cur.position()).expect("position within a slice");
     let have = (bytes.len() - start) as u64;
     if have < count {
         bail!(
@@ -139,95 +147,10 @@ fn friendly_dtype(d: &DType) -> String {
     }
 }
 
-/// Cheap structural checks on the raw header, before `npyz` parses it.
-fn precheck(bytes: &[u8]) -> Result<(), String> {
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    if bytes.len() < 8 || !bytes.starts_with(MAGIC) {
-        return Err("it does not start with the \\x93NUMPY magic".into());
-    }
-    let (major, minor) = (bytes[6], bytes[7]);
-    let (len_bytes, start) = match major {
-        1 => (2, 10),
-        2 | 3 => (4, 12),
-        _ => return Err(format!("unsupported .npy format version {major}.{minor}")),
-    };
-    if bytes.len() < start {
-        return Err("the file ends inside the header length field".into());
-    }
-    let mut hlen = 0usize;
-    for (i, &b) in bytes[8..8 + len_bytes].iter().enumerate() {
-        hlen |= usize::from(b) << (8 * i);
-    }
-    let have = bytes.len() - start;
-    if hlen > have {
-        return Err(format!(
-            "the header declares {hlen} bytes but only {have} bytes follow"
-        ));
-    }
-    let text = &bytes[start..start + hlen];
-    let mut depth = 0usize;
-    for &b in text {
-        match b {
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > 8 {
-                    return Err("the header literal is nested too deeply".into());
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    // The element count (and every stride) must fit in u64. Only checked when the shape tuple is
-    // plainly readable; anything else is left to npyz's parser, which reports it.
-    let text = String::from_utf8_lossy(text);
-    if let Some(dims) = shape_dims(&text) {
-        if dims.len() > 32 {
-            return Err(format!("shape has {} dimensions", dims.len()));
-        }
-        let mut n: u64 = 1;
-        for &d in dims.iter().filter(|&&d| d != 0) {
-            n = n
-                .checked_mul(d)
-                .ok_or_else(|| format!("shape {} is too large", shape_str(&dims)))?;
-        }
-    }
-    Ok(())
-}
-
-/// The integers of the `'shape': (..)` entry of a header dict, if it is plainly written.
-fn shape_dims(text: &str) -> Option<Vec<u64>> {
-    let at = text.find("'shape'").or_else(|| text.find("\"shape\""))?;
-    let rest = text[at + 7..].trim_start().strip_prefix(':')?.trim_start();
-    let close = match rest.chars().next()? {
-        '(' => ')',
-        '[' => ']',
-        _ => return None,
-    };
-    let end = rest.find(close)?;
-    rest[1..end]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches(['L', 'l']).parse::<u64>().ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn npy_with_header(header: &str, data: &[u8]) -> Vec<u8> {
-        let mut h = header.to_string();
-        let pad = (64 - (10 + h.len() + 1) % 64) % 64;
-        h.push_str(&" ".repeat(pad));
-        h.push('\n');
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        b.extend_from_slice(h.as_bytes());
-        b.extend_from_slice(data);
-        b
-    }
+    use smartdeal_decomp::npy::test_support::{crafted_headers, npy_with_header};
 
     #[test]
     fn round_trip_int8() {
@@ -304,5 +227,28 @@ mod tests {
         long.extend_from_slice(&u32::MAX.to_le_bytes());
         let e = format!("{:#}", parse_int8(&long).unwrap_err());
         assert!(e.contains("header declares"), "{e}");
+    }
+
+    /// Everything the shared header parser refuses (what the CLI's former pre-check and the
+    /// weight loader's grammar each rejected) is refused here with a one-line message.
+    #[test]
+    fn rejects_crafted_headers() {
+        for (bytes, want) in crafted_headers() {
+            let e = format!("{:#}", parse_int8(&bytes).unwrap_err());
+            assert!(e.contains(want), "{want}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    /// A header the shared parser accepts but npyz does not (a line break inside the dict) is
+    /// still refused, with npyz's reason, as before the parser was shared.
+    #[test]
+    fn npyz_still_has_the_last_word() {
+        let header = "{'descr': '|i1',\n 'fortran_order': False, 'shape': (2,), }";
+        let b = npy_with_header(header, &[1, 2]);
+        assert!(parse_header(&b).is_ok());
+        let e = format!("{:#}", parse_int8(&b).unwrap_err());
+        assert!(e.starts_with("not a valid .npy file: "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 }

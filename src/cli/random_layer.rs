@@ -89,7 +89,7 @@ pub fn main(args: Args) -> Result<()> {
     spec.relu = args.relu;
     let layer = random_layer(&spec);
     // Full check against the configuration, including the stream and basis buffer budgets.
-    smartdeal_verif::golden::pack_for(&cfg, &layer)
+    smartdeal_host::pack_for(&cfg, &layer)
         .with_context(|| format!("the generated layer does not fit config `{}`", cfg.name))?;
 
     let model = Model {

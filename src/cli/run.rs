@@ -8,11 +8,10 @@ use serde::Serialize;
 use smartdeal_core::image::check_activations;
 use smartdeal_core::{sdm, AccelConfig, FcLayer};
 use smartdeal_gen::GenOptions;
-use smartdeal_verif::cosim::{Accel, RunStats};
-use smartdeal_verif::golden;
-use smartdeal_verif::link::{Board, LinkError, LinkOptions, LinkStats, Transport, TransportError};
-use smartdeal_verif::serial::SerialTransport;
-use smartdeal_verif::simboard::SimBoard;
+use smartdeal_host::link::{Board, LinkError, LinkOptions};
+use smartdeal_host::serial::SerialTransport;
+use smartdeal_host::{BoardEngine, GoldenEngine, RunStats};
+use smartdeal_sim::{Accel, SimBoard};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -108,62 +107,42 @@ fn from_build(dir: &std::path::Path) -> Result<(AccelConfig, u32)> {
 /// Default `--baud` (that of `smartdeal fpga build`).
 const DEFAULT_BAUD: u32 = 115_200;
 
-/// Either board transport behind one type, so both board engines share one code path.
-struct AnyTransport(Box<dyn Transport>);
-
-impl Transport for AnyTransport {
-    fn send(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
-        self.0.send(bytes)
-    }
-    fn recv(&mut self, n: usize, timeout: std::time::Duration) -> Result<Vec<u8>, TransportError> {
-        self.0.recv(n, timeout)
-    }
-}
-
-/// A connected board (simulated or real), what to call it in messages, and when it became
-/// ready.
-struct LinkedBoard {
-    board: Board<AnyTransport>,
-    what: String,
-    t0: Instant,
-}
-
 /// The generated board top in Verilator (`--engine sim-board`), identified.
-fn connect_sim_board(cfg: &AccelConfig) -> Result<LinkedBoard> {
+fn connect_sim_board(cfg: &AccelConfig) -> Result<BoardEngine<SimBoard>> {
     let link = smartdeal_gen::BoardLink::simulation();
     note(&format!(
         "verilating the board top for config `{}` ({}; cached in {}; a first build takes a \
          minute or two) ...",
         cfg.name,
         link.config_line(),
-        show(&smartdeal_verif::bridge::cache_root())
+        show(&smartdeal_sim::bridge::cache_root())
     ));
     let t0 = Instant::now();
     let b = SimBoard::new(cfg, &link)
         .with_context(|| format!("cannot build the simulated board for config `{}`", cfg.name))?;
-    let board = Board::connect(AnyTransport(Box::new(b)), cfg, LinkOptions::for_link(&link))
+    let board = Board::connect(b, cfg, LinkOptions::for_link(&link))
         .context("cannot connect to the simulated board")?;
     note(&format!(
         "simulated board ready in {:.1} s (link protocol version {})",
         t0.elapsed().as_secs_f64(),
         board.info().version
     ));
-    Ok(LinkedBoard {
-        board,
-        what: "the simulated board".into(),
-        t0: Instant::now(),
-    })
+    Ok(BoardEngine::new(board, "sim-board", "the simulated board"))
 }
 
 /// A real board on serial port `port` (`--engine board`), identified: a device speaking another
 /// protocol version or built for another configuration is an error naming what differs.
 /// Bounded: the driver's retries and timeouts give up within a second or so when nothing
 /// answers.
-fn connect_serial_board(cfg: &AccelConfig, port: &str, baud: u32) -> Result<LinkedBoard> {
+fn connect_serial_board(
+    cfg: &AccelConfig,
+    port: &str,
+    baud: u32,
+) -> Result<BoardEngine<SerialTransport>> {
     let t0 = Instant::now();
     let t = SerialTransport::open(port, baud)?;
     let opts = t.link_options();
-    let board = Board::connect(AnyTransport(Box::new(t)), cfg, opts).map_err(|e| match e {
+    let board = Board::connect(t, cfg, opts).map_err(|e| match e {
         LinkError::NoReply { .. } => anyhow!(
             "no SmartDeal board answers on {port} at {baud} baud ({e}); is the bitstream \
              loaded, and are --port and --baud right?"
@@ -179,10 +158,52 @@ fn connect_serial_board(cfg: &AccelConfig, port: &str, baud: u32) -> Result<Link
         cfg.name,
         info.clks_per_bit
     ));
-    Ok(LinkedBoard {
+    Ok(BoardEngine::new(
         board,
-        what: format!("the board on {port}"),
-        t0: Instant::now(),
+        "board",
+        format!("the board on {port}"),
+    ))
+}
+
+/// The generated accelerator in Verilator (`--engine verilator`).
+fn build_accel(cfg: &AccelConfig) -> Result<Accel> {
+    note(&format!(
+        "verilating the accelerator for config `{}` (cached in {}; a first build takes a \
+         minute) ...",
+        cfg.name,
+        show(&smartdeal_sim::bridge::cache_root())
+    ));
+    let t0 = Instant::now();
+    let a = Accel::new(cfg, &GenOptions::default())
+        .with_context(|| format!("cannot build the simulator for config `{}`", cfg.name))?;
+    note(&format!(
+        "simulator ready in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(a)
+}
+
+/// The engine `args` ask for, ready to run (input `x` already checked for the engines that
+/// take long to start).
+fn open_engine(
+    args: &Args,
+    cfg: &AccelConfig,
+    build_baud: Option<u32>,
+    x: &[i8],
+) -> Result<Box<dyn smartdeal_host::Engine>> {
+    if args.engine != Engine::Golden {
+        // Check the input before building a simulator or talking to a board.
+        check_activations(cfg, x).map_err(|why| anyhow!("{}: {why}", show(&args.input)))?;
+    }
+    Ok(match args.engine {
+        Engine::Golden => Box::new(GoldenEngine::new(cfg)),
+        Engine::Verilator => Box::new(build_accel(cfg)?),
+        Engine::SimBoard => Box::new(connect_sim_board(cfg)?),
+        Engine::Board => {
+            let port = args.port.as_deref().expect("--port checked above");
+            let baud = build_baud.or(args.baud).unwrap_or(DEFAULT_BAUD);
+            Box::new(connect_serial_board(cfg, port, baud)?)
+        }
     })
 }
 
@@ -203,14 +224,6 @@ struct StatsJson<'a> {
     #[serde(flatten)]
     total: RunStats,
     layers: Vec<LayerStats<'a>>,
-}
-
-fn add(a: &mut RunStats, b: &RunStats) {
-    a.run_cycles += b.run_cycles;
-    a.total_cycles += b.total_cycles;
-    a.runs += b.runs;
-    a.useful_entries += b.useful_entries;
-    a.entries += b.entries;
 }
 
 /// The layers to run, in order, checked to chain and to fit `cfg`.
@@ -254,7 +267,8 @@ fn select_layers<'m>(
     Ok(chosen)
 }
 
-pub fn main(args: Args) -> Result<()> {
+/// Rejects flags that do not go with `--engine`.
+fn check_flags(args: &Args) -> Result<()> {
     if args.stats_json.is_some() && args.engine != Engine::Verilator {
         bail!("--stats-json needs --engine verilator (the golden model counts no cycles)");
     }
@@ -268,6 +282,63 @@ pub fn main(args: Args) -> Result<()> {
     } else if args.port.is_some() || args.baud.is_some() || args.build.is_some() {
         bail!("--port, --baud and --build are for --engine board only");
     }
+    Ok(())
+}
+
+/// The number of tokens in input `x` of shape `shape` for a first layer `first`.
+fn tokens_of(args: &Args, shape: &[u64], first: &FcLayer) -> Result<usize> {
+    let n = u64::from(first.inputs);
+    Ok(match shape {
+        [i] if *i == n => 1,
+        [t, i] if *i == n && *t >= 1 => *t as usize,
+        [0, i] if *i == n => bail!(
+            "{}: shape {} has no tokens",
+            show(&args.input),
+            shape_str(shape)
+        ),
+        [_] | [_, _] => bail!(
+            "{}: shape {} does not match layer `{}`, which takes {n} inputs (expected [{n}] or \
+             [T, {n}])",
+            show(&args.input),
+            shape_str(shape),
+            first.name
+        ),
+        _ => bail!(
+            "{}: shape {} has rank {}, expected [{n}] or [T, {n}]",
+            show(&args.input),
+            shape_str(shape),
+            shape.len()
+        ),
+    })
+}
+
+/// What the summary line adds after the layer names: the cycles, and the link's traffic.
+fn cycles_note(engine: &dyn smartdeal_host::Engine, total: &RunStats, t0: Instant) -> String {
+    if engine.name() == "verilator" {
+        format!(
+            ", {} accelerator cycles ({} simulated)",
+            total.run_cycles, total.total_cycles
+        )
+    } else if let Some(st) = engine.link_stats() {
+        format!(
+            ", {} accelerator cycles; link: {} frames{}, {} bytes in {:.1} s",
+            st.run_cycles,
+            st.frames,
+            match st.retries {
+                0 => String::new(),
+                1 => " (1 resent)".into(),
+                r => format!(" ({r} resent)"),
+            },
+            st.bytes_sent + st.bytes_received,
+            t0.elapsed().as_secs_f64()
+        )
+    } else {
+        String::new()
+    }
+}
+
+pub fn main(args: Args) -> Result<()> {
+    check_flags(&args)?;
     let (cfg, build_baud) = match &args.build {
         Some(dir) => {
             let (cfg, baud) = from_build(dir)?;
@@ -282,67 +353,12 @@ pub fn main(args: Args) -> Result<()> {
     };
     let model = sdm::load(&args.model)?;
     let layers = select_layers(&cfg, &model.layers, args.layer.as_deref())?;
-    let first = layers[0];
     let last = layers[layers.len() - 1];
-
     let x = read_int8(&args.input)?;
-    let n = u64::from(first.inputs);
-    let tokens = match x.shape.as_slice() {
-        [i] if *i == n => 1,
-        [t, i] if *i == n && *t >= 1 => *t as usize,
-        [0, i] if *i == n => bail!(
-            "{}: shape {} has no tokens",
-            show(&args.input),
-            shape_str(&x.shape)
-        ),
-        [_] | [_, _] => bail!(
-            "{}: shape {} does not match layer `{}`, which takes {n} inputs (expected [{n}] or \
-             [T, {n}])",
-            show(&args.input),
-            shape_str(&x.shape),
-            first.name
-        ),
-        _ => bail!(
-            "{}: shape {} has rank {}, expected [{n}] or [T, {n}]",
-            show(&args.input),
-            shape_str(&x.shape),
-            x.shape.len()
-        ),
-    };
+    let tokens = tokens_of(&args, &x.shape, layers[0])?;
+    let mut engine = open_engine(&args, &cfg, build_baud, &x.data)?;
 
-    let mut accel = None;
-    if args.engine == Engine::Verilator {
-        // Check the input before spending time on the simulator.
-        check_activations(&cfg, &x.data).map_err(|why| anyhow!("{}: {why}", show(&args.input)))?;
-        note(&format!(
-            "verilating the accelerator for config `{}` (cached in {}; a first build takes a \
-             minute) ...",
-            cfg.name,
-            show(&smartdeal_verif::bridge::cache_root())
-        ));
-        let t0 = Instant::now();
-        let a = Accel::new(&cfg, &GenOptions::default())
-            .with_context(|| format!("cannot build the simulator for config `{}`", cfg.name))?;
-        note(&format!(
-            "simulator ready in {:.1} s",
-            t0.elapsed().as_secs_f64()
-        ));
-        accel = Some(a);
-    }
-
-    let mut linked = None;
-    if matches!(args.engine, Engine::SimBoard | Engine::Board) {
-        // Check the input before building the simulator or talking to the board.
-        check_activations(&cfg, &x.data).map_err(|why| anyhow!("{}: {why}", show(&args.input)))?;
-        linked = Some(if args.engine == Engine::SimBoard {
-            connect_sim_board(&cfg)?
-        } else {
-            let port = args.port.as_deref().expect("--port checked above");
-            let baud = build_baud.or(args.baud).unwrap_or(DEFAULT_BAUD);
-            connect_serial_board(&cfg, port, baud)?
-        });
-    }
-
+    let t0 = Instant::now();
     let mut act = x.data;
     let mut total = RunStats::default();
     let mut per_layer = Vec::new();
@@ -354,26 +370,15 @@ pub fn main(args: Args) -> Result<()> {
         };
         check_activations(&cfg, &act)
             .map_err(|why| anyhow!("input of layer `{}` ({source}): {why}", l.name))?;
-        act = match accel.as_mut() {
-            None if linked.is_some() => {
-                let lb = linked.as_mut().expect("a board engine");
-                lb.board
-                    .run_layer(l, &act)
-                    .with_context(|| format!("layer `{}` on {}", l.name, lb.what))?
-            }
-            None => golden::run_layer(&cfg, l, &act),
-            Some(a) => {
-                let (y, stats) = a
-                    .run_layer(l, &act)
-                    .with_context(|| format!("layer `{}` on the simulated accelerator", l.name))?;
-                add(&mut total, &stats);
-                per_layer.push(LayerStats {
-                    layer: &l.name,
-                    stats,
-                });
-                y
-            }
-        };
+        let (y, stats) = engine
+            .run_layer(l, &act)
+            .with_context(|| format!("layer `{}` on {}", l.name, engine.what()))?;
+        total.add(&stats);
+        per_layer.push(LayerStats {
+            layer: &l.name,
+            stats,
+        });
+        act = y;
     }
 
     let m = u64::from(last.outputs);
@@ -397,40 +402,13 @@ pub fn main(args: Args) -> Result<()> {
     }
 
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
-    let engine = match args.engine {
-        Engine::Golden => "golden",
-        Engine::Verilator => "verilator",
-        Engine::SimBoard => "sim-board",
-        Engine::Board => "board",
-    };
-    let cycles = if args.engine == Engine::Verilator {
-        format!(
-            ", {} accelerator cycles ({} simulated)",
-            total.run_cycles, total.total_cycles
-        )
-    } else if let Some(lb) = &linked {
-        let st: &LinkStats = lb.board.stats();
-        let secs = lb.t0.elapsed().as_secs_f64();
-        format!(
-            ", {} accelerator cycles; link: {} frames{}, {} bytes in {:.1} s",
-            st.run_cycles,
-            st.frames,
-            match st.retries {
-                0 => String::new(),
-                1 => " (1 resent)".into(),
-                r => format!(" ({r} resent)"),
-            },
-            st.bytes_sent + st.bytes_received,
-            secs
-        )
-    } else {
-        String::new()
-    };
     print_out(&format!(
-        "{engine}: ran {} on {tokens} token{} (config `{}`){cycles}: wrote {} {}\n",
+        "{}: ran {} on {tokens} token{} (config `{}`){}: wrote {} {}\n",
+        engine.name(),
         names.join(" → "),
         if tokens == 1 { "" } else { "s" },
         cfg.name,
+        cycles_note(engine.as_ref(), &total, t0),
         show(&args.out),
         shape_str(&shape)
     ))

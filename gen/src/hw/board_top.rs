@@ -6,9 +6,9 @@
 //! of the core still sits on the module's `clk_i` (the IR clocks every register by `clk_i`).
 
 use super::{config_line, u};
-use crate::board::BoardLink;
 use crate::ir::{Expr, Module, Reset};
 use crate::pll::PllFamily;
+use smartdeal_core::protocol::{BoardLink, LED_COUNT};
 use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_board_top";
@@ -26,10 +26,45 @@ pub struct Parts<'a> {
     pub link: &'a Module,
 }
 
+/// The board logic's pins (and the PLL's lock, behind a PLL).
+struct Ports {
+    clk: Expr,
+    lock: Option<Expr>,
+    rx_pin: Expr,
+    tx_pin: Expr,
+    led_o: Expr,
+}
+
+/// The UART receiver's and transmitter's nets.
+struct UartNets {
+    rx_valid: Expr,
+    rx_data: Expr,
+    rx_ferr: Expr,
+    tx_valid: Expr,
+    tx_data: Expr,
+    tx_ready: Expr,
+    tx_line: Expr,
+}
+
+/// The nets between the protocol engine and the accelerator, and the engine's LED flags.
+struct EngineNets {
+    cmd_valid: Expr,
+    cmd_op: Expr,
+    cmd_addr: Expr,
+    cmd_data: Expr,
+    rd_addr: Expr,
+    rd_data: Expr,
+    busy: Expr,
+    done: Expr,
+    err: Expr,
+    cycles: Expr,
+    frame: Expr,
+    err_seen: Expr,
+}
+
 /// The board logic: `sd_board_top` without a PLL, [`CORE_NAME`] (with a `pll_lock_i` input
 /// and `clk_i` the PLL's output) with one.
 pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
-    let oab = cfg.out_addr_bits();
     let with_pll = link.pll.is_some();
     let mut m = Module::new(
         if with_pll { CORE_NAME } else { NAME },
@@ -39,6 +74,23 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
          LEDs: 0 busy, 1 done, 2 a link error happened, 3 a frame is being handled.",
         &format!("{} | {}", link.config_line(), config_line(cfg)),
     );
+    let io = ports(&mut m, with_pll);
+    let rst_n = power_on_reset(&mut m, io.lock.clone());
+    let uart = uart(&mut m, p, &io, &rst_n);
+    let eng = protocol_engine(&mut m, cfg, p, &io.clk, &rst_n, &uart);
+    accelerator(&mut m, p, io.clk, rst_n, &eng);
+    m.assign(&io.tx_pin, uart.tx_line);
+    let leds = Expr::concat(vec![eng.frame, eng.err_seen, eng.done, eng.busy]);
+    let leds = if link.led_active_low == 0 {
+        leds
+    } else {
+        leds.xor(Expr::lit(u128::from(link.led_active_low), LED_COUNT))
+    };
+    m.assign(&io.led_o, leds);
+    m
+}
+
+fn ports(m: &mut Module, with_pll: bool) -> Ports {
     let clk = m.input(
         "clk_i",
         u(1),
@@ -59,10 +111,21 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
     let tx_pin = m.output("uart_tx_o", u(1), "UART to the host (idle high)");
     let led_o = m.output(
         "led_o",
-        u(crate::board::LED_COUNT),
+        u(LED_COUNT),
         "status LEDs (bits in led_active_low are inverted for active-low LEDs)",
     );
+    Ports {
+        clk,
+        lock,
+        rx_pin,
+        tx_pin,
+        led_o,
+    }
+}
 
+/// The power-on reset counter (behind a PLL, gated by its lock); returns the active-low
+/// reset of everything else.
+fn power_on_reset(m: &mut Module, lock: Option<Expr>) -> Expr {
     m.comment("Power-on reset: no reset value on purpose, the bitstream starts it at 0");
     let por = m.reg(
         "por",
@@ -92,8 +155,11 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
             Some(msb.clone().and(lock).not()),
         ),
     }
-    let rst_n = m.wire("rst_n", msb, "reset released once the counter's MSB is set");
+    m.wire("rst_n", msb, "reset released once the counter's MSB is set")
+}
 
+/// The UART receiver on the RX pin and the transmitter driving the TX pin.
+fn uart(m: &mut Module, p: &Parts, io: &Ports, rst_n: &Expr) -> UartNets {
     m.comment("UART");
     let rx_valid = m.out_wire("rx_valid", u(1), "");
     let rx_data = m.out_wire("rx_data", u(8), "");
@@ -102,9 +168,9 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
         p.rx,
         "u_uart_rx",
         vec![
-            ("clk_i", clk.clone()),
+            ("clk_i", io.clk.clone()),
             ("rst_ni", rst_n.clone()),
-            ("rx_i", rx_pin),
+            ("rx_i", io.rx_pin.clone()),
             ("valid_o", rx_valid.clone()),
             ("data_o", rx_data.clone()),
             ("ferr_o", rx_ferr.clone()),
@@ -118,7 +184,7 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
         p.tx,
         "u_uart_tx",
         vec![
-            ("clk_i", clk.clone()),
+            ("clk_i", io.clk.clone()),
             ("rst_ni", rst_n.clone()),
             ("valid_i", tx_valid.clone()),
             ("data_i", tx_data.clone()),
@@ -126,13 +192,32 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
             ("tx_o", tx_line.clone()),
         ],
     );
+    UartNets {
+        rx_valid,
+        rx_data,
+        rx_ferr,
+        tx_valid,
+        tx_data,
+        tx_ready,
+        tx_line,
+    }
+}
 
+/// The protocol engine between the UART and the accelerator's command and read ports.
+fn protocol_engine(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    p: &Parts,
+    clk: &Expr,
+    rst_n: &Expr,
+    uart: &UartNets,
+) -> EngineNets {
     m.comment("Protocol engine");
     let cmd_valid = m.out_wire("cmd_valid", u(1), "");
     let cmd_op = m.out_wire("cmd_op", u(3), "");
     let cmd_addr = m.out_wire("cmd_addr", u(16), "");
     let cmd_data = m.out_wire("cmd_data", u(32), "");
-    let rd_addr = m.out_wire("rd_addr", u(oab), "");
+    let rd_addr = m.out_wire("rd_addr", u(cfg.out_addr_bits()), "");
     let rd_data = m.out_wire("rd_data", u(8), "");
     let busy = m.out_wire("busy", u(1), "");
     let done = m.out_wire("done", u(1), "");
@@ -146,17 +231,17 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
         vec![
             ("clk_i", clk.clone()),
             ("rst_ni", rst_n.clone()),
-            ("rx_valid_i", rx_valid),
-            ("rx_data_i", rx_data),
-            ("rx_ferr_i", rx_ferr),
-            ("tx_ready_i", tx_ready),
+            ("rx_valid_i", uart.rx_valid.clone()),
+            ("rx_data_i", uart.rx_data.clone()),
+            ("rx_ferr_i", uart.rx_ferr.clone()),
+            ("tx_ready_i", uart.tx_ready.clone()),
             ("busy_i", busy.clone()),
             ("done_i", done.clone()),
             ("err_i", err.clone()),
             ("cycles_i", cycles.clone()),
             ("rd_data_i", rd_data.clone()),
-            ("tx_valid_o", tx_valid),
-            ("tx_data_o", tx_data),
+            ("tx_valid_o", uart.tx_valid.clone()),
+            ("tx_data_o", uart.tx_data.clone()),
             ("cmd_valid_o", cmd_valid.clone()),
             ("cmd_op_o", cmd_op.clone()),
             ("cmd_addr_o", cmd_addr.clone()),
@@ -166,7 +251,24 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
             ("err_seen_o", err_seen.clone()),
         ],
     );
+    EngineNets {
+        cmd_valid,
+        cmd_op,
+        cmd_addr,
+        cmd_data,
+        rd_addr,
+        rd_data,
+        busy,
+        done,
+        err,
+        cycles,
+        frame,
+        err_seen,
+    }
+}
 
+/// The accelerator, driven by the protocol engine.
+fn accelerator(m: &mut Module, p: &Parts, clk: Expr, rst_n: Expr, eng: &EngineNets) {
     m.comment("Accelerator");
     m.instance(
         p.accel,
@@ -174,30 +276,18 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
         vec![
             ("clk_i", clk),
             ("rst_ni", rst_n),
-            ("cmd_valid_i", cmd_valid),
-            ("cmd_op_i", cmd_op),
-            ("cmd_addr_i", cmd_addr),
-            ("cmd_data_i", cmd_data),
-            ("rd_addr_i", rd_addr),
-            ("rd_data_o", rd_data),
-            ("busy_o", busy.clone()),
-            ("done_o", done.clone()),
-            ("err_o", err),
-            ("cycles_o", cycles),
+            ("cmd_valid_i", eng.cmd_valid.clone()),
+            ("cmd_op_i", eng.cmd_op.clone()),
+            ("cmd_addr_i", eng.cmd_addr.clone()),
+            ("cmd_data_i", eng.cmd_data.clone()),
+            ("rd_addr_i", eng.rd_addr.clone()),
+            ("rd_data_o", eng.rd_data.clone()),
+            ("busy_o", eng.busy.clone()),
+            ("done_o", eng.done.clone()),
+            ("err_o", eng.err.clone()),
+            ("cycles_o", eng.cycles.clone()),
         ],
     );
-    m.assign(&tx_pin, tx_line);
-    let leds = Expr::concat(vec![frame, err_seen, done, busy]);
-    let leds = if link.led_active_low == 0 {
-        leds
-    } else {
-        leds.xor(Expr::lit(
-            u128::from(link.led_active_low),
-            crate::board::LED_COUNT,
-        ))
-    };
-    m.assign(&led_o, leds);
-    m
 }
 
 /// `sd_board_top` with a PLL: the board clock into the PLL primitive, its output clocks `core`
@@ -216,12 +306,12 @@ pub fn pll_wrapper(cfg: &AccelConfig, link: &BoardLink, core: &Module) -> Module
     let clk = m.input("clk_i", u(1), "board clock (the PLL's input)");
     let rx_pin = m.input("uart_rx_i", u(1), "UART from the host (idle high)");
     let tx_pin = m.output("uart_tx_o", u(1), "UART to the host (idle high)");
-    let led_w = crate::board::LED_COUNT;
+    let led_w = LED_COUNT;
     let led_o = m.output("led_o", u(led_w), "status LEDs (see sd_board_core)");
     m.comment(&format!("PLL: {}", pll.config_line()));
     let clk_core = m.out_wire("clk_core", u(1), "core clock (the PLL's output)");
     let lock = m.out_wire("pll_lock", u(1), "the PLL has locked");
-    let prim = pll.primitive_ports();
+    let prim = crate::pll::primitive_ports(pll);
     let one = Expr::lit(1, 1);
     let zero = Expr::lit(0, 1);
     let conns = match pll.family() {

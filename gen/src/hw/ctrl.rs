@@ -8,10 +8,38 @@ use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_ctrl";
 
+/// The controller's ports (the basis and weight-shift read addresses only where the
+/// configuration has those buffers).
+struct Ports {
+    start: Expr,
+    last_idx: Expr,
+    rdata: Expr,
+    drain_busy: Expr,
+    out_busy: Expr,
+    raddr_o: Expr,
+    act_o: Expr,
+    b_o: Option<Expr>,
+    ws_o: Option<Expr>,
+    codes_o: Expr,
+    acc_en_o: Expr,
+    first_o: Expr,
+    load_o: Expr,
+    busy_o: Expr,
+    done_o: Expr,
+    cycles_o: Expr,
+}
+
+/// The valid flags of every pipeline stage, which keep the run busy while set.
+struct Valids {
+    issuing: Expr,
+    v1: Expr,
+    v2: Expr,
+    v3: Expr,
+    v4: Expr,
+    v5: Expr,
+}
+
 pub fn module(cfg: &AccelConfig) -> Module {
-    let caw = cfg.coef_addr_bits();
-    let lay = CoefLayout::of(cfg);
-    let cb = cfg.coef_codes_bits();
     let mut m = Module::new(
         NAME,
         "Run controller. START latches the index of the run's last stream entry; the\n\
@@ -22,6 +50,16 @@ pub fn module(cfg: &AccelConfig) -> Module {
         &config_line(cfg),
     );
     m.clock_reset();
+    let io = ports(&mut m, cfg);
+    let (issuing, v1) = issue(&mut m, cfg, &io);
+    let (first1, last1) = decode(&mut m, cfg, &io, &v1);
+    let valids = pipeline(&mut m, &io, issuing, v1, first1, last1);
+    run_state(&mut m, &io, valids);
+    m
+}
+
+fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
+    let caw = cfg.coef_addr_bits();
     let start = m.input("start_i", u(1), "start a run");
     let last_idx = m.input(
         "last_idx_i",
@@ -49,7 +87,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
     });
     let codes_o = m.output(
         "codes_o",
-        u(cb),
+        u(cfg.coef_codes_bits()),
         "S2: all lanes' Ce rows (dense baseline: int8 weights)",
     );
     let acc_en_o = m.output("acc_en_o", u(1), "S4: accumulate");
@@ -66,13 +104,37 @@ pub fn module(cfg: &AccelConfig) -> Module {
         "the last run has finished (cleared by START)",
     );
     let cycles_o = m.output("cycles_o", u(32), "cycles of the last run");
+    Ports {
+        start,
+        last_idx,
+        rdata,
+        drain_busy,
+        out_busy,
+        raddr_o,
+        act_o,
+        b_o,
+        ws_o,
+        codes_o,
+        acc_en_o,
+        first_o,
+        load_o,
+        busy_o,
+        done_o,
+        cycles_o,
+    }
+}
 
+/// S0: from START to the run's last entry, read one stream entry per cycle. Returns
+/// `(issuing, v1)`: entries left to read, and the S1 valid flag.
+fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr) {
+    let caw = cfg.coef_addr_bits();
+    let start = &io.start;
     m.comment("S0: issue");
     let issuing = m.reg("issuing", u(1), Reset::To(0), "entries left to read");
     let ptr = m.reg("ptr", u(caw), Reset::To(0), "next entry");
     let last_q = m.reg_next(
         "last_idx",
-        last_idx,
+        io.last_idx.clone(),
         Some(start.clone()),
         Reset::To(0),
         "run's last entry",
@@ -96,17 +158,26 @@ pub fn module(cfg: &AccelConfig) -> Module {
         ),
         Some(start.clone().or(issuing.clone())),
     );
-    m.assign(&raddr_o, ptr);
+    m.assign(&io.raddr_o, ptr);
     let v1 = m.reg_next("v1", issuing.clone(), None, Reset::To(0), "S1 valid");
+    (issuing, v1)
+}
 
+/// S1: the entry's fields address the activation, basis and weight-shift buffers (the tile
+/// counter advances on each tile's last entry). Returns `(first1, last1)`, the entry's
+/// first/last flags qualified by its valid.
+fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr) -> (Expr, Expr) {
+    let lay = CoefLayout::of(cfg);
+    let rdata = &io.rdata;
+    let start = &io.start;
     m.comment("S1: decode the entry");
     let first1 = m.wire("first1", v1.clone().and(rdata.bit(lay.first_bit)), "");
     let last1 = m.wire("last1", v1.clone().and(rdata.bit(lay.last_bit)), "");
-    m.assign(&act_o, rdata.field(lay.row_lo, cfg.act_addr_bits()));
-    if let Some(b_o) = b_o {
-        m.assign(&b_o, rdata.field(lay.bsel_lo, cfg.bsel_bits()));
+    m.assign(&io.act_o, rdata.field(lay.row_lo, cfg.act_addr_bits()));
+    if let Some(b_o) = &io.b_o {
+        m.assign(b_o, rdata.field(lay.bsel_lo, cfg.bsel_bits()));
     }
-    if let Some(ws_o) = ws_o {
+    if let Some(ws_o) = &io.ws_o {
         let waw = cfg.wshift_addr_bits();
         let tile = m.reg("tile", u(waw), Reset::To(0), "tile of the S1 entry");
         m.set_d(
@@ -118,16 +189,29 @@ pub fn module(cfg: &AccelConfig) -> Module {
             ),
             Some(start.clone().or(last1.clone())),
         );
-        m.assign(&ws_o, tile);
+        m.assign(ws_o, tile);
     }
     let codes = m.reg_next(
         "codes",
-        rdata.field(lay.codes_lo, cb),
+        rdata.field(lay.codes_lo, cfg.coef_codes_bits()),
         None,
         Reset::None,
         "S2 codes",
     );
-    m.assign(&codes_o, codes);
+    m.assign(&io.codes_o, codes);
+    (first1, last1)
+}
+
+/// S2..S5: valid, first and last flags follow the entry down to the accumulators (S4); a
+/// tile's last entry loads the drain (S5).
+fn pipeline(
+    m: &mut Module,
+    io: &Ports,
+    issuing: Expr,
+    v1: Expr,
+    first1: Expr,
+    last1: Expr,
+) -> Valids {
     let v2 = m.reg_next("v2", v1.clone(), None, Reset::To(0), "S2 valid");
     let f2 = m.reg_next("f2", first1, None, Reset::To(0), "S2 first");
     let l2 = m.reg_next("l2", last1, None, Reset::To(0), "S2 last");
@@ -138,22 +222,35 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let f4 = m.reg_next("f4", f3, None, Reset::To(0), "S4 first");
     let l4 = m.reg_next("l4", l3, None, Reset::To(0), "S4 last");
     let v5 = m.reg_next("v5", l4, None, Reset::To(0), "S5: drain load");
-    m.assign(&acc_en_o, v4.clone());
-    m.assign(&first_o, f4);
-    m.assign(&load_o, v5.clone());
+    m.assign(&io.acc_en_o, v4.clone());
+    m.assign(&io.first_o, f4);
+    m.assign(&io.load_o, v5.clone());
+    Valids {
+        issuing,
+        v1,
+        v2,
+        v3,
+        v4,
+        v5,
+    }
+}
 
+/// busy from START until nothing is left in flight (pipeline, drain, output requantizer),
+/// done when a run ends, and the run's cycle count.
+fn run_state(m: &mut Module, io: &Ports, v: Valids) {
+    let start = &io.start;
     m.comment("Run state");
     let busy = m.reg("busy", u(1), Reset::To(0), "run in progress");
     let in_flight = m.wire(
         "in_flight",
-        issuing
-            .or(v1)
-            .or(v2)
-            .or(v3)
-            .or(v4)
-            .or(v5)
-            .or(drain_busy)
-            .or(out_busy),
+        v.issuing
+            .or(v.v1)
+            .or(v.v2)
+            .or(v.v3)
+            .or(v.v4)
+            .or(v.v5)
+            .or(io.drain_busy.clone())
+            .or(io.out_busy.clone()),
         "anything left to do",
     );
     m.set_d(
@@ -184,10 +281,9 @@ pub fn module(cfg: &AccelConfig) -> Module {
             Expr::lit(0, 32),
             cycles.clone().add(Expr::lit(1, 32)),
         ),
-        Some(start.or(busy.clone())),
+        Some(start.clone().or(busy.clone())),
     );
-    m.assign(&busy_o, busy);
-    m.assign(&done_o, done);
-    m.assign(&cycles_o, cycles);
-    m
+    m.assign(&io.busy_o, busy);
+    m.assign(&io.done_o, done);
+    m.assign(&io.cycles_o, cycles);
 }

@@ -8,17 +8,9 @@ use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_host_if";
 
-/// Command opcodes (cmd_op_i), documented in docs/interface.md.
-pub mod op {
-    pub const NOP: u32 = 0;
-    pub const PUSH: u32 = 1;
-    pub const WR_ACT: u32 = 2;
-    pub const WR_COEF: u32 = 3;
-    pub const WR_B: u32 = 4;
-    pub const WR_WSHIFT: u32 = 5;
-    pub const WR_OPARAM: u32 = 6;
-    pub const START: u32 = 7;
-}
+/// Command opcodes (cmd_op_i), documented in docs/interface.md; defined with the protocol
+/// vocabulary, which the host shares.
+pub use smartdeal_core::protocol::op;
 
 pub fn module(cfg: &AccelConfig) -> Module {
     let sb = cfg.staging_bits();

@@ -6,8 +6,8 @@
 //! negating each shifted term (toolchain.md: 57 vs 89 iCE40 LUTs per PE).
 
 use super::{config_line, signed_net, u};
-use crate::design::Fault;
 use crate::ir::{Expr, Module};
+use crate::options::Fault;
 use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_rebuild";

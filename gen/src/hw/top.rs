@@ -4,6 +4,7 @@ use super::buffers::Buffer;
 use super::{config_line, u};
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::AccelConfig;
+use std::collections::BTreeMap;
 
 pub const NAME: &str = "sd_top";
 
@@ -17,9 +18,70 @@ pub struct Parts<'a> {
     pub buffers: Vec<(Buffer, &'a Module)>,
 }
 
+/// The top's command, read and status ports.
+struct Ports {
+    cmd_valid: Expr,
+    cmd_op: Expr,
+    cmd_addr: Expr,
+    cmd_data: Expr,
+    rd_addr: Expr,
+    rd_data_o: Expr,
+    busy_o: Expr,
+    done_o: Expr,
+    err_o: Expr,
+    cycles_o: Expr,
+}
+
+/// The host interface's outputs: the assembled buffer word and its write strobes, the run's
+/// start and parameters.
+struct HostNets {
+    staging: Expr,
+    /// Write enable of each buffer, by short name (`act`, `coef`, `b`, `wshift`, `oparam`).
+    wes: BTreeMap<&'static str, Expr>,
+    waddr: Expr,
+    start: Expr,
+    last_idx: Expr,
+    relu: Expr,
+    err: Expr,
+    busy: Expr,
+}
+
+/// The controller's outputs (and the coefficient buffer's read data, which it consumes).
+struct CtrlNets {
+    coef_raddr: Expr,
+    coef_rdata: Expr,
+    act_raddr: Expr,
+    codes: Expr,
+    acc_en: Expr,
+    first: Expr,
+    drain_load: Expr,
+    drain_busy: Expr,
+    out_busy: Expr,
+    done: Expr,
+    cycles: Expr,
+    b_raddr: Option<Expr>,
+    wshift_raddr: Option<Expr>,
+}
+
+/// The nets around the buffers that the drain and the output requantizer drive, and every
+/// buffer's read data by short name.
+struct BufNets {
+    oparam_raddr: Expr,
+    out_valid: Expr,
+    out_addr: Expr,
+    out_y: Expr,
+    rdata: BTreeMap<&'static str, Expr>,
+}
+
+fn clk() -> Expr {
+    Expr::net("clk_i", u(1))
+}
+
+fn rst() -> Expr {
+    Expr::net("rst_ni", u(1))
+}
+
 pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
-    let l = cfg.lanes;
-    let ab = cfg.acc_bits;
     let mut m = Module::new(
         NAME,
         "SmartDeal accelerator, fully connected / 1x1 layers (docs/interface.md).\n\
@@ -28,8 +90,22 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         &config_line(cfg),
     );
     m.clock_reset();
-    let clk = Expr::net("clk_i", u(1));
-    let rst = Expr::net("rst_ni", u(1));
+    let io = ports(&mut m, cfg);
+    let host = host_interface(&mut m, cfg, p, &io);
+    mark_unused_host_outputs(&mut m, cfg, p, &host);
+    let ctl = controller(&mut m, cfg, p, &host);
+    let bufs = buffers(&mut m, cfg, p, &io, &host, &ctl);
+    let accs = lanes(&mut m, cfg, p, &ctl, &bufs.rdata);
+    drain_and_requant(&mut m, cfg, p, &host, &ctl, &bufs, accs);
+    m.assign(&io.rd_data_o, bufs.rdata["out"].clone());
+    m.assign(&io.busy_o, host.busy);
+    m.assign(&io.done_o, ctl.done);
+    m.assign(&io.err_o, host.err);
+    m.assign(&io.cycles_o, ctl.cycles);
+    m
+}
+
+fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     let cmd_valid = m.input("cmd_valid_i", u(1), "command strobe");
     let cmd_op = m.input("cmd_op_i", u(3), "command opcode");
     let cmd_addr = m.input("cmd_addr_i", u(16), "command address");
@@ -52,13 +128,28 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         "a command was dropped because the core was busy",
     );
     let cycles_o = m.output("cycles_o", u(32), "cycles of the last run");
+    Ports {
+        cmd_valid,
+        cmd_op,
+        cmd_addr,
+        cmd_data,
+        rd_addr,
+        rd_data_o,
+        busy_o,
+        done_o,
+        err_o,
+        cycles_o,
+    }
+}
 
+/// The host interface: commands in, buffer writes and run starts out.
+fn host_interface(m: &mut Module, cfg: &AccelConfig, p: &Parts, io: &Ports) -> HostNets {
     m.comment("Host interface");
     let sb = cfg.staging_bits();
     let staging = m.out_wire("staging", u(sb), "assembled buffer word");
     let we = |n: &str| format!("we_{n}");
     let names = ["act", "coef", "b", "wshift", "oparam"];
-    let mut wes = std::collections::BTreeMap::new();
+    let mut wes = BTreeMap::new();
     for n in names {
         wes.insert(n, m.out_wire(&we(n), u(1), ""));
     }
@@ -72,12 +163,12 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         p.host_if,
         "u_host_if",
         vec![
-            ("clk_i", clk.clone()),
-            ("rst_ni", rst.clone()),
-            ("cmd_valid_i", cmd_valid),
-            ("cmd_op_i", cmd_op),
-            ("cmd_addr_i", cmd_addr),
-            ("cmd_data_i", cmd_data),
+            ("clk_i", clk()),
+            ("rst_ni", rst()),
+            ("cmd_valid_i", io.cmd_valid.clone()),
+            ("cmd_op_i", io.cmd_op.clone()),
+            ("cmd_addr_i", io.cmd_addr.clone()),
+            ("cmd_data_i", io.cmd_data.clone()),
             ("busy_i", busy.clone()),
             ("staging_o", staging.clone()),
             ("we_act_o", wes["act"].clone()),
@@ -92,10 +183,26 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
             ("err_o", err.clone()),
         ],
     );
+    HostNets {
+        staging,
+        wes,
+        waddr,
+        start,
+        last_idx,
+        relu,
+        err,
+        busy,
+    }
+}
+
+/// The host interface serves every configuration: the staging and address bits above this
+/// one's buffers, and the strobes of buffers it lacks, go nowhere.
+fn mark_unused_host_outputs(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) {
+    let sb = cfg.staging_bits();
     let widest = p.buffers.iter().map(|(b, _)| b.width).max().unwrap_or(1);
     if widest < sb {
         m.unused(
-            staging.slice(sb - 1, widest),
+            host.staging.slice(sb - 1, widest),
             "staging bits above the widest buffer word",
         );
     }
@@ -107,20 +214,26 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         .unwrap_or(1);
     if max_aw < 16 {
         m.unused(
-            waddr.slice(15, max_aw),
+            host.waddr.slice(15, max_aw),
             "address bits above the deepest buffer",
         );
     }
     if !cfg.has_wshift() {
         m.unused(
-            wes["wshift"].clone(),
+            host.wes["wshift"].clone(),
             "exact mode and the dense baseline have no weight shifts",
         );
     }
     if !cfg.has_basis() {
-        m.unused(wes["b"].clone(), "the dense baseline has no basis buffer");
+        m.unused(
+            host.wes["b"].clone(),
+            "the dense baseline has no basis buffer",
+        );
     }
+}
 
+/// The run controller: stream read addresses, the codes for the lanes and the pipeline flags.
+fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> CtrlNets {
     m.comment("Controller");
     let coef_raddr = m.out_wire("coef_raddr", u(cfg.coef_addr_bits()), "");
     let coef_rdata = m.out_wire("coef_rdata", u(cfg.coef_word_bits()), "");
@@ -134,10 +247,10 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
     let done = m.out_wire("done", u(1), "");
     let cycles = m.out_wire("cycles", u(32), "");
     let mut ctrl_conns = vec![
-        ("clk_i", clk.clone()),
-        ("rst_ni", rst.clone()),
-        ("start_i", start.clone()),
-        ("last_idx_i", last_idx),
+        ("clk_i", clk()),
+        ("rst_ni", rst()),
+        ("start_i", host.start.clone()),
+        ("last_idx_i", host.last_idx.clone()),
         ("coef_rdata_i", coef_rdata.clone()),
         ("drain_busy_i", drain_busy.clone()),
         ("out_busy_i", out_busy.clone()),
@@ -147,7 +260,7 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         ("acc_en_o", acc_en.clone()),
         ("first_o", first.clone()),
         ("drain_load_o", drain_load.clone()),
-        ("busy_o", busy.clone()),
+        ("busy_o", host.busy.clone()),
         ("done_o", done.clone()),
         ("cycles_o", cycles.clone()),
     ];
@@ -162,18 +275,44 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         w
     });
     m.instance(p.ctrl, "u_ctrl", ctrl_conns);
+    CtrlNets {
+        coef_raddr,
+        coef_rdata,
+        act_raddr,
+        codes,
+        acc_en,
+        first,
+        drain_load,
+        drain_busy,
+        out_busy,
+        done,
+        cycles,
+        b_raddr,
+        wshift_raddr,
+    }
+}
 
+/// One instance per buffer: the host interface writes them (the output buffer: the output
+/// requantizer), the controller reads them (the output buffer: the host).
+fn buffers(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    p: &Parts,
+    io: &Ports,
+    host: &HostNets,
+    ctl: &CtrlNets,
+) -> BufNets {
     m.comment("Buffers");
     let oparam_raddr = m.out_wire("oparam_raddr", u(cfg.out_addr_bits()), "");
     let out_valid = m.out_wire("out_valid", u(1), "");
     let out_addr = m.out_wire("out_addr", u(cfg.out_addr_bits()), "");
     let out_y = m.out_wire("out_y", u(8), "");
-    let mut rdata = std::collections::BTreeMap::new();
+    let mut rdata = BTreeMap::new();
     for (b, bm) in &p.buffers {
         let short = b.name.trim_start_matches("sd_").trim_end_matches("_buf");
         let aw = b.addr_bits();
         let rd = if short == "coef" {
-            coef_rdata.clone()
+            ctl.coef_rdata.clone()
         } else {
             m.out_wire(&format!("{short}_rdata"), u(b.width), "")
         };
@@ -182,21 +321,21 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
                 out_valid.clone(),
                 out_addr.clone(),
                 out_y.clone(),
-                rd_addr.clone(),
+                io.rd_addr.clone(),
             ),
             _ => {
                 let raddr = match short {
-                    "act" => act_raddr.clone(),
-                    "coef" => coef_raddr.clone(),
-                    "b" => b_raddr.clone().expect("has_basis"),
-                    "wshift" => wshift_raddr.clone().expect("has_wshift"),
+                    "act" => ctl.act_raddr.clone(),
+                    "coef" => ctl.coef_raddr.clone(),
+                    "b" => ctl.b_raddr.clone().expect("has_basis"),
+                    "wshift" => ctl.wshift_raddr.clone().expect("has_wshift"),
                     "oparam" => oparam_raddr.clone(),
                     other => unreachable!("buffer {other}"),
                 };
                 (
-                    wes[short].clone(),
-                    waddr.slice(aw - 1, 0),
-                    staging.slice(b.width - 1, 0),
+                    host.wes[short].clone(),
+                    host.waddr.slice(aw - 1, 0),
+                    host.staging.slice(b.width - 1, 0),
                     raddr,
                 )
             }
@@ -205,7 +344,7 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
             bm,
             &format!("u_{short}_buf"),
             vec![
-                ("clk_i", clk.clone()),
+                ("clk_i", clk()),
                 ("we_i", we_e),
                 ("waddr_i", waddr_e),
                 ("wdata_i", wdata_e),
@@ -215,7 +354,23 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         );
         rdata.insert(short, rd);
     }
+    BufNets {
+        oparam_raddr,
+        out_valid,
+        out_addr,
+        out_y,
+        rdata,
+    }
+}
 
+/// The lanes, all fed the same activations; returns their accumulators, lane 0 first.
+fn lanes(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    p: &Parts,
+    ctl: &CtrlNets,
+    rdata: &BTreeMap<&'static str, Expr>,
+) -> Vec<Expr> {
     m.comment("Lanes");
     let x_q = m.reg_next(
         "x",
@@ -227,21 +382,21 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
     let bb9 = 9 * cfg.basis_bits;
     let ce = 3 * cfg.coef_elem_bits();
     let mut accs = Vec::new();
-    for lane in 0..l {
-        let acc = m.out_wire(&format!("acc{lane}"), u(ab), "");
+    for lane in 0..cfg.lanes {
+        let acc = m.out_wire(&format!("acc{lane}"), u(cfg.acc_bits), "");
         let mut conns = vec![
-            ("clk_i", clk.clone()),
-            ("rst_ni", rst.clone()),
+            ("clk_i", clk()),
+            ("rst_ni", rst()),
             ("x_i", x_q.clone()),
-            ("acc_en_i", acc_en.clone()),
-            ("first_i", first.clone()),
+            ("acc_en_i", ctl.acc_en.clone()),
+            ("first_i", ctl.first.clone()),
             ("acc_o", acc.clone()),
         ];
         if cfg.is_dense() {
-            conns.push(("w_i", codes.field(lane * ce, ce)));
+            conns.push(("w_i", ctl.codes.field(lane * ce, ce)));
         } else {
             conns.push(("b_i", rdata["b"].field(lane * bb9, bb9)));
-            conns.push(("ce_i", codes.field(lane * ce, ce)));
+            conns.push(("ce_i", ctl.codes.field(lane * ce, ce)));
         }
         if cfg.has_wshift() {
             let wsb = cfg.wshift_bits();
@@ -250,49 +405,56 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         m.instance(p.lane, &format!("u_lane{lane}"), conns);
         accs.push(acc);
     }
+    accs
+}
 
+/// The drain takes each tile's accumulators and the output requantizer turns them into the
+/// int8 outputs it writes to the output buffer.
+fn drain_and_requant(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    p: &Parts,
+    host: &HostNets,
+    ctl: &CtrlNets,
+    bufs: &BufNets,
+    mut accs: Vec<Expr>,
+) {
     m.comment("Drain and output requantization");
     let d_valid = m.out_wire("drain_valid", u(1), "");
     let d_addr = m.out_wire("drain_addr", u(cfg.out_addr_bits()), "");
-    let d_acc = m.out_wire("drain_acc", u(ab), "");
+    let d_acc = m.out_wire("drain_acc", u(cfg.acc_bits), "");
     accs.reverse(); // lane 0 least significant
     m.instance(
         p.drain,
         "u_drain",
         vec![
-            ("clk_i", clk.clone()),
-            ("rst_ni", rst.clone()),
-            ("start_i", start),
-            ("load_i", drain_load),
+            ("clk_i", clk()),
+            ("rst_ni", rst()),
+            ("start_i", host.start.clone()),
+            ("load_i", ctl.drain_load.clone()),
             ("acc_i", Expr::concat(accs)),
-            ("oparam_raddr_o", oparam_raddr),
+            ("oparam_raddr_o", bufs.oparam_raddr.clone()),
             ("valid_o", d_valid.clone()),
             ("addr_o", d_addr.clone()),
             ("acc_o", d_acc.clone()),
-            ("busy_o", drain_busy),
+            ("busy_o", ctl.drain_busy.clone()),
         ],
     );
     m.instance(
         p.out_requant,
         "u_out_requant",
         vec![
-            ("clk_i", clk),
-            ("rst_ni", rst),
+            ("clk_i", clk()),
+            ("rst_ni", rst()),
             ("valid_i", d_valid),
             ("addr_i", d_addr),
             ("acc_i", d_acc),
-            ("oparam_i", rdata["oparam"].clone()),
-            ("relu_i", relu),
-            ("valid_o", out_valid),
-            ("addr_o", out_addr),
-            ("y_o", out_y),
-            ("busy_o", out_busy),
+            ("oparam_i", bufs.rdata["oparam"].clone()),
+            ("relu_i", host.relu.clone()),
+            ("valid_o", bufs.out_valid.clone()),
+            ("addr_o", bufs.out_addr.clone()),
+            ("y_o", bufs.out_y.clone()),
+            ("busy_o", ctl.out_busy.clone()),
         ],
     );
-    m.assign(&rd_data_o, rdata["out"].clone());
-    m.assign(&busy_o, busy);
-    m.assign(&done_o, done);
-    m.assign(&err_o, err);
-    m.assign(&cycles_o, cycles);
-    m
 }

@@ -2,9 +2,9 @@
 //! sampling with a clocks-per-bit counter, and a framing-error pulse for a bad stop bit.
 
 use super::{config_line, u};
-use crate::board::BoardLink;
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::params::clog2;
+use smartdeal_core::protocol::BoardLink;
 use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_uart_rx";

@@ -2,9 +2,9 @@
 //! out every `clks_per_bit` cycles. The line is driven from a register, so it never glitches.
 
 use super::{config_line, u};
-use crate::board::BoardLink;
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::params::clog2;
+use smartdeal_core::protocol::BoardLink;
 use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_uart_tx";

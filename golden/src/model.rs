@@ -1,0 +1,200 @@
+//! The bit-exact golden model of the SmartDeal accelerator (`docs/numerics.md`).
+//!
+//! Each function models one hardware block and carries the same name as the generator module
+//! (`decoder`, `rebuild`, `wrequant`, `mac`, `out_requant`), but shares no code with it: the two
+//! agree only through the documented number formats.
+
+use num_traits::{PrimInt, Signed};
+use smartdeal_core::{AccelConfig, Coef, FcLayer, WeightRequant};
+
+/// Sparse power-of-two decoder + one rebuild term: `±b << code`, or 0 for an absent element.
+/// Width: basis_bits + code_max + 1 signed bits (the negated minimum needs the extra bit).
+pub fn rebuild_term(b: i8, c: Coef) -> i32 {
+    match c {
+        Coef::Zero => 0,
+        Coef::Pow2 { neg, code } => {
+            let t = i32::from(b) << code;
+            if neg {
+                -t
+            } else {
+                t
+            }
+        }
+    }
+}
+
+/// Rebuild engine for one Ce row: `w[j] = Σ_k ±B[k][j] << code_k` (exact; rebuild_bits wide).
+pub fn rebuild_row(basis: &[[i8; 3]; 3], coefs: [Coef; 3]) -> [i32; 3] {
+    std::array::from_fn(|j| (0..3).map(|k| rebuild_term(basis[k][j], coefs[k])).sum())
+}
+
+/// Saturates to the signed `bits`-bit range. Generic so that one definition serves the i32
+/// weight path and the i64 output path.
+pub fn saturate<T: PrimInt + Signed>(v: T, bits: u32) -> T {
+    let hi = (T::one() << (bits as usize - 1)) - T::one();
+    let lo = -(T::one() << (bits as usize - 1));
+    v.max(lo).min(hi)
+}
+
+/// Arithmetic shift right by `shift` with round half up: `(v + 2^(shift-1)) >> shift`, no
+/// rounding term when `shift` = 0. (`>>` on signed primitives is arithmetic.)
+pub fn shift_round_half_up<T: PrimInt + Signed>(v: T, shift: u32) -> T {
+    if shift == 0 {
+        v
+    } else {
+        (v + (T::one() << (shift as usize - 1))) >> shift as usize
+    }
+}
+
+/// Rebuilt-weight requantization (int8 mode): shift right by the channel's shift, round half up,
+/// saturate to [-128, 127].
+///
+/// ```
+/// use smartdeal_golden::wrequant;
+/// assert_eq!(wrequant(3, 1), 2); // 1.5 rounds up
+/// assert_eq!(wrequant(-3, 1), -1); // -1.5 rounds up too (towards +inf)
+/// assert_eq!(wrequant(1000, 2), 127); // 250 saturates
+/// ```
+pub fn wrequant(w: i32, shift: u32) -> i8 {
+    // |w| < 2^(RB-1) ≤ 2^25 and shift ≤ RB - 8: the rounding add fits i32.
+    saturate(shift_round_half_up(w, shift), 8) as i8
+}
+
+/// The weight the MAC array multiplies by, for the configured mode.
+pub fn mac_weight(cfg: &AccelConfig, w: i32, shift: u32) -> i32 {
+    match cfg.weight_requant {
+        WeightRequant::Int8 => i32::from(wrequant(w, shift)),
+        WeightRequant::Exact => w,
+    }
+}
+
+/// Wraps to a signed `bits`-bit register (the accumulator width). Validated configurations never
+/// reach the wrap; modelling it keeps the model equal to the register in every case.
+pub fn wrap_signed(v: i64, bits: u32) -> i64 {
+    let sh = 64 - bits;
+    (v << sh) >> sh
+}
+
+/// Output requantization: `sat_int8(((acc + bias) * M + 2^(sh-1)) >> sh)`, then optional ReLU.
+pub fn out_requant(acc: i64, bias: i32, mult: u16, shift: u8, relu: bool) -> i8 {
+    // acc: ≤ 40 bits, + bias: 41 bits, × M (16-bit unsigned): 57 bits, + round: 58 bits ≤ i64.
+    let t = (acc + i64::from(bias)) * i64::from(mult);
+    let y = saturate(shift_round_half_up(t, u32::from(shift)), 8);
+    if relu {
+        y.max(0) as i8
+    } else {
+        y as i8
+    }
+}
+
+/// The weights the MAC array uses, `[out][in]` (int8 values in int8 mode, exact rebuilt values in
+/// exact mode). Padding inputs are dropped.
+pub fn mac_weights(cfg: &AccelConfig, layer: &FcLayer) -> Vec<i32> {
+    let n = layer.inputs as usize;
+    let mut w = vec![0i32; layer.outputs as usize * n];
+    for o in 0..layer.outputs as usize {
+        let shift = u32::from(layer.wshift[o]);
+        for r in 0..layer.rows() {
+            if !layer.row_is_present(o, r) {
+                continue;
+            }
+            let row = rebuild_row(layer.basis_for(o, r), layer.coef_row(o, r));
+            for (j, &wj) in row.iter().enumerate() {
+                let i = 3 * r + j;
+                if i < n {
+                    w[o * n + i] = mac_weight(cfg, wj, shift);
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Accumulators (before bias) for `tokens` activation vectors `x` (`[tokens][inputs]`), as
+/// `[tokens][out]`.
+pub fn accumulators(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<i64> {
+    let n = layer.inputs as usize;
+    let m = layer.outputs as usize;
+    let w = mac_weights(cfg, layer);
+    x.chunks(n)
+        .flat_map(|xt| {
+            let w = &w;
+            (0..m).map(move |o| {
+                let acc: i64 = (0..n)
+                    .map(|i| i64::from(xt[i]) * i64::from(w[o * n + i]))
+                    .sum();
+                wrap_signed(acc, cfg.acc_bits)
+            })
+        })
+        .collect()
+}
+
+/// Runs a layer on `tokens` activation vectors (`x.len() = tokens × inputs`); returns
+/// `[tokens][out]` int8 outputs.
+pub fn run_layer(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<i8> {
+    let m = layer.outputs as usize;
+    accumulators(cfg, layer, x)
+        .into_iter()
+        .enumerate()
+        .map(|(i, acc)| {
+            let o = i % m;
+            out_requant(
+                acc,
+                layer.bias[o],
+                layer.out_mult[o],
+                layer.out_shift[o],
+                layer.relu,
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuild_term_exhaustive_matches_multiplication() {
+        for b in i8::MIN..=i8::MAX {
+            for code in 0..16u8 {
+                for neg in [false, true] {
+                    let want = i32::from(b) * (1 << code) * if neg { -1 } else { 1 };
+                    assert_eq!(rebuild_term(b, Coef::Pow2 { neg, code }), want);
+                }
+            }
+            assert_eq!(rebuild_term(b, Coef::Zero), 0);
+        }
+    }
+
+    #[test]
+    fn wrequant_rounds_half_up_and_saturates() {
+        assert_eq!(wrequant(3, 1), 2); // 1.5 → 2
+        assert_eq!(wrequant(-3, 1), -1); // -1.5 → -1 (half up)
+        assert_eq!(wrequant(-5, 1), -2); // -2.5 → -2
+        assert_eq!(wrequant(255, 1), 127); // 127.5 → 128 → saturate
+        assert_eq!(wrequant(-257, 1), -128); // -128.5 → -128
+        assert_eq!(wrequant(-259, 1), -128); // -129.5 → -129 → saturate
+        assert_eq!(wrequant(200, 0), 127);
+        assert_eq!(wrequant(-200, 0), -128);
+    }
+
+    #[test]
+    fn out_requant_examples() {
+        // (10 + 2) * 3 = 36, >> 3 with rounding: (36 + 4) >> 3 = 5
+        assert_eq!(out_requant(10, 2, 3, 3, false), 5);
+        assert_eq!(out_requant(-100, 0, 1, 0, false), -100);
+        assert_eq!(out_requant(-100, 0, 1, 0, true), 0);
+        assert_eq!(out_requant(1 << 30, 0, u16::MAX, 0, false), 127);
+        assert_eq!(
+            out_requant(-(1 << 30), -(1 << 30), u16::MAX, 31, false),
+            -128
+        );
+    }
+
+    #[test]
+    fn wrap_signed_edges() {
+        assert_eq!(wrap_signed(1 << 31, 32), -(1 << 31));
+        assert_eq!(wrap_signed(-5, 16), -5);
+        assert_eq!(wrap_signed(40000, 16), 40000 - 65536);
+    }
+}
