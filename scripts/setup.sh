@@ -64,4 +64,5 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 echo "   $(cargo --version)"
 bash scripts/fetch_minilm.sh
+bash scripts/fetch_eval.sh
 echo "setup done"

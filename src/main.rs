@@ -63,6 +63,11 @@ enum Command {
     /// FPGA bitstreams for the iCEBreaker and the ULX3S, and programming them
     #[command(subcommand)]
     Fpga(cli::fpga::FpgaCommand),
+    /// Scores a whole network on public data: all-MiniLM-L6-v2 on STS-B (`eval sts`), the
+    /// float model and the SmartDeal int8 model with every encoder linear layer compressed and
+    /// run on an engine; prints the scores, bits per weight and row density, --json writes them
+    #[command(subcommand)]
+    Eval(cli::eval::EvalCommand),
 }
 
 /// Collapses any multi-line text into one line.
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cli::run::main(a),
         Command::Decompose(a) => cli::decompose::main(a),
         Command::Fpga(c) => cli::fpga::main(c),
+        Command::Eval(c) => cli::eval::main(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -72,6 +72,7 @@ fn main() {
             group_size: 32,
             act_scale: 4.0 / 127.0,
             out_scale: None,
+            out_scales: None,
             relu: false,
         },
         calib: None,

@@ -40,6 +40,11 @@ pub struct IntOptions {
     /// Real value of one output step; `None`: `act_scale · max_o ‖W_o‖₂` (see
     /// `docs/decomposition.md` §4).
     pub out_scale: Option<f64>,
+    /// Per-output-channel real values of one output step; when set, they replace
+    /// [`IntOptions::out_scale`] (the output requant is per channel anyway, and a network whose
+    /// outputs have a few outlier channels, as MiniLM's FFN outputs do, keeps the resolution of
+    /// the others).
+    pub out_scales: Option<Vec<f64>>,
     pub relu: bool,
 }
 
@@ -99,7 +104,11 @@ pub fn to_int_layer(
     } else {
         o.act_scale // an all-zero layer: any scale will do
     };
-    let out = output_requant(o, out_scale, e_lo, &shifts.wshift, bias);
+    let scales = match &o.out_scales {
+        Some(v) => v.clone(),
+        None => vec![out_scale; outs],
+    };
+    let out = output_requant(o, &scales, e_lo, &shifts.wshift, bias);
 
     let layer = FcLayer {
         name: fl.name.clone(),
@@ -159,6 +168,18 @@ fn check_options(fl: &FloatLayer, o: &IntOptions) -> Result<(), String> {
             "activation scale {} is not a positive number",
             o.act_scale
         ));
+    }
+    if let Some(v) = &o.out_scales {
+        if v.len() != fl.outputs {
+            return Err(format!(
+                "{} output scales for {} output channels",
+                v.len(),
+                fl.outputs
+            ));
+        }
+        if let Some(bad) = v.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!("output scale {bad} is not a positive number"));
+        }
     }
     Ok(())
 }
@@ -437,7 +458,7 @@ struct OutRequant {
 /// bias (f32) in accumulator units → 32 bits, saturating.
 fn output_requant(
     o: &IntOptions,
-    out_scale: f64,
+    out_scales: &[f64],
     e_lo: i32,
     wshift: &[u8],
     bias: Option<&[f32]>,
@@ -451,7 +472,7 @@ fn output_requant(
     let mut bias_int = vec![0i32; outs];
     for ch in 0..outs {
         let unit = o.act_scale * ldexp(1.0, e_lo + i32::from(wshift[ch])); // real value of acc = 1
-        let m = unit / out_scale;
+        let m = unit / out_scales[ch];
         let (mult, sh) = if m.round() > mmax as f64 {
             msat += 1;
             (mmax, 0)
@@ -530,6 +551,7 @@ mod tests {
             group_size: 1,
             act_scale: 0.5,
             out_scale: Some(0.25),
+            out_scales: None,
             relu: false,
         }
     }

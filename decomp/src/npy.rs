@@ -467,7 +467,6 @@ pub mod test_support {
 mod tests {
     use super::test_support::{crafted_headers, npy_with_header};
     use super::*;
-    use npyz::WriterBuilder;
 
     #[test]
     fn reads_what_numpy_writes() {
@@ -506,18 +505,10 @@ mod tests {
     #[test]
     fn agrees_with_npyz() {
         fn file(shape: &[u64], order: npyz::Order) -> Vec<u8> {
-            let mut buf = Vec::new();
-            let mut w = npyz::WriteOptions::<i8>::new()
-                .default_dtype()
-                .shape(shape)
-                .order(order)
-                .writer(&mut buf)
-                .begin_nd()
-                .unwrap();
-            w.extend((0..shape.iter().product::<u64>()).map(|i| i as i8))
-                .unwrap();
-            w.finish().unwrap();
-            buf
+            let data: Vec<i8> = (0..shape.iter().product::<u64>())
+                .map(|i| i as i8)
+                .collect();
+            crate::weights::test_util::npy_bytes(shape, order, &data)
         }
         for shape in [&[][..], &[0], &[5], &[2, 3], &[1, 2, 3, 4], &[3, 0, 2]] {
             for order in [npyz::Order::C, npyz::Order::Fortran] {

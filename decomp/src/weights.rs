@@ -273,7 +273,7 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! agree only through the documented number formats.
 
 use num_traits::{PrimInt, Signed};
+use rayon::prelude::*;
 use smartdeal_core::{AccelConfig, Coef, FcLayer, WeightRequant};
 
 /// Sparse power-of-two decoder + one rebuild term: `±b << code`, or 0 for an absent element.
@@ -110,43 +111,119 @@ pub fn mac_weights(cfg: &AccelConfig, layer: &FcLayer) -> Vec<i32> {
     w
 }
 
+/// A layer with its MAC weights rebuilt once: what the accelerator computes for any number of
+/// activation vectors, without rebuilding the weights per call (the network runner's golden
+/// engine runs every layer once per sentence).
+#[derive(Debug, Clone)]
+pub struct PreparedLayer {
+    acc_bits: u32,
+    inputs: usize,
+    /// `[out][in]`, as [`mac_weights`].
+    w: Vec<i32>,
+    /// The same as i16 when every sum is exact in i32 (see [`PreparedLayer::accumulators`]);
+    /// empty otherwise.
+    w16: Vec<i16>,
+    bias: Vec<i32>,
+    out_mult: Vec<u16>,
+    out_shift: Vec<u8>,
+    relu: bool,
+}
+
+impl PreparedLayer {
+    pub fn new(cfg: &AccelConfig, layer: &FcLayer) -> PreparedLayer {
+        let n = layer.inputs as usize;
+        let w = mac_weights(cfg, layer);
+        let wmax = w
+            .iter()
+            .map(|w| i64::from(w.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
+        let narrow = wmax <= i64::from(i16::MAX) && (n as i64) * 128 * wmax < (1i64 << 31);
+        let w16 = if narrow {
+            w.iter().map(|&v| v as i16).collect()
+        } else {
+            Vec::new()
+        };
+        PreparedLayer {
+            acc_bits: cfg.acc_bits,
+            inputs: n,
+            w,
+            w16,
+            bias: layer.bias.clone(),
+            out_mult: layer.out_mult.clone(),
+            out_shift: layer.out_shift.clone(),
+            relu: layer.relu,
+        }
+    }
+
+    /// Accumulators (before bias) for activation vectors `x` (`[tokens][inputs]`), as
+    /// `[tokens][out]`: exact sums, then wrapped to the accumulator's `acc_bits` as the
+    /// hardware's adders do. When every weight fits 16 bits and `inputs · 128 · max|w|` stays
+    /// below 2^31 (int8 weights: up to 131,072 inputs) the sums are exact as i16 × i16 products
+    /// added in i32, which vectorizes on any x86-64 (pmaddwd); otherwise (exact-mode weights of
+    /// up to 26 bits) in i64. Tokens are spread over the cores.
+    pub fn accumulators(&self, x: &[i8]) -> Vec<i64> {
+        let n = self.inputs;
+        let narrow = !self.w16.is_empty() || self.w.is_empty();
+        let w16 = &self.w16;
+        let m = self.w.len() / n.max(1);
+        let tokens: Vec<&[i8]> = x.chunks(n).collect();
+        let mut acc = vec![0i64; tokens.len() * m];
+        acc.par_chunks_mut(m).zip(&tokens).for_each(|(row, xt)| {
+            if narrow {
+                let x16: Vec<i16> = xt.iter().map(|&v| i16::from(v)).collect();
+                for (a, wo) in row.iter_mut().zip(w16.chunks(n)) {
+                    let sum: i32 = x16
+                        .iter()
+                        .zip(wo)
+                        .map(|(&xi, &wi)| i32::from(xi) * i32::from(wi))
+                        .sum();
+                    *a = wrap_signed(i64::from(sum), self.acc_bits);
+                }
+            } else {
+                for (a, wo) in row.iter_mut().zip(self.w.chunks(n)) {
+                    let sum: i64 = xt
+                        .iter()
+                        .zip(wo)
+                        .map(|(&xi, &wi)| i64::from(xi) * i64::from(wi))
+                        .sum();
+                    *a = wrap_signed(sum, self.acc_bits);
+                }
+            }
+        });
+        acc
+    }
+
+    /// The int8 outputs `[tokens][out]` for `x` (`[tokens][inputs]`).
+    pub fn run(&self, x: &[i8]) -> Vec<i8> {
+        let m = self.bias.len();
+        self.accumulators(x)
+            .into_iter()
+            .enumerate()
+            .map(|(i, acc)| {
+                let o = i % m;
+                out_requant(
+                    acc,
+                    self.bias[o],
+                    self.out_mult[o],
+                    self.out_shift[o],
+                    self.relu,
+                )
+            })
+            .collect()
+    }
+}
+
 /// Accumulators (before bias) for `tokens` activation vectors `x` (`[tokens][inputs]`), as
 /// `[tokens][out]`.
 pub fn accumulators(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<i64> {
-    let n = layer.inputs as usize;
-    let m = layer.outputs as usize;
-    let w = mac_weights(cfg, layer);
-    x.chunks(n)
-        .flat_map(|xt| {
-            let w = &w;
-            (0..m).map(move |o| {
-                let acc: i64 = (0..n)
-                    .map(|i| i64::from(xt[i]) * i64::from(w[o * n + i]))
-                    .sum();
-                wrap_signed(acc, cfg.acc_bits)
-            })
-        })
-        .collect()
+    PreparedLayer::new(cfg, layer).accumulators(x)
 }
 
 /// Runs a layer on `tokens` activation vectors (`x.len() = tokens × inputs`); returns
 /// `[tokens][out]` int8 outputs.
 pub fn run_layer(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<i8> {
-    let m = layer.outputs as usize;
-    accumulators(cfg, layer, x)
-        .into_iter()
-        .enumerate()
-        .map(|(i, acc)| {
-            let o = i % m;
-            out_requant(
-                acc,
-                layer.bias[o],
-                layer.out_mult[o],
-                layer.out_shift[o],
-                layer.relu,
-            )
-        })
-        .collect()
+    PreparedLayer::new(cfg, layer).run(x)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 
 use crate::link::{Board, LinkError, LinkStats, Transport};
 use crate::plan::{self, PlanError, RunStats};
+use smartdeal_core::image::RunImage;
 use smartdeal_core::{AccelConfig, FcLayer};
+use smartdeal_golden::PreparedLayer;
 
 /// Why an engine could not run a layer. The message is the underlying error's.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +22,43 @@ pub enum EngineError {
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
-/// Something that computes a compressed layer's int8 outputs for a configuration.
+/// A layer loaded into an engine by [`Engine::load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Loaded(usize);
+
+/// What an engine keeps per loaded layer, by [`Loaded`] handle.
+#[derive(Debug, Clone)]
+pub struct Slots<T>(Vec<Option<T>>);
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots(Vec::new())
+    }
+}
+
+impl<T> Slots<T> {
+    pub fn insert(&mut self, v: T) -> Loaded {
+        self.0.push(Some(v));
+        Loaded(self.0.len() - 1)
+    }
+    /// The entry of `l`; an unloaded (or foreign) handle is an input error.
+    pub fn get(&self, l: Loaded) -> Result<&T, EngineError> {
+        self.0
+            .get(l.0)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| PlanError::Input(format!("layer handle {} is not loaded", l.0)).into())
+    }
+    pub fn remove(&mut self, l: Loaded) {
+        if let Some(slot) = self.0.get_mut(l.0) {
+            *slot = None;
+        }
+    }
+}
+
+/// Something that computes a compressed layer's int8 outputs for a configuration: load a
+/// layer once (checked against the configuration and prepared: the golden model rebuilds its
+/// weights, a host-interface engine packs its buffer images), run it on any number of
+/// activation batches.
 pub trait Engine {
     /// The engine's name on the command line (`golden`, `verilator`, `sim-board`, `board`).
     fn name(&self) -> &'static str;
@@ -28,24 +66,40 @@ pub trait Engine {
     fn what(&self) -> String;
     /// The configuration the engine computes with.
     fn config(&self) -> &AccelConfig;
-    /// Runs `layer` on `x` (`[tokens][inputs]`, row-major): `[tokens][outputs]` and the counts
-    /// the engine can observe.
-    fn run_layer(&mut self, layer: &FcLayer, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError>;
+    /// Checks that `layer` fits the configuration and prepares it for [`Engine::run`].
+    fn load(&mut self, layer: &FcLayer) -> Result<Loaded, EngineError>;
+    /// Forgets a loaded layer.
+    fn unload(&mut self, layer: Loaded);
+    /// Runs a loaded layer on `x` (`[tokens][inputs]`, row-major): `[tokens][outputs]` and the
+    /// counts the engine can observe.
+    fn run(&mut self, layer: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError>;
+    /// Loads, runs and unloads `layer`: one run of a layer.
+    fn run_layer(&mut self, layer: &FcLayer, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let l = self.load(layer)?;
+        let out = self.run(l, x);
+        self.unload(l);
+        out
+    }
     /// The link's traffic counters, for engines behind the link protocol.
     fn link_stats(&self) -> Option<&LinkStats> {
         None
     }
 }
 
-/// The bit-exact golden model: no cycles, no hardware.
+/// The bit-exact golden model: no cycles, no hardware. A loaded layer keeps its rebuilt
+/// weights, so a network that runs the same layers sentence after sentence rebuilds them once.
 #[derive(Debug, Clone)]
 pub struct GoldenEngine {
     cfg: AccelConfig,
+    loaded: Slots<(FcLayer, PreparedLayer)>,
 }
 
 impl GoldenEngine {
     pub fn new(cfg: &AccelConfig) -> GoldenEngine {
-        GoldenEngine { cfg: cfg.clone() }
+        GoldenEngine {
+            cfg: cfg.clone(),
+            loaded: Slots::default(),
+        }
     }
 }
 
@@ -59,11 +113,18 @@ impl Engine for GoldenEngine {
     fn config(&self) -> &AccelConfig {
         &self.cfg
     }
-    fn run_layer(&mut self, layer: &FcLayer, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
-        plan::check_input(&self.cfg, layer, x)?;
+    fn load(&mut self, layer: &FcLayer) -> Result<Loaded, EngineError> {
         layer.check_fits(&self.cfg).map_err(PlanError::from)?;
-        let y = smartdeal_golden::run_layer(&self.cfg, layer, x);
-        Ok((y, RunStats::default()))
+        let p = PreparedLayer::new(&self.cfg, layer);
+        Ok(self.loaded.insert((layer.clone(), p)))
+    }
+    fn unload(&mut self, layer: Loaded) {
+        self.loaded.remove(layer);
+    }
+    fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let (layer, p) = self.loaded.get(l)?;
+        plan::check_input(&self.cfg, layer, x)?;
+        Ok((p.run(x), RunStats::default()))
     }
 }
 
@@ -72,6 +133,7 @@ pub struct BoardEngine<T: Transport> {
     board: Board<T>,
     name: &'static str,
     what: String,
+    loaded: Slots<(FcLayer, Vec<RunImage>)>,
 }
 
 impl<T: Transport> BoardEngine<T> {
@@ -81,6 +143,7 @@ impl<T: Transport> BoardEngine<T> {
             board,
             name,
             what: what.into(),
+            loaded: Slots::default(),
         }
     }
     pub fn board(&self) -> &Board<T> {
@@ -98,14 +161,21 @@ impl<T: Transport> Engine for BoardEngine<T> {
     fn config(&self) -> &AccelConfig {
         self.board.config()
     }
-    fn run_layer(&mut self, layer: &FcLayer, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
-        Ok(plan::run_layer(&mut self.board, layer, x)?)
+    fn load(&mut self, layer: &FcLayer) -> Result<Loaded, EngineError> {
+        let runs = plan::pack_for(self.board.config(), layer).map_err(PlanError::from)?;
+        Ok(self.loaded.insert((layer.clone(), runs)))
+    }
+    fn unload(&mut self, layer: Loaded) {
+        self.loaded.remove(layer);
+    }
+    fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let (layer, runs) = self.loaded.get(l)?;
+        Ok(plan::run_packed(&mut self.board, layer, runs, x)?)
     }
     fn link_stats(&self) -> Option<&LinkStats> {
         Some(self.board.stats())
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,7 +189,18 @@ mod tests {
         let mut e = GoldenEngine::new(&cfg);
         let (y, _) = e.run_layer(&layer, &x).unwrap();
         assert_eq!(y, smartdeal_golden::run_layer(&cfg, &layer, &x));
-        let err = e.run_layer(&layer, &x[..47]).unwrap_err();
+        // Two loaded layers of the same name stay apart; a run after unloading is an error.
+        let other = random_layer(&RandomLayerSpec::for_config(&cfg, 48, 10, 0.5, 8));
+        assert_eq!(other.name, layer.name);
+        let (a, b) = (e.load(&layer).unwrap(), e.load(&other).unwrap());
+        assert_eq!(e.run(a, &x).unwrap().0, y);
+        let y2 = e.run(b, &x).unwrap().0;
+        assert_eq!(y2, smartdeal_golden::run_layer(&cfg, &other, &x));
+        assert_ne!(y2, y);
+        let err = e.run(a, &x[..47]).unwrap_err();
         assert!(err.to_string().contains("not a multiple"), "{err}");
+        e.unload(a);
+        let err = e.run(a, &x).unwrap_err();
+        assert!(err.to_string().contains("not loaded"), "{err}");
     }
 }

@@ -15,5 +15,5 @@ pub mod link;
 pub mod plan;
 pub mod serial;
 
-pub use engine::{BoardEngine, Engine, EngineError, GoldenEngine};
+pub use engine::{BoardEngine, Engine, EngineError, GoldenEngine, Loaded, Slots};
 pub use plan::{pack_for, RunStats};

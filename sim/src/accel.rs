@@ -9,14 +9,17 @@ use smartdeal_core::protocol::op;
 use smartdeal_core::{AccelConfig, FcLayer};
 use smartdeal_gen::{generate, GenOptions};
 use smartdeal_host::plan::{self, Device, PlanError, RunStats};
-use smartdeal_host::{Engine, EngineError};
+use smartdeal_host::{Engine, EngineError, Loaded, Slots};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The generated accelerator running in Verilator.
 pub struct Accel {
     cfg: AccelConfig,
     m: Clocked,
     p: PortIdx,
+    /// Layers loaded through [`Engine::load`], with their packed buffer images.
+    loaded: Slots<Arc<(FcLayer, Vec<RunImage>)>>,
 }
 
 struct PortIdx {
@@ -71,6 +74,7 @@ impl Accel {
             cfg: cfg.clone(),
             m: Clocked::new(sim)?,
             p,
+            loaded: Slots::default(),
         };
         a.reset();
         Ok(a)
@@ -233,7 +237,20 @@ impl Engine for Accel {
     fn config(&self) -> &AccelConfig {
         &self.cfg
     }
-    fn run_layer(&mut self, layer: &FcLayer, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
-        Accel::run_layer(self, layer, x).map_err(|e| EngineError::Other(Box::new(e)))
+    fn load(&mut self, layer: &FcLayer) -> Result<Loaded, EngineError> {
+        let runs = plan::pack_for(&self.cfg, layer).map_err(PlanError::from)?;
+        Ok(self.loaded.insert(Arc::new((layer.clone(), runs))))
+    }
+    fn unload(&mut self, layer: Loaded) {
+        self.loaded.remove(layer);
+    }
+    fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let entry = Arc::clone(self.loaded.get(l)?);
+        let (layer, runs) = &*entry;
+        let start_cycles = self.m.cycles;
+        let (y, mut stats) =
+            plan::run_packed(self, layer, runs, x).map_err(|e| EngineError::Other(Box::new(e)))?;
+        stats.total_cycles = self.m.cycles - start_cycles;
+        Ok((y, stats))
     }
 }

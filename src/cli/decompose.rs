@@ -216,6 +216,7 @@ fn settings(a: &Args, cfg: &smartdeal_core::AccelConfig) -> Result<Settings> {
                 .out_scale
                 .map(|s| positive("--out-scale", s))
                 .transpose()?,
+            out_scales: None,
             relu: a.relu,
         },
         calib,

@@ -61,7 +61,7 @@ pub(super) fn st_file(dir: &Path, specs: &[Spec]) -> PathBuf {
     write(dir, "model.safetensors", &safetensors_bytes(specs))
 }
 
-pub(super) fn npy_bytes<T: npyz::AutoSerialize + Copy>(
+pub(crate) fn npy_bytes<T: npyz::AutoSerialize + Copy>(
     shape: &[u64],
     order: npyz::Order,
     data: &[T],

@@ -1,0 +1,60 @@
+//! Whole networks on SmartDeal engines, scored on public data.
+//!
+//! * [`minilm`]: all-MiniLM-L6-v2 — its files (weights, tokenizer, configuration), the float
+//!   oracle (candle-transformers' BERT) and the host-side graph (embeddings, LayerNorm, softmax
+//!   attention, GELU, residual adds, mean pooling) whose linear layers are pluggable;
+//! * [`quant`]: calibration of per-tensor input and per-channel output scales, the SmartDeal
+//!   compression of the 36 encoder linear layers, and the int8 network whose linear layers run
+//!   on any `smartdeal_host::Engine`;
+//! * [`sts`]: the STS-B format and its score (Spearman of cosine similarities).
+
+pub mod eval;
+pub mod minilm;
+pub mod quant;
+pub mod sts;
+
+use std::path::{Path, PathBuf};
+
+/// Why a network could not be loaded or run. Every message is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: line {line}: {why}", path.display())]
+    Data {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("{}: {why}", path.display())]
+    Model { path: PathBuf, why: String },
+    #[error("{0}")]
+    Tensor(String),
+    #[error("layer `{layer}`: {source}")]
+    Engine {
+        layer: String,
+        source: smartdeal_host::EngineError,
+    },
+    #[error("{0}")]
+    Compress(String),
+}
+
+impl NetError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> NetError {
+        NetError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl From<candle_core::Error> for NetError {
+    fn from(e: candle_core::Error) -> NetError {
+        // candle's messages may carry a backtrace on later lines.
+        let first = e.to_string().lines().next().unwrap_or("").to_string();
+        NetError::Tensor(first)
+    }
+}
