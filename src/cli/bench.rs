@@ -446,7 +446,7 @@ fn search_lanes(
                             detail: format!(
                                 "{tool} still running at the {} min limit; log {}",
                                 opts.build_timeout.map_or(0.0, |m| m.0),
-                                show(log)
+                                show(&under(&dir, log))
                             ),
                             fmax_mhz: None,
                             logic_percent: None,
@@ -611,9 +611,27 @@ pub fn markdown(b: &Bench) -> String {
     s
 }
 
+/// `path` (absolute, as the flow reports it) written under `dir` as the user gave it, like the
+/// other rows' report paths, so the tables carry no path of the machine that wrote them.
+fn under(dir: &std::path::Path, path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(dir)
+        .ok()
+        .and_then(|abs| path.strip_prefix(abs).ok().map(|rel| dir.join(rel)))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::bisection_point;
+    use super::{bisection_point, under};
+
+    #[test]
+    fn logs_are_shown_under_the_folder_as_given() {
+        let dir = std::path::Path::new("out/bench");
+        let abs = std::path::absolute(dir).unwrap().join("lanes-36/pnr.log");
+        assert_eq!(under(dir, &abs), dir.join("lanes-36/pnr.log"));
+        let elsewhere = std::path::Path::new("/elsewhere/pnr.log");
+        assert_eq!(under(dir, elsewhere), elsewhere);
+    }
 
     #[test]
     fn bisection_prefers_a_free_count_near_the_midpoint() {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::WeightsError;
+use super::types::WeightsError;
 
 pub(super) fn check_shape(path: &Path, tensor: &str, shape: &[usize]) -> Result<(), WeightsError> {
     if !matches!(shape.len(), 2 | 4) {

@@ -7,7 +7,7 @@ use half::f16;
 
 use super::checks::{check_finite, check_shape, narrow_f64};
 use super::select::select_indices;
-use super::{one_line, Tensor, WeightsError};
+use super::types::{one_line, Tensor, WeightsError};
 use crate::npy::{parse_header, HeaderError};
 
 const NPY_SUPPORTED: &str = "'<f2', '<f4', '<f8' (float16/32/64)";

@@ -9,7 +9,7 @@ use safetensors::{SafeTensorError, SafeTensors};
 
 use super::checks::{check_finite, check_shape, narrow_f64};
 use super::select::{is_default_weight, select_indices};
-use super::{one_line, Tensor, WeightsError};
+use super::types::{one_line, Tensor, WeightsError};
 
 const SAFETENSORS_SUPPORTED: &str = "F32, F16, BF16, F64";
 

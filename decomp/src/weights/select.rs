@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::checks::check_shape;
-use super::WeightsError;
+use super::types::WeightsError;
 
 /// How many names a "nothing matched" error lists.
 const HINT_NAMES: usize = 6;

@@ -8,7 +8,8 @@ use npyz::WriterBuilder;
 use proptest::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::{load, Tensor};
+use super::load;
+use super::types::Tensor;
 
 pub(super) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Board, ClockTiming, Family, Resource, Utilization};
+use super::board::{Board, Family};
+use super::report::{ClockTiming, Resource, Utilization};
 
 /// nextpnr stopped because the device is too small for the design.
 pub(super) fn is_capacity_failure(log: &str) -> bool {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Board;
+use super::board::Board;
 use crate::tools::{self, ToolError};
 
 /// How a build that ran to the end came out.

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use super::log::{cex_to_assignment, counterexample_table, parse_split_log};
 use super::scripts::aig_script;
-use super::{CaseSplit, ProofResult};
+use super::split::CaseSplit;
+use super::verdict::ProofResult;
 use crate::tools::{self, Capture, Tool, ToolError};
 
 /// The `yosys-abc` command line of the ABC engine.

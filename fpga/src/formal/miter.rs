@@ -1,7 +1,7 @@
 //! The miter and its SAT proof: `equiv_prepare.ys` builds the miter of the two designs, and
 //! [`prove_equiv_with`] decides it with yosys `sat` or hands it to the ABC engine
-//! (`super::abc`). Also the other yosys scripts of the proofs and the reading of a `sat`
-//! verdict.
+//! (`super::abc`); the name checks and the reading of a `sat` verdict (the scripts' text is
+//! `super::scripts`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::abc::prove_with_abc;
 use super::log::counterexample_table;
 use super::scripts::{prepare_script, sat_script};
-use super::{ProofEngine, ProofOptions, ProofReport, ProofResult};
+use super::verdict::{ProofEngine, ProofOptions, ProofReport, ProofResult};
 use crate::tools::{self, Tool, ToolError, YosysRun};
 
 /// Proves `dut_top` (from `dut_files`) equivalent to `ref_top` (from `ref_files`, with

@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
-use super::{
-    check_name, check_ports, port_signature, shim, BridgeError, BuildSpec, PortDir, SHIM_VERSION,
+use super::shim;
+use super::spec::{
+    check_name, check_ports, port_signature, BridgeError, BuildSpec, PortDir, SHIM_VERSION,
 };
 
 /// Name of the built library inside a design directory.

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::{mask64, port_signature, top_word_mask, PortDir, PortSpec, SHIM_VERSION};
+use super::spec::{mask64, port_signature, top_word_mask, PortDir, PortSpec, SHIM_VERSION};
 
 /// Linker version script: export only the shim's C ABI. Everything else (the private copy
 /// of the Verilator runtime, the `V<top>` classes) stays local to the library, so several

@@ -7,9 +7,10 @@ use std::ptr::NonNull;
 
 use libloading::Library;
 
-use super::{
-    build, check_ports, mask64, port_signature, top_word_mask, BridgeError, BuildSpec, PortDir,
-    PortSpec, SHIM_VERSION,
+use super::build::build;
+use super::spec::{
+    check_ports, mask64, port_signature, top_word_mask, BridgeError, BuildSpec, PortDir, PortSpec,
+    SHIM_VERSION,
 };
 
 type StrFn = unsafe extern "C" fn() -> *const c_char;

@@ -1,11 +1,12 @@
 //! The frame receiver and parser (header fields, payload, inter-byte timeout) and the checks
 //! made on the CRC byte, with the error record STATUS reports.
 
-use super::{
-    crc8_step, l8, pick, proto, st, Checks, Cmds, Dims, ErrLog, Events, Frame, Ports, State,
+use super::nets::{
+    crc8_step, l8, pick, st, Checks, Cmds, Dims, ErrLog, Events, Frame, Ports, State,
 };
 use crate::hw::u;
 use crate::ir::{CmpOp, Expr, Module, Reset};
+use smartdeal_core::protocol as proto;
 use smartdeal_core::AccelConfig;
 
 /// The frame receiver's registers: header fields, byte counters, the running CRC, the

@@ -1,7 +1,7 @@
 //! WRITE tunnelling and RUN: a checked WRITE payload is replayed from the buffer as 7-byte
 //! commands into the accelerator's command port; a checked RUN becomes one START command.
 
-use super::{pick, st, Checks, Cmds, Dims, Events, Frame, Ports, Replay, State};
+use super::nets::{pick, st, Checks, Cmds, Dims, Events, Frame, Ports, Replay, State};
 use crate::hw::u;
 use crate::ir::{Expr, Module, Reset};
 

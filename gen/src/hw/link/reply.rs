@@ -1,13 +1,14 @@
 //! The reply: what it is (latched when it starts) and the transmitter that sends it byte by
 //! byte, with the STATUS snapshot, the IDENTIFY ROM and READ's output addresses.
 
-use super::{
-    crc8_step, kind, l8, mux_tree, pick, proto, st, Checks, Cmds, Dims, ErrLog, Frame, Ports,
-    Replay, ReplyHead, State, Tx,
+use super::nets::{
+    crc8_step, kind, l8, mux_tree, pick, st, Checks, Cmds, Dims, ErrLog, Frame, Ports, Replay,
+    ReplyHead, State, Tx,
 };
 use crate::hw::u;
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::params::clog2;
+use smartdeal_core::protocol as proto;
 
 /// When a reply starts (a NAK, a checked request other than WRITE, or the end of a WRITE
 /// batch), latch its code, payload kind and length, and READ's first address.

@@ -1,0 +1,238 @@
+//! The nets the protocol engine's parts share (registers, decoded events, checks), its state
+//! and reply-kind codes, and the small building blocks (priority select, mux tree, CRC-8
+//! step). Their own module so that the parts (`parse`, `replay`, `reply`) and the engine that
+//! wires them (`super`) import from here, not from each other.
+
+use crate::ir::{Expr, Module, RedOp};
+use smartdeal_core::params::clog2;
+use smartdeal_core::protocol::{self as proto, identify_payload, BoardLink, LinkSizes};
+use smartdeal_core::AccelConfig;
+
+/// Parser/engine states (3 bits).
+pub(super) mod st {
+    pub const IDLE: u128 = 0;
+    pub const CMD: u128 = 1;
+    pub const LEN_HI: u128 = 2;
+    pub const LEN_LO: u128 = 3;
+    pub const PAYLOAD: u128 = 4;
+    pub const CHECK: u128 = 5;
+    pub const EXEC: u128 = 6;
+    pub const REPLY: u128 = 7;
+}
+
+/// What the reply payload is made of (2 bits).
+pub(super) mod kind {
+    pub const STATUS: u128 = 0;
+    pub const IDENTIFY: u128 = 1;
+    pub const READ: u128 = 2;
+}
+
+/// Priority select: the value of the first true condition, else `default`.
+pub(super) fn pick(default: Expr, cases: Vec<(Expr, Expr)>) -> Expr {
+    cases
+        .into_iter()
+        .rev()
+        .fold(default, |acc, (c, v)| Expr::mux(c, v, acc))
+}
+
+/// `table[idx]` as a balanced tree of 2:1 muxes on the bits of `idx` (a named net), from bit
+/// `bit` down (indices past the table alias some entry: never read). A tree rather than a
+/// chain of compares lets synthesis see a plain ROM.
+pub(super) fn mux_tree(idx: &Expr, bit: u32, table: &[Expr], width: u32) -> Expr {
+    let half = 1usize << bit;
+    match table.len() {
+        0 => Expr::lit(0, width),
+        1 => table[0].clone(),
+        n if n <= half => mux_tree(idx, bit - 1, table, width),
+        _ => Expr::mux(
+            idx.bit(bit),
+            mux_tree(idx, bit.saturating_sub(1), &table[half..], width),
+            mux_tree(idx, bit.saturating_sub(1), &table[..half], width),
+        ),
+    }
+}
+
+/// One CRC-8 step (docs/protocol.md) as logic: the CRC is linear in `v = crc ^ byte`, so each
+/// output bit is the XOR of the bits of `v` whose single-bit CRC has that bit set.
+pub(super) fn crc8_step(m: &mut Module, name: &str, crc: Expr, byte: Expr) -> Expr {
+    let v = m.wire(&format!("{name}_v"), crc.xor(byte), "CRC input: crc ^ byte");
+    let bits: Vec<Expr> = (0..8u32)
+        .rev()
+        .map(|i| {
+            let taps: Vec<Expr> = (0..8u32)
+                .rev()
+                .filter(|&j| proto::crc8_update(0, 1 << j) >> i & 1 == 1)
+                .map(|j| v.bit(j))
+                .collect();
+            Expr::concat(taps).reduce(RedOp::Xor)
+        })
+        .collect();
+    m.wire(name, Expr::concat(bits), "next CRC-8")
+}
+
+/// Sizes and widths the engine is built for.
+pub(super) struct Dims {
+    pub(super) sizes: LinkSizes,
+    /// The IDENTIFY payload.
+    pub(super) id: Vec<u8>,
+    /// The inter-byte timeout in clocks, and the width of its counter.
+    pub(super) tmo: u64,
+    pub(super) tw: u32,
+    /// Output buffer address bits.
+    pub(super) oab: u32,
+    /// Payload lengths and buffer pointers.
+    pub(super) lw: u32,
+    /// Reply lengths.
+    pub(super) rw: u32,
+    /// Reply byte indices: a reply length plus the 4 header bytes.
+    pub(super) xw: u32,
+}
+
+impl Dims {
+    pub(super) fn of(cfg: &AccelConfig, link: &BoardLink) -> Dims {
+        let sizes = LinkSizes::of(cfg);
+        let ab = sizes.buf_addr_bits();
+        let max_payload = sizes.max_payload();
+        let id = identify_payload(cfg, link);
+        let tmo = link.timeout_clks();
+        let tw = clog2(tmo + 1);
+        let oab = cfg.out_addr_bits();
+        // Payload lengths and buffer pointers fit the buffer's address (max_payload < buf_depth).
+        let lw = ab;
+        assert!(u64::from(max_payload) < 1 << lw);
+        // Reply lengths: at most the output buffer (READ), IDENTIFY or STATUS; `xw` also holds the
+        // 4 header bytes.
+        let max_rlen = u64::from(cfg.out_depth).max(id.len() as u64).max(7);
+        let rw = clog2(max_rlen + 1).min(16);
+        let xw = clog2(max_rlen + 5);
+        Dims {
+            sizes,
+            id,
+            tmo,
+            tw,
+            oab,
+            lw,
+            rw,
+            xw,
+        }
+    }
+}
+
+/// The engine's ports.
+pub(super) struct Ports {
+    pub(super) rxv: Expr,
+    pub(super) rxd: Expr,
+    pub(super) ferr: Expr,
+    pub(super) tx_ready: Expr,
+    pub(super) busy_i: Expr,
+    pub(super) done_i: Expr,
+    pub(super) aerr_i: Expr,
+    pub(super) cycles_i: Expr,
+    pub(super) rd_data_i: Expr,
+    pub(super) tx_valid_o: Expr,
+    pub(super) tx_data_o: Expr,
+    pub(super) cmd_valid_o: Expr,
+    pub(super) cmd_op_o: Expr,
+    pub(super) cmd_addr_o: Expr,
+    pub(super) cmd_data_o: Expr,
+    pub(super) rd_addr_o: Expr,
+    pub(super) frame_o: Expr,
+    pub(super) err_seen_o: Expr,
+}
+
+/// The parser/engine state register (3 bits, [`st`]).
+pub(super) struct State(pub(super) Expr);
+
+impl State {
+    /// The engine is in state `s`.
+    pub(super) fn is(&self, s: u128) -> Expr {
+        self.0.clone().eq(Expr::lit(s, 3))
+    }
+}
+
+/// An 8-bit constant (a byte of the protocol).
+pub(super) fn l8(v: u8) -> Expr {
+    Expr::lit(u128::from(v), 8)
+}
+
+/// The request parser's registers.
+pub(super) struct Frame {
+    pub(super) cmd: Expr,
+    pub(super) lenh: Expr,
+    pub(super) len: Expr,
+    pub(super) cnt: Expr,
+    pub(super) crc: Expr,
+    pub(super) k7: Expr,
+    pub(super) pl: Expr,
+    pub(super) tmo: Expr,
+}
+
+/// What the received byte is, by parser state, and the length checks made on the length's
+/// low byte.
+pub(super) struct Events {
+    pub(super) e_sync: Expr,
+    pub(super) e_cmd: Expr,
+    pub(super) e_lenh: Expr,
+    pub(super) e_lenl: Expr,
+    pub(super) len_rx: Expr,
+    pub(super) too_long: Expr,
+    pub(super) len_zero: Expr,
+    pub(super) e_pay: Expr,
+    pub(super) pay_last: Expr,
+    pub(super) e_chk: Expr,
+    pub(super) e_ferr: Expr,
+    pub(super) e_ferr_idle: Expr,
+    pub(super) e_tmo: Expr,
+}
+
+/// The request's command byte, decoded.
+pub(super) struct Cmds {
+    pub(super) id: Expr,
+    pub(super) st: Expr,
+    pub(super) wr: Expr,
+    pub(super) run: Expr,
+    pub(super) rd: Expr,
+}
+
+/// The outcome of the checks on the CRC byte (or of an earlier failure).
+pub(super) struct Checks {
+    pub(super) crc_next: Expr,
+    pub(super) rd_base: Expr,
+    pub(super) rd_count: Expr,
+    pub(super) chk_ok: Expr,
+    pub(super) nak: Expr,
+    pub(super) nak_code: Expr,
+}
+
+/// The error record reported by STATUS.
+pub(super) struct ErrLog {
+    pub(super) last_err: Expr,
+    pub(super) err_cnt: Expr,
+}
+
+/// WRITE replay: the buffer read-out and the command issue.
+pub(super) struct Replay {
+    pub(super) fetch: Expr,
+    pub(super) k7_wrap: Expr,
+    pub(super) shift_in: Expr,
+    pub(super) fire: Expr,
+    pub(super) exec_done: Expr,
+    pub(super) shift_byte: Expr,
+}
+
+/// What the reply is, latched when it starts.
+pub(super) struct ReplyHead {
+    pub(super) go_reply: Expr,
+    pub(super) rsp: Expr,
+    pub(super) rkind: Expr,
+    pub(super) rlen: Expr,
+    pub(super) rbase: Expr,
+}
+
+/// The reply transmitter's outputs.
+pub(super) struct Tx {
+    pub(super) send: Expr,
+    pub(super) tbyte: Expr,
+    pub(super) reply_done: Expr,
+    pub(super) rd_addr: Expr,
+}
