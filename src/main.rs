@@ -137,7 +137,10 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    fail("a subcommand is required: random-layer, inspect or run; see --help")
+                    fail(
+                        "a subcommand is required: random-layer, inspect, run, decompose, fpga or eval; \
+                         see --help",
+                    )
                 }
                 _ => fail(&clap_message(&e)),
             };

@@ -61,6 +61,7 @@ pub struct IntStats {
     /// `‖W − W_hw‖ / ‖W‖` for the real weights the integer datapath represents.
     pub int_rel_error: f64,
     pub act_scale: f64,
+    /// The output scale; with per-channel scales, the largest.
     pub out_scale: f64,
     /// Channels whose output multiplier had to saturate at 65535 (m too large).
     pub mult_saturated: u64,
@@ -107,6 +108,10 @@ pub fn to_int_layer(
     let scales = match &o.out_scales {
         Some(v) => v.clone(),
         None => vec![out_scale; outs],
+    };
+    let out_scale = match &o.out_scales {
+        Some(v) => v.iter().copied().fold(0.0, f64::max),
+        None => out_scale,
     };
     let out = output_requant(o, &scales, e_lo, &shifts.wshift, bias);
 
@@ -170,6 +175,9 @@ fn check_options(fl: &FloatLayer, o: &IntOptions) -> Result<(), String> {
         ));
     }
     if let Some(v) = &o.out_scales {
+        if o.out_scale.is_some() {
+            return Err("out_scale and out_scales are both set: give one".into());
+        }
         if v.len() != fl.outputs {
             return Err(format!(
                 "{} output scales for {} output channels",
@@ -641,5 +649,47 @@ mod tests {
         assert_eq!(st.int_rel_error, 0.0);
         // m = 0.5 · 2^−4 / 0.25 = 0.125 → 0.125 · 2^19 = 65536 > 65535, so sh = 18, M = 32768.
         assert_eq!((l.out_mult[0], l.out_shift[0]), (32768, 18));
+    }
+
+    /// Per-channel output scales replace the per-tensor one channel by channel: the same
+    /// channel scale gives the same requant as the per-tensor scale, twice the scale half the
+    /// multiplier; bad per-channel scales are errors.
+    #[test]
+    fn per_channel_output_scales() {
+        let fl = one_block_layer(
+            vec![[1.0, 0.0, 0.0], [0.5, 0.0, -0.25]],
+            [[10.0, 20.0, -30.0], [0.0, 0.0, 0.0], [1.0, 2.0, 3.0]],
+            6,
+        );
+        let (base, _) = to_int_layer(&fl, None, &opts(2)).unwrap();
+        let per = |v: Vec<f64>| IntOptions {
+            out_scale: None,
+            out_scales: Some(v),
+            ..opts(2)
+        };
+        let (same, st) = to_int_layer(&fl, None, &per(vec![0.25])).unwrap();
+        assert_eq!(
+            (same.out_mult, same.out_shift),
+            (base.out_mult.clone(), base.out_shift.clone())
+        );
+        assert_eq!(st.out_scale, 0.25);
+        let (half, _) = to_int_layer(&fl, None, &per(vec![0.5])).unwrap();
+        let real = |l: &FcLayer| f64::from(l.out_mult[0]) / f64::from(1u32 << l.out_shift[0]);
+        assert!((real(&half) * 2.0 - real(&base)).abs() < 1e-9 * real(&base));
+        for (v, want) in [
+            (vec![0.25, 0.25], "2 output scales for 1"),
+            (vec![0.0], "not a positive number"),
+            (vec![f64::NAN], "not a positive number"),
+        ] {
+            let e = to_int_layer(&fl, None, &per(v)).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+        let both = IntOptions {
+            out_scales: Some(vec![0.25]),
+            ..opts(2)
+        };
+        assert!(to_int_layer(&fl, None, &both)
+            .unwrap_err()
+            .contains("both set"));
     }
 }

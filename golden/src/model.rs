@@ -111,6 +111,14 @@ pub fn mac_weights(cfg: &AccelConfig, layer: &FcLayer) -> Vec<i32> {
     w
 }
 
+/// A prepared layer's weights `[out][in]` ([`mac_weights`]), as i16 when every sum is exact in
+/// i32 (see [`PreparedLayer::accumulators`]), else as i32 with i64 sums.
+#[derive(Debug, Clone)]
+enum Weights {
+    Narrow(Vec<i16>),
+    Wide(Vec<i32>),
+}
+
 /// A layer with its MAC weights rebuilt once: what the accelerator computes for any number of
 /// activation vectors, without rebuilding the weights per call (the network runner's golden
 /// engine runs every layer once per sentence).
@@ -118,11 +126,8 @@ pub fn mac_weights(cfg: &AccelConfig, layer: &FcLayer) -> Vec<i32> {
 pub struct PreparedLayer {
     acc_bits: u32,
     inputs: usize,
-    /// `[out][in]`, as [`mac_weights`].
-    w: Vec<i32>,
-    /// The same as i16 when every sum is exact in i32 (see [`PreparedLayer::accumulators`]);
-    /// empty otherwise.
-    w16: Vec<i16>,
+    outputs: usize,
+    w: Weights,
     bias: Vec<i32>,
     out_mult: Vec<u16>,
     out_shift: Vec<u8>,
@@ -138,17 +143,17 @@ impl PreparedLayer {
             .map(|w| i64::from(w.unsigned_abs()))
             .max()
             .unwrap_or(0);
+        // |x| ≤ 128, so every partial sum is below n · 128 · max|w|.
         let narrow = wmax <= i64::from(i16::MAX) && (n as i64) * 128 * wmax < (1i64 << 31);
-        let w16 = if narrow {
-            w.iter().map(|&v| v as i16).collect()
-        } else {
-            Vec::new()
-        };
         PreparedLayer {
             acc_bits: cfg.acc_bits,
             inputs: n,
-            w,
-            w16,
+            outputs: layer.outputs as usize,
+            w: if narrow {
+                Weights::Narrow(w.iter().map(|&v| v as i16).collect())
+            } else {
+                Weights::Wide(w)
+            },
             bias: layer.bias.clone(),
             out_mult: layer.out_mult.clone(),
             out_shift: layer.out_shift.clone(),
@@ -159,38 +164,40 @@ impl PreparedLayer {
     /// Accumulators (before bias) for activation vectors `x` (`[tokens][inputs]`), as
     /// `[tokens][out]`: exact sums, then wrapped to the accumulator's `acc_bits` as the
     /// hardware's adders do. When every weight fits 16 bits and `inputs · 128 · max|w|` stays
-    /// below 2^31 (int8 weights: up to 131,072 inputs) the sums are exact as i16 × i16 products
+    /// below 2^31 (int8 weights: up to 131,071 inputs) the sums are exact as i16 × i16 products
     /// added in i32, which vectorizes on any x86-64 (pmaddwd); otherwise (exact-mode weights of
     /// up to 26 bits) in i64. Tokens are spread over the cores.
     pub fn accumulators(&self, x: &[i8]) -> Vec<i64> {
-        let n = self.inputs;
-        let narrow = !self.w16.is_empty() || self.w.is_empty();
-        let w16 = &self.w16;
-        let m = self.w.len() / n.max(1);
-        let tokens: Vec<&[i8]> = x.chunks(n).collect();
-        let mut acc = vec![0i64; tokens.len() * m];
-        acc.par_chunks_mut(m).zip(&tokens).for_each(|(row, xt)| {
-            if narrow {
-                let x16: Vec<i16> = xt.iter().map(|&v| i16::from(v)).collect();
-                for (a, wo) in row.iter_mut().zip(w16.chunks(n)) {
-                    let sum: i32 = x16
-                        .iter()
-                        .zip(wo)
-                        .map(|(&xi, &wi)| i32::from(xi) * i32::from(wi))
-                        .sum();
-                    *a = wrap_signed(i64::from(sum), self.acc_bits);
+        let (n, m) = (self.inputs, self.outputs);
+        if n == 0 || m == 0 {
+            return vec![0; x.len().checked_div(n).unwrap_or(0) * m];
+        }
+        let mut acc = vec![0i64; x.len() / n * m];
+        acc.par_chunks_mut(m)
+            .zip(x.par_chunks(n))
+            .for_each(|(row, xt)| match &self.w {
+                Weights::Narrow(w) => {
+                    let x16: Vec<i16> = xt.iter().map(|&v| i16::from(v)).collect();
+                    for (a, wo) in row.iter_mut().zip(w.chunks(n)) {
+                        let sum: i32 = x16
+                            .iter()
+                            .zip(wo)
+                            .map(|(&xi, &wi)| i32::from(xi) * i32::from(wi))
+                            .sum();
+                        *a = wrap_signed(i64::from(sum), self.acc_bits);
+                    }
                 }
-            } else {
-                for (a, wo) in row.iter_mut().zip(self.w.chunks(n)) {
-                    let sum: i64 = xt
-                        .iter()
-                        .zip(wo)
-                        .map(|(&xi, &wi)| i64::from(xi) * i64::from(wi))
-                        .sum();
-                    *a = wrap_signed(sum, self.acc_bits);
+                Weights::Wide(w) => {
+                    for (a, wo) in row.iter_mut().zip(w.chunks(n)) {
+                        let sum: i64 = xt
+                            .iter()
+                            .zip(wo)
+                            .map(|(&xi, &wi)| i64::from(xi) * i64::from(wi))
+                            .sum();
+                        *a = wrap_signed(sum, self.acc_bits);
+                    }
                 }
-            }
-        });
+            });
         acc
     }
 

@@ -1,8 +1,8 @@
 //! One way to say "run this compressed layer on that engine": the [`Engine`] trait, with the
 //! golden model ([`GoldenEngine`]) and a board over the link protocol ([`BoardEngine`], a real
 //! one on a serial port or the simulated one) implemented here; the Verilator model of the
-//! accelerator implements it in `smartdeal-sim`. `smartdeal run`, `fpga bench`, the tests and
-//! the network runner all run layers through it.
+//! accelerator implements it in `smartdeal-sim`. `smartdeal run` and the network runner run
+//! layers through it; the engines that drive the host interface share `crate::plan`.
 
 use crate::link::{Board, LinkError, LinkStats, Transport};
 use crate::plan::{self, PlanError, RunStats};
@@ -41,7 +41,8 @@ impl<T> Slots<T> {
         self.0.push(Some(v));
         Loaded(self.0.len() - 1)
     }
-    /// The entry of `l`; an unloaded (or foreign) handle is an input error.
+    /// The entry of `l`; an unloaded handle is an input error. Handles belong to the engine
+    /// that gave them out (another engine's handle may name one of this engine's layers).
     pub fn get(&self, l: Loaded) -> Result<&T, EngineError> {
         self.0
             .get(l.0)

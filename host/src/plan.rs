@@ -95,7 +95,7 @@ pub fn run_layer<D: Device>(
 ) -> Result<(Vec<i8>, RunStats), D::Error> {
     check_input(dev.config(), layer, x)?;
     let runs = pack_for(dev.config(), layer).map_err(PlanError::from)?;
-    run_packed(dev, layer, &runs, x)
+    run_checked(dev, layer, &runs, x)
 }
 
 /// [`run_layer`] with the layer's buffer images already packed (`runs = pack_for(cfg, layer)`),
@@ -106,13 +106,22 @@ pub fn run_packed<D: Device>(
     runs: &[RunImage],
     x: &[i8],
 ) -> Result<(Vec<i8>, RunStats), D::Error> {
-    let cfg = dev.config().clone();
-    check_input(&cfg, layer, x)?;
+    check_input(dev.config(), layer, x)?;
+    run_checked(dev, layer, runs, x)
+}
+
+/// [`run_packed`] on an input already checked.
+fn run_checked<D: Device>(
+    dev: &mut D,
+    layer: &FcLayer,
+    runs: &[RunImage],
+    x: &[i8],
+) -> Result<(Vec<i8>, RunStats), D::Error> {
     let n = layer.inputs as usize;
     let mut stats = RunStats::default();
     let mut y = vec![0i8; x.len() / n * layer.outputs as usize];
     for (t, xt) in x.chunks(n).enumerate() {
-        let acts = pack_activations(&cfg, layer, xt);
+        let acts = pack_activations(dev.config(), layer, xt);
         let mut loaded: Option<Range<u32>> = None;
         for run in runs {
             if loaded.as_ref() != Some(&run.act_rows) {

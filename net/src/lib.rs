@@ -18,11 +18,9 @@ use std::path::{Path, PathBuf};
 /// Why a network could not be loaded or run. Every message is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    // `err`, not `source`: the message carries it, so it is not repeated as a cause.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{}: line {line}: {why}", path.display())]
     Data {
         path: PathBuf,
@@ -33,20 +31,20 @@ pub enum NetError {
     Model { path: PathBuf, why: String },
     #[error("{0}")]
     Tensor(String),
-    #[error("layer `{layer}`: {source}")]
+    #[error("layer `{layer}`: {err}")]
     Engine {
         layer: String,
-        source: smartdeal_host::EngineError,
+        err: smartdeal_host::EngineError,
     },
     #[error("{0}")]
     Compress(String),
 }
 
 impl NetError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> NetError {
+    pub(crate) fn io(path: &Path, err: std::io::Error) -> NetError {
         NetError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         }
     }
 }

@@ -218,9 +218,9 @@ impl<'a> IntLinears<'a> {
     pub fn new(engine: &'a mut dyn Engine, layers: &[QLayer]) -> Result<IntLinears<'a>, NetError> {
         let mut loaded = BTreeMap::new();
         for q in layers {
-            let h = engine.load(&q.fc).map_err(|source| NetError::Engine {
+            let h = engine.load(&q.fc).map_err(|err| NetError::Engine {
                 layer: q.fc.name.clone(),
-                source,
+                err,
             })?;
             loaded.insert(q.fc.name.clone(), (h, q.s_in, q.s_out.clone()));
         }
@@ -249,13 +249,10 @@ impl Linears for IntLinears<'_> {
             .ok_or_else(|| NetError::Compress(format!("no compressed layer `{name}`")))?;
         let (t, _) = x.dims2()?;
         let xi = quantize(x, *s_in)?;
-        let (yi, st) = self
-            .engine
-            .run(*h, &xi)
-            .map_err(|source| NetError::Engine {
-                layer: name.to_string(),
-                source,
-            })?;
+        let (yi, st) = self.engine.run(*h, &xi).map_err(|err| NetError::Engine {
+            layer: name.to_string(),
+            err,
+        })?;
         self.stats.add(&st);
         let m = s_out.len();
         let y: Vec<f32> = yi

@@ -166,6 +166,17 @@ impl From<PlanError> for CosimError {
     }
 }
 
+/// Input and layer problems are the planner's, as on every engine; the rest is the simulator's.
+impl From<CosimError> for EngineError {
+    fn from(e: CosimError) -> EngineError {
+        match e {
+            CosimError::Input(why) => EngineError::Plan(PlanError::Input(why)),
+            CosimError::Layer(e) => EngineError::Plan(PlanError::Layer(e)),
+            e => EngineError::Other(Box::new(e)),
+        }
+    }
+}
+
 impl Device for Accel {
     type Error = CosimError;
 

@@ -47,6 +47,8 @@ pub struct StsArgs {
     /// that do not occur in --data set the activation scales
     #[arg(long, value_name = "FILE", default_value = "cache/stsb/sts-train.csv")]
     pub calib: PathBuf,
+    /// How many calibration sentences (per-tensor input and per-channel output scales of
+    /// every linear layer are their largest magnitudes)
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub calib_sentences: usize,
     /// Score only the first N pairs (quick looks; the published figure is over all of them)
@@ -165,12 +167,10 @@ pub fn main(cmd: EvalCommand) -> Result<()> {
             show(&a.model_dir)
         )
     })?;
-    let mut pairs = sts::read(&a.data)?;
-    if let Some(n) = a.limit {
-        pairs.truncate(n);
-    }
-    // Calibration never sees a scored sentence (STS-B's splits share a few).
-    let scored: std::collections::HashSet<&str> = pairs
+    let all_pairs = sts::read(&a.data)?;
+    // Calibration never sees a sentence of --data (STS-B's splits share a few), whatever
+    // --limit scores: the same model for any --limit.
+    let scored: std::collections::HashSet<&str> = all_pairs
         .iter()
         .flat_map(|p| [p.a.as_str(), p.b.as_str()])
         .collect();
@@ -198,13 +198,14 @@ pub fn main(cmd: EvalCommand) -> Result<()> {
             show(&a.calib)
         );
     }
+    let pairs = &all_pairs[..a.limit.unwrap_or(all_pairs.len()).min(all_pairs.len())];
 
     let float = if a.no_float {
         None
     } else {
         let t0 = Instant::now();
         let b = bar(pairs.len(), "pairs, float")?;
-        let s = float_score(&model, &pairs, &|| b.inc(1))?;
+        let s = float_score(&model, pairs, &|| b.inc(1))?;
         b.finish_and_clear();
         let r = Scored {
             spearman: s,
@@ -241,7 +242,7 @@ pub fn main(cmd: EvalCommand) -> Result<()> {
         pairs.len(),
         &format!("pairs, SmartDeal int8 on {}", engine.name()),
     )?;
-    let (s, counts) = int_score(&model, &layers, engine.as_mut(), &pairs, &|| b.inc(1))?;
+    let (s, counts) = int_score(&model, &layers, engine.as_mut(), pairs, &|| b.inc(1))?;
     b.finish_and_clear();
     let sd = SmartDealResult {
         spearman: s,

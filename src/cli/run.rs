@@ -313,8 +313,13 @@ fn tokens_of(args: &Args, shape: &[u64], first: &FcLayer) -> Result<usize> {
 }
 
 /// What the summary line adds after the layer names: the cycles, and the link's traffic.
-fn cycles_note(engine: &dyn smartdeal_host::Engine, total: &RunStats, t0: Instant) -> String {
-    if engine.name() == "verilator" {
+fn cycles_note(
+    kind: Engine,
+    engine: &dyn smartdeal_host::Engine,
+    total: &RunStats,
+    t0: Instant,
+) -> String {
+    if kind == Engine::Verilator {
         format!(
             ", {} accelerator cycles ({} simulated)",
             total.run_cycles, total.total_cycles
@@ -408,7 +413,7 @@ pub fn main(args: Args) -> Result<()> {
         names.join(" → "),
         if tokens == 1 { "" } else { "s" },
         cfg.name,
-        cycles_note(engine.as_ref(), &total, t0),
+        cycles_note(args.engine, engine.as_ref(), &total, t0),
         show(&args.out),
         shape_str(&shape)
     ))
