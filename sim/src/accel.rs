@@ -150,8 +150,16 @@ impl Accel {
         layer: &FcLayer,
         x: &[i8],
     ) -> Result<(Vec<i8>, RunStats), CosimError> {
+        self.counting_cycles(|a| plan::run_layer(a, layer, x))
+    }
+
+    /// `run` with `RunStats::total_cycles` set to the clocks it simulated.
+    fn counting_cycles(
+        &mut self,
+        run: impl FnOnce(&mut Accel) -> Result<(Vec<i8>, RunStats), CosimError>,
+    ) -> Result<(Vec<i8>, RunStats), CosimError> {
         let start_cycles = self.m.cycles;
-        let (y, mut stats) = plan::run_layer(self, layer, x)?;
+        let (y, mut stats) = run(self)?;
         stats.total_cycles = self.m.cycles - start_cycles;
         Ok((y, stats))
     }
@@ -258,10 +266,6 @@ impl Engine for Accel {
     fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
         let entry = Arc::clone(self.loaded.get(l)?);
         let (layer, runs) = &*entry;
-        let start_cycles = self.m.cycles;
-        let (y, mut stats) =
-            plan::run_packed(self, layer, runs, x).map_err(|e| EngineError::Other(Box::new(e)))?;
-        stats.total_cycles = self.m.cycles - start_cycles;
-        Ok((y, stats))
+        Ok(self.counting_cycles(|a| plan::run_packed(a, layer, runs, x))?)
     }
 }
