@@ -90,6 +90,8 @@ pub struct CoefLayout {
     pub codes_lo: u32,
     pub bsel_lo: u32,
     pub row_lo: u32,
+    /// A convolution's kernel row (`KH_BITS` wide; 0 for other layers).
+    pub kh_lo: u32,
     pub first_bit: u32,
     pub last_bit: u32,
 }
@@ -98,11 +100,13 @@ impl CoefLayout {
     pub fn of(cfg: &AccelConfig) -> Self {
         let bsel_lo = cfg.coef_codes_bits();
         let row_lo = bsel_lo + cfg.bsel_bits();
-        let first_bit = row_lo + cfg.act_addr_bits();
+        let kh_lo = row_lo + cfg.act_addr_bits();
+        let first_bit = kh_lo + crate::params::KH_BITS;
         CoefLayout {
             codes_lo: 0,
             bsel_lo,
             row_lo,
+            kh_lo,
             first_bit,
             last_bit: first_bit + 1,
         }

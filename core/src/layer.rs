@@ -10,6 +10,13 @@
 //! Output channels are grouped (`group_size` consecutive channels); a group shares one present-row
 //! bitmap, so hardware lanes inside a group skip absent rows together. The integer arithmetic is
 //! specified in `docs/numerics.md`; this module only holds and checks the data.
+//!
+//! A convolution keeps the same weights, read as the kernel `[outputs][in_channels][k][k]`
+//! flattened (PyTorch's layout): for a 3×3 kernel `inputs = 9 · in_channels` and Ce row
+//! `r = 3·ci + kh` holds the three weights `kw = 0, 1, 2` of input channel `ci`, kernel row `kh`
+//! (exactly the rows × columns `smartdeal decompose` cuts a 3×3 kernel into); for a 1×1 kernel
+//! `inputs = in_channels` and the rows are those of a fully connected layer applied at every
+//! pixel. [`ConvShape`] says how the kernel slides.
 
 use crate::params::{AccelConfig, OUT_SHIFT_BITS};
 use serde::Serialize;
@@ -26,6 +33,99 @@ pub enum Coef {
         /// Exponent code, `0..2^exp_bits`.
         code: u8,
     },
+}
+
+/// How a convolution layer's kernel slides over its `in_channels × H × W` input (any `H`, `W`
+/// that leave at least one output pixel): square kernels, one group, the same stride and zero
+/// padding on both axes. The output is `outputs × H' × W'` with `H' = (H + 2·padding − kernel) /
+/// stride + 1` (rounded down), likewise `W'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct ConvShape {
+    /// Input channels.
+    pub in_channels: u32,
+    /// Kernel height and width: 1 or 3.
+    pub kernel: u8,
+    /// 1 or 2.
+    pub stride: u8,
+    /// Zero padding on each side: 0 or 1.
+    pub padding: u8,
+}
+
+/// The spatial size of a convolution's input: `images × height × width` (per channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct ImageDims {
+    pub images: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ConvShape {
+    /// The output size along an axis of `n` input pixels (`None`: no output pixel).
+    pub fn out_len(&self, n: usize) -> Option<usize> {
+        let (k, s, p) = (
+            usize::from(self.kernel),
+            usize::from(self.stride),
+            usize::from(self.padding),
+        );
+        (n + 2 * p)
+            .checked_sub(k)
+            .map(|span| span / s + 1)
+            .filter(|_| n > 0)
+    }
+
+    /// The output `(height, width)` for an input `dims`, or why there is none.
+    pub fn out_dims(&self, dims: ImageDims) -> Result<(usize, usize), String> {
+        match (self.out_len(dims.height), self.out_len(dims.width)) {
+            (Some(h), Some(w)) => Ok((h, w)),
+            _ => Err(format!(
+                "a {}×{} input is too small for a {k}×{k} kernel with padding {}",
+                dims.height,
+                dims.width,
+                self.padding,
+                k = self.kernel
+            )),
+        }
+    }
+
+    /// Weights per output channel: `in_channels · kernel²`.
+    pub fn inputs(&self) -> u64 {
+        u64::from(self.in_channels) * u64::from(self.kernel) * u64::from(self.kernel)
+    }
+
+    /// Checks the fields (kernel, stride, padding) and that `inputs` is the kernel's size.
+    pub fn validate(&self, inputs: u32) -> Result<(), String> {
+        if self.in_channels == 0 {
+            return Err("a convolution needs at least one input channel".into());
+        }
+        if !matches!(self.kernel, 1 | 3) {
+            return Err(format!(
+                "{k}×{k} kernels are not supported (1×1 and 3×3 are)",
+                k = self.kernel
+            ));
+        }
+        if !matches!(self.stride, 1 | 2) {
+            return Err(format!(
+                "stride {} is not supported (1 and 2 are)",
+                self.stride
+            ));
+        }
+        if self.padding > 1 {
+            return Err(format!(
+                "padding {} is not supported (0 and 1 are)",
+                self.padding
+            ));
+        }
+        if self.inputs() != u64::from(inputs) {
+            return Err(format!(
+                "{} input channels of a {k}×{k} kernel make {} weights per output channel, \
+                 but the layer has {inputs}",
+                self.in_channels,
+                self.inputs(),
+                k = self.kernel
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A layer's data is inconsistent, or does not fit an accelerator configuration.
@@ -69,6 +169,8 @@ pub struct FcLayer {
     pub out_mult: Vec<u16>,
     /// Per-channel output shift (0..=31).
     pub out_shift: Vec<u8>,
+    /// `Some` for a convolution: how the kernel (the weights above) slides over an image.
+    pub conv: Option<ConvShape>,
 }
 
 /// A model: an ordered list of layers.
@@ -139,6 +241,9 @@ impl FcLayer {
                 "shape {}×{} has a zero dimension",
                 self.outputs, self.inputs
             )));
+        }
+        if let Some(c) = &self.conv {
+            c.validate(self.inputs).map_err(|why| self.err(why))?;
         }
         if self.rows_per_block == 0 || self.group_size == 0 {
             return Err(self.err("rows_per_block and group_size must be ≥ 1".into()));

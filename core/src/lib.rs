@@ -20,5 +20,5 @@ pub mod protocol;
 pub mod random;
 pub mod sdm;
 
-pub use layer::{Coef, FcLayer, LayerError, Model};
+pub use layer::{Coef, ConvShape, FcLayer, ImageDims, LayerError, Model};
 pub use params::{AccelConfig, ConfigError, WeightFormat, WeightRequant};

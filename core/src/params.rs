@@ -93,6 +93,21 @@ pub struct AccelConfig {
     /// (omitted from the TOML text).
     #[serde(default, skip_serializing_if = "is_false")]
     pub single_port_buffers: bool,
+    /// Pixel/token slots per lane (`P`, 1..=16): each stream entry's rebuilt weights are applied
+    /// to `slots` activation triples at once — adjacent output pixels of a convolution row, or
+    /// tokens of a fully connected layer — so a lane does `3 · slots` MACs per cycle and the
+    /// stream is read, decoded and rebuilt once per `slots` pixels or tokens. Default 1 (omitted
+    /// from the TOML text).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub slots: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 fn is_false(b: &bool) -> bool {
@@ -128,6 +143,8 @@ pub const OUT_MULT_BITS: u32 = 16;
 pub const OUT_SHIFT_BITS: u32 = 5;
 /// Bias width (signed).
 pub const BIAS_BITS: u32 = 32;
+/// Width of a stream entry's kernel-row field (a convolution's `kh`, 0..=2; 0 otherwise).
+pub const KH_BITS: u32 = 2;
 
 /// Number of bits needed to hold the values `0..n` (at least 1).
 pub fn clog2(n: u64) -> u32 {
@@ -168,6 +185,7 @@ impl AccelConfig {
                 weight_requant: WeightRequant::Int8,
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: false,
+                slots: 2,
             },
             // iCE40UP5K (iCEBreaker): one lane (its multipliers and the output requantizer's
             // take 6 of the 8 SB_MAC16 DSPs; two lanes would need 9). Single-port buffers so the
@@ -189,6 +207,7 @@ impl AccelConfig {
                 weight_requant: WeightRequant::Int8,
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: true,
+                slots: 1,
             },
             // ECP5-85F (ULX3S): 16 lanes, buffers for layers up to 3072 inputs.
             "ulx3s" => AccelConfig {
@@ -206,6 +225,7 @@ impl AccelConfig {
                 weight_requant: WeightRequant::Int8,
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: false,
+                slots: 2,
             },
             other => return Err(ConfigError::UnknownPreset(other.to_string())),
         };
@@ -289,12 +309,13 @@ impl AccelConfig {
         pow2("coef_depth", self.coef_depth, 4, 65536)?;
         pow2("b_depth", self.b_depth, 2, 65536)?;
         pow2("out_depth", self.out_depth, 2, 65536)?;
-        if self.out_depth < self.lanes {
+        range("slots", self.slots, 1, 16)?;
+        if self.out_depth < self.lanes * self.slots {
             return bad(
                 "out_depth",
                 format!(
-                    "{} holds less than one tile of lanes = {} outputs",
-                    self.out_depth, self.lanes
+                    "{} holds less than one tile of lanes × slots = {} × {} outputs",
+                    self.out_depth, self.lanes, self.slots
                 ),
             );
         }
@@ -441,9 +462,23 @@ impl AccelConfig {
     }
 
     /// Coefficient stream entry layout, LSB first (see docs/interface.md):
-    /// `[lane codes: lanes × 3 × coef_elem_bits][bsel: b_addr_bits][row: act_addr_bits][first][last]`.
+    /// `[lane codes: lanes × 3 × coef_elem_bits][bsel: b_addr_bits][row: act_addr_bits][kh: 2]
+    /// [first][last]`.
     pub fn coef_word_bits(&self) -> u32 {
-        self.coef_codes_bits() + self.bsel_bits() + self.act_addr_bits() + 2
+        self.coef_codes_bits() + self.bsel_bits() + self.act_addr_bits() + KH_BITS + 2
+    }
+
+    /// Output tiles of `lanes` channels one run can produce: each takes `lanes × slots` output
+    /// buffer entries.
+    pub fn tiles_per_run(&self) -> u32 {
+        self.out_depth / (self.lanes * self.slots)
+    }
+
+    /// A convolution run's band parameters (PUSHed before START, docs/interface.md):
+    /// `[base0][base1][base2]` activation addresses (`act_addr_bits` each), then the 3-bit
+    /// mask of kernel rows inside the image.
+    pub fn band_param_bits(&self) -> u32 {
+        3 * self.act_addr_bits() + 3
     }
     /// Width of the entry's basis-select field: `b_addr_bits`, or 0 in the dense baseline.
     pub fn bsel_bits(&self) -> u32 {
@@ -469,9 +504,11 @@ impl AccelConfig {
     pub fn oparam_word_bits(&self) -> u32 {
         BIAS_BITS + OUT_MULT_BITS + OUT_SHIFT_BITS
     }
-    /// Activation word: the 3 activations of one Ce row, x[3r+j] at `j * act_bits`.
+    /// Activation word: `3 · slots` activations. Fully connected: slot `p`'s three
+    /// activations of one Ce row, `x_p[3r+j]` at `(3p + j) · act_bits`; convolution: a window of
+    /// consecutive pixels of one input row and channel (docs/interface.md).
     pub fn act_word_bits(&self) -> u32 {
-        3 * self.act_bits
+        3 * self.act_bits * self.slots
     }
     /// Host staging register: wide enough for any buffer word, in whole 32-bit chunks.
     pub fn staging_bits(&self) -> u32 {
@@ -492,7 +529,8 @@ impl AccelConfig {
             .max(b)
             .max(ws)
             .max(self.oparam_word_bits())
-            .max(self.act_word_bits());
+            .max(self.act_word_bits())
+            .max(self.band_param_bits());
         w.div_ceil(32) * 32
     }
 
@@ -577,7 +615,7 @@ mod tests {
         assert_eq!(c.wshift_bits(), 4);
         // 3 · 256 · 128 · 128 = 12 582 912 < 2^24 → 25 signed bits
         assert_eq!(c.acc_bits_required(), 25);
-        assert_eq!(c.coef_word_bits(), 4 * 3 * 5 + 7 + 8 + 2);
+        assert_eq!(c.coef_word_bits(), 4 * 3 * 5 + 7 + 8 + 2 + 2);
     }
 
     #[test]
@@ -600,9 +638,9 @@ mod tests {
         assert_eq!(d.name, "tiny-dense");
         assert_eq!((d.lanes, d.act_depth, d.coef_depth), (4, 256, 1024));
         // 4 lanes × 3 int8 weights, no bsel, 8 row bits, first, last.
-        assert_eq!(d.coef_word_bits(), 4 * 3 * 8 + 8 + 2);
+        assert_eq!(d.coef_word_bits(), 4 * 3 * 8 + 8 + 2 + 2);
         assert!(!d.has_basis() && !d.has_wshift());
-        // The staging register covers the widest buffer this design has: the 106-bit entry.
+        // The staging register covers the widest buffer this design has: the 108-bit entry.
         assert_eq!(d.staging_bits(), 128);
         assert_ne!(d.fingerprint(), s.fingerprint());
         let back = AccelConfig::from_toml_str(&d.to_toml()).unwrap();

@@ -205,6 +205,7 @@ pub fn random_layer(spec: &RandomLayerSpec) -> FcLayer {
         bias,
         out_mult,
         out_shift,
+        conv: None,
     }
 }
 

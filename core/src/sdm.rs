@@ -569,6 +569,7 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
         bias,
         out_mult,
         out_shift,
+        conv: None,
     };
     decoded
         .validate()
@@ -958,6 +959,7 @@ mod tests {
                 bias: vec![1000, -2],
                 out_mult: vec![0x1234, 0xffff],
                 out_shift: vec![7, 31],
+                conv: None,
             }],
         }
     }
@@ -1076,6 +1078,7 @@ mod tests {
                 bias: (0..outputs as i32).map(|o| o * -1_000_003).collect(),
                 out_mult: (0..outputs).map(|o| (o * 9_999) as u16).collect(),
                 out_shift: (0..outputs).map(|o| (o * 7 % 32) as u8).collect(),
+                conv: None,
             });
         }
         Model { layers }
@@ -1607,6 +1610,7 @@ mod tests {
                                 bias,
                                 out_mult,
                                 out_shift,
+                                conv: None,
                             }
                         },
                     )

@@ -131,6 +131,7 @@ pub fn to_int_layer(
         bias: out.bias_int,
         out_mult: out.out_mult,
         out_shift: out.out_shift,
+        conv: None,
     };
     // Consistent by construction; the pipeline validates the whole model once.
     debug_assert_eq!(layer.validate(), Ok(()));

@@ -47,6 +47,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             weight_requant: mode,
             weight_format: smartdeal_core::WeightFormat::Smartdeal,
             single_port_buffers: false,
+            slots: 1,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);

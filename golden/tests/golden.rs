@@ -32,6 +32,7 @@ fn one_term_layer(k: usize, c: Coef) -> FcLayer {
         bias: vec![0; outputs as usize],
         out_mult: vec![1; outputs as usize],
         out_shift: vec![0; outputs as usize],
+        conv: None,
     }
 }
 
