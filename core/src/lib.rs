@@ -19,6 +19,7 @@ pub mod pll;
 pub mod protocol;
 pub mod random;
 pub mod sdm;
+mod sdm_conv;
 
 pub use layer::{Coef, ConvShape, FcLayer, ImageDims, LayerError, Model};
 pub use params::{AccelConfig, ConfigError, WeightFormat, WeightRequant};

@@ -4,11 +4,14 @@
 //! implementation. In short:
 //!
 //! ```text
-//! header   magic "SDMODEL\0" | u16 version = 1 | u16 flags = 0 | u32 layer count | u64 payload length
-//! payload  one record per layer (kind, name, shape, row bitmap, basis, coefficient bit stream,
-//!          per-channel parameters)
+//! header   magic "SDMODEL\0" | u16 version (1, or 2 with convolutions) | u16 flags = 0 | u32 layer count | u64 payload length
+//! payload  one record per layer (kind, name, shape, [convolution shape,] row bitmap, basis,
+//!          coefficient bit stream, per-channel parameters)
 //! trailer  u32 CRC-32 (IEEE) of every preceding byte
 //! ```
+//!
+//! A file with a convolution layer (kind 1, [`FcLayer::conv`] set) is version 2; a file without
+//! one is version 1, byte for byte what version 1 writers wrote.
 //!
 //! All integers are little-endian; bit streams are packed LSB first. The encoding is canonical:
 //! every valid model has exactly one encoding and [`read_model`] accepts nothing else (reserved
@@ -18,7 +21,8 @@
 //! fixed-size sections (bitmap, basis, per-channel) are known to fit in the bytes that remain, and
 //! a layer may hold at most [`MAX_WEIGHTS`] coefficient slots.
 
-use crate::layer::{Coef, FcLayer, LayerError, Model};
+use crate::layer::{Coef, ConvShape, FcLayer, LayerError, Model};
+use crate::sdm_conv;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,14 +30,21 @@ use thiserror::Error;
 
 /// The first 8 bytes of every `.sdm` file.
 pub const MAGIC: [u8; 8] = *b"SDMODEL\0";
-/// The format version this module writes and the only one it reads.
-pub const VERSION: u16 = 1;
+/// The format version of a file without convolution layers.
+pub const VERSION_FC: u16 = 1;
+/// The format version of a file with at least one convolution layer (and only of such a file,
+/// so that the encoding stays canonical).
+pub const VERSION_CONV: u16 = 2;
+/// The newest format version; this module reads versions [`VERSION_FC`]`..=VERSION`.
+pub const VERSION: u16 = VERSION_CONV;
 /// Bytes of the file header (magic, version, flags, layer count, payload length).
 pub const HEADER_LEN: usize = 24;
 /// Bytes of the trailer (CRC-32).
 pub const TRAILER_LEN: usize = 4;
-/// Layer kind code of a fully connected (or 1×1 convolution) layer, the only kind defined.
+/// Layer kind code of a fully connected layer (`conv: None`).
 pub const LAYER_KIND_FC: u8 = 0;
+/// Layer kind code of a convolution (`conv: Some`); version 2 files only.
+pub const LAYER_KIND_CONV: u8 = 1;
 /// Largest number of coefficient slots (`outputs × 3 × ceil(inputs / 3)`, i.e. weights including
 /// the zero padding of the last Ce row) a layer may have, for writing and reading alike.
 /// 2^26 (67 M weights, 16× a 4096 × 1024 layer) bounds what a small crafted file with all rows
@@ -62,8 +73,20 @@ pub enum SdmError {
         found: String,
     },
     /// The header names a format version this reader does not know.
-    #[error("unsupported .sdm format version {found} (this reader supports version {supported})")]
-    UnsupportedVersion { found: u16, supported: u16 },
+    #[error(
+        "unsupported .sdm format version {found} (this reader supports versions {} and {})",
+        VERSION_FC,
+        VERSION_CONV
+    )]
+    UnsupportedVersion { found: u16 },
+    /// A version 2 file without a convolution layer (its canonical encoding is version 1).
+    #[error(
+        "format version {} at byte 8 is for files with convolution layers, and none of this \
+         file's {layer_count} layers is one (such a file is version {})",
+        VERSION_CONV,
+        VERSION_FC
+    )]
+    VersionWithoutConv { layer_count: u32 },
     /// The file ends before something it declares.
     #[error("truncated file: {what} at byte {offset} needs {need} bytes but only {have} remain")]
     Truncated {
@@ -89,12 +112,20 @@ pub enum SdmError {
         offset: u64,
         value: u64,
     },
-    /// A layer record's kind byte is not [`LAYER_KIND_FC`].
+    /// A layer record's kind byte is neither [`LAYER_KIND_FC`] nor [`LAYER_KIND_CONV`].
     #[error(
         "layer {index}: unsupported layer kind {kind} at byte {offset} \
-         (only 0 = fully connected is defined)"
+         (0 = fully connected and 1 = convolution are defined)"
     )]
     UnsupportedLayerKind { index: usize, kind: u8, offset: u64 },
+    /// A convolution record in a version 1 file.
+    #[error(
+        "layer {index}: layer kind 1 (convolution) at byte {offset} needs format version {}, \
+         but the file is version {}",
+        VERSION_CONV,
+        VERSION_FC
+    )]
+    ConvNeedsVersion2 { index: usize, offset: u64 },
     /// A layer name is not UTF-8.
     #[error("layer {index}: name at byte {offset} is not valid UTF-8 ({why})")]
     InvalidName {
@@ -163,7 +194,7 @@ pub enum SdmError {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StorageStats {
     /// Record header: kind, name length and name, shape fields, exp_bits, e_lo, flags
-    /// (`22 + name bytes`).
+    /// (`22 + name bytes`), and for a convolution its 7 shape bytes (`29 + name bytes`).
     pub header: u64,
     /// Row bitmap: `groups × ceil(rows / 8)`.
     pub bitmap: u64,
@@ -189,7 +220,7 @@ pub fn layer_storage(layer: &FcLayer) -> StorageStats {
     let rows = u64::from(layer.inputs).div_ceil(3);
     let blocks = rows.div_ceil(u64::from(layer.rows_per_block.max(1)));
     let groups = outputs.div_ceil(u64::from(layer.group_size.max(1)));
-    let header = LAYER_FIXED_LEN + layer.name.len() as u64;
+    let header = LAYER_FIXED_LEN + sdm_conv::extra_header_len(layer) + layer.name.len() as u64;
     let bitmap = groups.saturating_mul(rows.div_ceil(8));
     let basis = outputs.saturating_mul(blocks).saturating_mul(9);
     let coef_stream = 4 + coef_stream_bits(layer).div_ceil(8);
@@ -245,9 +276,10 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>, SdmError> {
     for (index, layer) in model.layers.iter().enumerate() {
         write_layer(&mut payload, layer, index)?;
     }
+    let version = sdm_conv::file_version(model);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + TRAILER_LEN);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -270,7 +302,7 @@ fn write_layer(out: &mut Vec<u8>, layer: &FcLayer, index: usize) -> Result<(), S
             max: MAX_WEIGHTS,
         });
     }
-    out.push(LAYER_KIND_FC);
+    out.push(sdm_conv::layer_kind(layer));
     // `validate` bounds names to 255 bytes.
     out.extend_from_slice(&(layer.name.len() as u16).to_le_bytes());
     out.extend_from_slice(layer.name.as_bytes());
@@ -285,6 +317,9 @@ fn write_layer(out: &mut Vec<u8>, layer: &FcLayer, index: usize) -> Result<(), S
     out.push(layer.exp_bits);
     out.extend_from_slice(&layer.e_lo.to_le_bytes());
     out.push(if layer.relu { LAYER_FLAG_RELU } else { 0 });
+    if let Some(c) = &layer.conv {
+        out.extend_from_slice(&sdm_conv::encode(c));
+    }
 
     // 1. Row bitmap: each group's `rows` bits LSB first, padded to whole bytes.
     for group in &layer.row_present {
@@ -365,8 +400,9 @@ impl BitWriter {
 /// Decodes a `.sdm` file. Never panics; every malformation is an [`SdmError`].
 ///
 /// Checks, in order: magic, version, file flags, total length against the header's payload
-/// length, CRC, then each layer record (structure, reserved bits, exact section lengths,
-/// [`FcLayer::validate`]), that the records fill the payload exactly, and unique layer names.
+/// length, CRC, then each layer record (structure, a convolution only in a version 2 file,
+/// reserved bits, exact section lengths, [`FcLayer::validate`]) and unique layer names, that the
+/// records fill the payload exactly, and that a version 2 file has a convolution.
 pub fn read_model(bytes: &[u8]) -> Result<Model, SdmError> {
     let n = bytes.len();
     let magic_len = n.min(MAGIC.len());
@@ -387,11 +423,8 @@ pub fn read_model(bytes: &[u8]) -> Result<Model, SdmError> {
     let le_u32 =
         |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = le_u16(8);
-    if version != VERSION {
-        return Err(SdmError::UnsupportedVersion {
-            found: version,
-            supported: VERSION,
-        });
+    if !(VERSION_FC..=VERSION).contains(&version) {
+        return Err(SdmError::UnsupportedVersion { found: version });
     }
     let flags = le_u16(10);
     if flags != 0 {
@@ -439,7 +472,7 @@ pub fn read_model(bytes: &[u8]) -> Result<Model, SdmError> {
     let mut layers = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     for index in 0..layer_count as usize {
-        let layer = read_layer(&mut r, index)?;
+        let layer = read_layer(&mut r, index, version)?;
         if let Some(&first) = names.get(&layer.name) {
             return Err(SdmError::DuplicateName {
                 index,
@@ -456,6 +489,9 @@ pub fn read_model(bytes: &[u8]) -> Result<Model, SdmError> {
             offset: r.offset(),
             count: r.remaining() as u64,
         });
+    }
+    if version == VERSION_CONV && layers.iter().all(|l| l.conv.is_none()) {
+        return Err(SdmError::VersionWithoutConv { layer_count });
     }
     Ok(Model { layers })
 }
@@ -517,9 +553,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads and validates one layer record.
-fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
-    let head = read_layer_fields(r, index)?;
+/// Reads and validates one layer record of a file of format `version`.
+fn read_layer(r: &mut Reader<'_>, index: usize, version: u16) -> Result<FcLayer, SdmError> {
+    let head = read_layer_fields(r, index, version)?;
     let sizes = layer_sizes(r, &head)?;
     let o_count = head.outputs as usize;
 
@@ -569,7 +605,7 @@ fn read_layer(r: &mut Reader<'_>, index: usize) -> Result<FcLayer, SdmError> {
         bias,
         out_mult,
         out_shift,
-        conv: None,
+        conv: head.conv,
     };
     decoded
         .validate()
@@ -589,21 +625,36 @@ struct LayerFields {
     exp_bits: u8,
     e_lo: i8,
     relu: bool,
+    /// The shape bytes of a convolution record (kind 1).
+    conv: Option<ConvShape>,
 }
 
-/// Reads the kind, name and shape fields of layer `index`, and points `r`'s messages at the
-/// layer by name once it is known.
-fn read_layer_fields(r: &mut Reader<'_>, index: usize) -> Result<LayerFields, SdmError> {
+/// Reads the kind, name and shape fields of layer `index` (and a convolution's shape bytes) in a
+/// file of format `version`, and points `r`'s messages at the layer by name once it is known.
+fn read_layer_fields(
+    r: &mut Reader<'_>,
+    index: usize,
+    version: u16,
+) -> Result<LayerFields, SdmError> {
     r.ctx = format!("layer {index}");
     let kind_at = r.offset();
-    let kind = r.u8("kind")?;
-    if kind != LAYER_KIND_FC {
-        return Err(SdmError::UnsupportedLayerKind {
-            index,
-            kind,
-            offset: kind_at,
-        });
-    }
+    let is_conv = match r.u8("kind")? {
+        LAYER_KIND_FC => false,
+        LAYER_KIND_CONV if version >= VERSION_CONV => true,
+        LAYER_KIND_CONV => {
+            return Err(SdmError::ConvNeedsVersion2 {
+                index,
+                offset: kind_at,
+            })
+        }
+        kind => {
+            return Err(SdmError::UnsupportedLayerKind {
+                index,
+                kind,
+                offset: kind_at,
+            })
+        }
+    };
     let name_len = r.u16("name length")?;
     let name_at = r.offset();
     let name = std::str::from_utf8(r.take(usize::from(name_len), "name")?)
@@ -662,6 +713,13 @@ fn read_layer_fields(r: &mut Reader<'_>, index: usize) -> Result<LayerFields, Sd
             value: u64::from(flags & !LAYER_FLAG_RELU),
         });
     }
+    let conv = if is_conv {
+        let at = r.offset();
+        let bytes = r.array("convolution shape (in_channels, kernel, stride, padding)")?;
+        Some(sdm_conv::decode(bytes, at, &layer, inputs)?)
+    } else {
+        None
+    };
     Ok(LayerFields {
         name,
         label: layer,
@@ -672,6 +730,7 @@ fn read_layer_fields(r: &mut Reader<'_>, index: usize) -> Result<LayerFields, Sd
         exp_bits,
         e_lo,
         relu: flags & LAYER_FLAG_RELU != 0,
+        conv,
     })
 }
 
@@ -1030,59 +1089,153 @@ mod tests {
         fix_crc(bytes);
     }
 
-    /// A second, bigger layer: bitmap padding inside multi-byte groups, exp_bits 4 and 2, a
-    /// group larger than the layer, inputs not a multiple of 3.
-    fn varied_model() -> Model {
-        let mut layers = golden_model().layers;
-        let (inputs, outputs) = (29u32, 5u32); // rows 10 → 2 bitmap bytes per group
-        let rows = 10usize;
-        for (i, (exp_bits, rpb, gs)) in [(4u8, 3u32, 2u32), (2, 100, 7)].into_iter().enumerate() {
-            let groups = (outputs as usize).div_ceil(gs as usize);
-            let blocks = rows.div_ceil(rpb as usize);
-            let row_present: Vec<Vec<bool>> = (0..groups)
-                .map(|g| (0..rows).map(|r| (r * 7 + g * 3 + i) % 4 != 0).collect())
-                .collect();
-            let mut coef = vec![Coef::Zero; outputs as usize * rows * 3];
-            for o in 0..outputs as usize {
-                for r in 0..rows {
-                    if row_present[o / gs as usize][r] {
-                        for k in 0..3 {
-                            if (o + r + k) % 3 != 0 {
-                                coef[(o * rows + r) * 3 + k] = Coef::Pow2 {
-                                    neg: (o * r + k) % 2 == 0,
-                                    code: ((o + 2 * r + k) % (1 << exp_bits)) as u8,
-                                };
-                            }
+    /// A layer with a deterministic pattern of present rows, coefficients, bases and
+    /// per-channel parameters; `i` varies the pattern.
+    fn patterned_layer(
+        name: String,
+        (inputs, outputs): (u32, u32),
+        (exp_bits, rpb, gs): (u8, u32, u32),
+        i: usize,
+    ) -> FcLayer {
+        let rows = (inputs as usize).div_ceil(3);
+        let groups = (outputs as usize).div_ceil(gs as usize);
+        let blocks = rows.div_ceil(rpb as usize);
+        let row_present: Vec<Vec<bool>> = (0..groups)
+            .map(|g| {
+                (0..rows)
+                    .map(|r| !(r * 7 + g * 3 + i).is_multiple_of(4))
+                    .collect()
+            })
+            .collect();
+        let mut coef = vec![Coef::Zero; outputs as usize * rows * 3];
+        for o in 0..outputs as usize {
+            for r in 0..rows {
+                if row_present[o / gs as usize][r] {
+                    for k in 0..3 {
+                        if (o + r + k) % 3 != 0 {
+                            coef[(o * rows + r) * 3 + k] = Coef::Pow2 {
+                                neg: (o * r + k) % 2 == 0,
+                                code: ((o + 2 * r + k) % (1 << exp_bits)) as u8,
+                            };
                         }
                     }
                 }
             }
-            layers.push(FcLayer {
-                name: format!("layer_{i}_é"),
-                inputs,
-                outputs,
-                rows_per_block: rpb,
-                group_size: gs,
-                exp_bits,
-                e_lo: -7 + i as i8,
-                relu: i == 1,
-                row_present,
-                basis: (0..outputs as usize * blocks)
-                    .map(|b| {
-                        let v = |x: usize| ((b * 31 + x * 17) % 256) as u8 as i8;
-                        [[v(0), v(1), v(2)], [v(3), v(4), v(5)], [v(6), v(7), v(8)]]
-                    })
-                    .collect(),
-                coef,
-                wshift: (0..outputs).map(|o| o as u8).collect(),
-                bias: (0..outputs as i32).map(|o| o * -1_000_003).collect(),
-                out_mult: (0..outputs).map(|o| (o * 9_999) as u16).collect(),
-                out_shift: (0..outputs).map(|o| (o * 7 % 32) as u8).collect(),
-                conv: None,
-            });
+        }
+        FcLayer {
+            name,
+            inputs,
+            outputs,
+            rows_per_block: rpb,
+            group_size: gs,
+            exp_bits,
+            e_lo: -7 + i as i8,
+            relu: i % 2 == 1,
+            row_present,
+            basis: (0..outputs as usize * blocks)
+                .map(|b| {
+                    let v = |x: usize| ((b * 31 + x * 17) % 256) as u8 as i8;
+                    [[v(0), v(1), v(2)], [v(3), v(4), v(5)], [v(6), v(7), v(8)]]
+                })
+                .collect(),
+            coef,
+            wshift: (0..outputs).map(|o| o as u8).collect(),
+            bias: (0..outputs as i32).map(|o| o * -1_000_003).collect(),
+            out_mult: (0..outputs).map(|o| (o * 9_999) as u16).collect(),
+            out_shift: (0..outputs).map(|o| (o * 7 % 32) as u8).collect(),
+            conv: None,
+        }
+    }
+
+    /// A second, bigger layer: bitmap padding inside multi-byte groups, exp_bits 4 and 2, a
+    /// group larger than the layer, inputs not a multiple of 3.
+    fn varied_model() -> Model {
+        let mut layers = golden_model().layers;
+        // 29 inputs: rows 10 → 2 bitmap bytes per group.
+        for (i, blocking) in [(4u8, 3u32, 2u32), (2, 100, 7)].into_iter().enumerate() {
+            layers.push(patterned_layer(
+                format!("layer_{i}_é"),
+                (29, 5),
+                blocking,
+                i,
+            ));
         }
         Model { layers }
     }
+
+    /// `varied_model` with convolutions among its FC layers: a 3×3 one (3 input channels, stride
+    /// 1, padding 1: 27 inputs, 9 rows) and a strided 1×1 one.
+    fn mixed_model() -> Model {
+        let mut layers = varied_model().layers;
+        let shape = |in_channels, kernel, stride, padding| ConvShape {
+            in_channels,
+            kernel,
+            stride,
+            padding,
+        };
+        let mut c3 = patterned_layer("conv3x3".into(), (27, 6), (3, 4, 4), 2);
+        c3.conv = Some(shape(3, 3, 1, 1));
+        let mut c1 = patterned_layer("conv1x1/s2".into(), (5, 3), (4, 1, 1), 3);
+        c1.conv = Some(shape(5, 1, 2, 0));
+        layers.insert(1, c3);
+        layers.push(c1);
+        Model { layers }
+    }
+
+    /// The golden layer as a strided 1×1 convolution named "cv" (4 input channels, stride 2,
+    /// padding 0): the second worked example of `docs/sdm-format.md`.
+    fn conv_golden_model() -> Model {
+        let mut m = golden_model();
+        m.layers[0].name = "cv".into();
+        m.layers[0].conv = Some(ConvShape {
+            in_channels: 4,
+            kernel: 1,
+            stride: 2,
+            padding: 0,
+        });
+        m
+    }
+
+    /// The file of `conv_golden_model`, derived by hand from `docs/sdm-format.md`: `GOLDEN` with
+    /// version 2, kind 1, the name, and the 7 shape bytes after the flags.
+    #[rustfmt::skip]
+    const GOLDEN_CONV: [u8; 102] = [
+        // header
+        b'S', b'D', b'M', b'O', b'D', b'E', b'L', 0, // magic
+        0x02, 0x00,                                   // version 2
+        0x00, 0x00,                                   // flags
+        0x01, 0x00, 0x00, 0x00,                       // 1 layer
+        0x4a, 0, 0, 0, 0, 0, 0, 0,                    // payload: 74 bytes
+        // layer record header (byte 24)
+        0x01,                                         // kind: convolution
+        0x02, 0x00, b'c', b'v',                       // name "cv"
+        0x04, 0x00, 0x00, 0x00,                       // inputs 4 (rows 2)
+        0x02, 0x00, 0x00, 0x00,                       // outputs 2
+        0x02, 0x00, 0x00, 0x00,                       // rows_per_block 2 (blocks 1)
+        0x01, 0x00, 0x00, 0x00,                       // group_size 1 (groups 2)
+        0x03,                                         // exp_bits 3
+        0xfe,                                         // e_lo -2
+        0x01,                                         // flags: relu
+        0x04, 0x00, 0x00, 0x00,                       // in_channels 4 (byte 48)
+        0x01,                                         // kernel 1 (byte 52)
+        0x02,                                         // stride 2 (byte 53)
+        0x00,                                         // padding 0 (byte 54)
+        // 1. row bitmap (byte 55)
+        0b0000_0001, 0b0000_0011,
+        // 2. basis (byte 57)
+        1, 2, 3, 4, 5, 6, 7, 8, 0xf7,
+        0xff, 0, 0, 0, 0x80, 0, 0, 0, 0x7f,
+        // 3. coefficient stream (byte 75)
+        0x03, 0x00, 0x00, 0x00,
+        0xd5, 0x80, 0x1e,
+        // 4. per-channel (byte 82)
+        3, 9,
+        0xe8, 0x03, 0x00, 0x00, 0xfe, 0xff, 0xff, 0xff,
+        0x34, 0x12, 0xff, 0xff,
+        7, 31,
+        // trailer (byte 98): CRC-32 of bytes 0..98
+        0xf5, 0x49, 0x3f, 0x9d,
+    ];
 
     fn err(bytes: &[u8]) -> SdmError {
         match read_model(bytes) {
@@ -1174,7 +1327,12 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
-        let bytes = write_model(&varied_model()).unwrap();
+        for bytes in [varied_model(), mixed_model()].map(|m| write_model(&m).unwrap()) {
+            every_truncation_of(&bytes);
+        }
+    }
+
+    fn every_truncation_of(bytes: &[u8]) {
         for n in 0..bytes.len() {
             assert!(read_model(&bytes[..n]).is_err(), "prefix of {n} bytes");
             // Also with the header and CRC made consistent, so the layer parser sees the cut.
@@ -1190,10 +1348,15 @@ mod tests {
 
     #[test]
     fn every_single_byte_flip_is_an_error() {
-        let bytes = write_model(&varied_model()).unwrap();
+        for bytes in [varied_model(), mixed_model()].map(|m| write_model(&m).unwrap()) {
+            every_single_byte_flip_of(&bytes);
+        }
+    }
+
+    fn every_single_byte_flip_of(bytes: &[u8]) {
         for i in 0..bytes.len() {
             for x in [0x01u8, 0x80, 0xff] {
-                let mut b = bytes.clone();
+                let mut b = bytes.to_vec();
                 b[i] ^= x;
                 let e = err(&b);
                 if i >= HEADER_LEN {
@@ -1217,24 +1380,23 @@ mod tests {
         assert!(matches!(err(b""), SdmError::Truncated { .. }));
         assert!(matches!(err(b"SDMOD"), SdmError::Truncated { .. }));
 
-        let mut b = GOLDEN.to_vec();
-        b[8] = 2;
-        fix_crc(&mut b);
-        let e = err(&b);
-        assert!(
-            matches!(
-                e,
-                SdmError::UnsupportedVersion {
-                    found: 2,
-                    supported: 1
-                }
-            ),
-            "{e}"
-        );
-        assert_eq!(
-            e.to_string(),
-            "unsupported .sdm format version 2 (this reader supports version 1)"
-        );
+        for version in [0u16, 3, 0x100] {
+            let mut b = GOLDEN.to_vec();
+            b[8..10].copy_from_slice(&version.to_le_bytes());
+            fix_crc(&mut b);
+            let e = err(&b);
+            assert!(
+                matches!(e, SdmError::UnsupportedVersion { found } if found == version),
+                "{e}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "unsupported .sdm format version {version} (this reader supports versions \
+                     1 and 2)"
+                )
+            );
+        }
 
         let mut b = GOLDEN.to_vec();
         b[11] = 0x40;
@@ -1308,13 +1470,27 @@ mod tests {
             fix_crc(&mut b);
             err(&b)
         };
-        let e = patched(24, &[1]);
+        let e = patched(24, &[2]);
         assert!(
             matches!(
                 e,
                 SdmError::UnsupportedLayerKind {
                     index: 0,
-                    kind: 1,
+                    kind: 2,
+                    offset: 24
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("1 = convolution"), "{e}");
+        // Kind 1 in a version 1 file (followed by bytes that would not parse as a convolution
+        // anyway: the kind is checked first).
+        let e = patched(24, &[1]);
+        assert!(
+            matches!(
+                e,
+                SdmError::ConvNeedsVersion2 {
+                    index: 0,
                     offset: 24
                 }
             ),
@@ -1544,13 +1720,205 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn conv_golden_bytes_pin_the_layout() {
+        assert_eq!(
+            reference_crc(&GOLDEN_CONV[..98]),
+            u32::from_le_bytes([
+                GOLDEN_CONV[98],
+                GOLDEN_CONV[99],
+                GOLDEN_CONV[100],
+                GOLDEN_CONV[101]
+            ])
+        );
+        assert_eq!(write_model(&conv_golden_model()).unwrap(), GOLDEN_CONV);
+        assert_eq!(read_model(&GOLDEN_CONV).unwrap(), conv_golden_model());
+        let s = layer_storage(&conv_golden_model().layers[0]);
+        assert_eq!(
+            (
+                s.header,
+                s.bitmap,
+                s.basis,
+                s.coef_stream,
+                s.per_channel,
+                s.total
+            ),
+            (31, 2, 18, 7, 16, 74)
+        );
+    }
+
+    #[test]
+    fn the_version_is_2_exactly_when_a_layer_is_a_convolution() {
+        for (model, version) in [
+            (Model::default(), 1),
+            (golden_model(), 1),
+            (varied_model(), 1),
+            (mixed_model(), 2),
+            (conv_golden_model(), 2),
+        ] {
+            model.validate().unwrap();
+            let bytes = write_model(&model).unwrap();
+            assert_eq!(bytes[8..10], [version, 0], "{model:?}");
+            assert_eq!(read_model(&bytes).unwrap(), model);
+            let records: u64 = model.layers.iter().map(|l| layer_storage(l).total).sum();
+            assert_eq!(bytes.len() as u64, records + 28);
+        }
+        // Each conv record alone has the size layer_storage says.
+        for l in mixed_model().layers.iter().filter(|l| l.conv.is_some()) {
+            let one = write_model(&Model {
+                layers: vec![l.clone()],
+            })
+            .unwrap();
+            let s = layer_storage(l);
+            assert_eq!(one.len() as u64, s.total + 28, "{}", l.name);
+            assert_eq!(s.header, 29 + l.name.len() as u64, "{}", l.name);
+        }
+    }
+
+    #[test]
+    fn version_2_without_a_convolution_is_not_canonical() {
+        let mut b = GOLDEN.to_vec();
+        b[8] = 2;
+        fix_crc(&mut b);
+        let e = err(&b);
+        assert!(
+            matches!(e, SdmError::VersionWithoutConv { layer_count: 1 }),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("version 2 at byte 8 is for files with convolution layers"),
+            "{e}"
+        );
+        let mut b = write_model(&Model::default()).unwrap();
+        b[8] = 2;
+        fix_crc(&mut b);
+        let e = err(&b);
+        assert!(
+            matches!(e, SdmError::VersionWithoutConv { layer_count: 0 }),
+            "{e}"
+        );
+        // The version 1 file of a convolution is rejected at the record.
+        let mut b = GOLDEN_CONV.to_vec();
+        b[8] = 1;
+        fix_crc(&mut b);
+        let e = err(&b);
+        assert!(
+            matches!(
+                e,
+                SdmError::ConvNeedsVersion2 {
+                    index: 0,
+                    offset: 24
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("layer kind 1 (convolution) at byte 24 needs format version 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn conv_shape_checks() {
+        let patched = |at: usize, v: &[u8]| {
+            let mut b = GOLDEN_CONV.to_vec();
+            b[at..at + v.len()].copy_from_slice(v);
+            fix_crc(&mut b);
+            err(&b)
+        };
+        for (at, v, field, offset, why) in [
+            (
+                52,
+                &[5u8][..],
+                "kernel",
+                52,
+                "5×5 kernels are not supported",
+            ),
+            (52, &[0], "kernel", 52, "0×0 kernels are not supported"),
+            (53, &[3], "stride", 53, "stride 3 is not supported"),
+            (53, &[0], "stride", 53, "stride 0 is not supported"),
+            (54, &[2], "padding", 54, "padding 2 is not supported"),
+            (48, &[0], "in_channels", 48, "at least one input channel"),
+            (
+                48,
+                &[2],
+                "in_channels",
+                48,
+                "2 input channels of a 1×1 kernel make 2 weights per output channel, \
+                 but the layer has 4",
+            ),
+            (
+                52,
+                &[3],
+                "in_channels",
+                48,
+                "4 input channels of a 3×3 kernel make 36 weights",
+            ),
+            (
+                48,
+                &[0, 0, 0, 0x40],
+                "in_channels",
+                48,
+                "1073741824 input channels",
+            ),
+        ] {
+            let e = patched(at, v);
+            assert!(
+                matches!(&e, SdmError::BadField { field: f, offset: o, .. }
+                    if *f == field && *o == offset),
+                "{at} {v:?}: {e}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(why) && msg.contains("layer 0 `cv`"),
+                "{at} {v:?}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        // A record that ends inside its shape bytes.
+        for keep in 48..55 {
+            let mut b = GOLDEN_CONV[..keep].to_vec();
+            b.extend_from_slice(&[0; 4]);
+            fix_len_and_crc(&mut b);
+            let e = err(&b);
+            assert!(
+                matches!(
+                    e,
+                    SdmError::Truncated {
+                        offset: 48,
+                        need: 7,
+                        ..
+                    }
+                ),
+                "{keep}: {e}"
+            );
+            assert!(e.to_string().contains("convolution shape"), "{e}");
+        }
+    }
+
     // ---- property tests ----
 
-    /// Random valid layers: 1..40 inputs, 1..20 outputs, any blocking and grouping, random
-    /// bitmaps, coefficients only in present rows, exp_bits 2..=4.
+    /// The inputs of a random layer, and a third of the time a convolution shape that has them:
+    /// 1..40 inputs, or 1..12 input channels of a 1×1 or 3×3 kernel with any stride and padding.
+    fn arb_shape() -> impl Strategy<Value = (u32, Option<ConvShape>)> {
+        prop_oneof![
+            2 => (1u32..40).prop_map(|inputs| (inputs, None)),
+            1 => (1u32..12, prop_oneof![Just(1u8), Just(3)], 1u8..=2, 0u8..=1).prop_map(
+                |(in_channels, kernel, stride, padding)| {
+                    let conv = ConvShape { in_channels, kernel, stride, padding };
+                    (conv.inputs() as u32, Some(conv))
+                }
+            ),
+        ]
+    }
+
+    /// Random valid layers: `arb_shape`'s inputs (FC or convolution), 1..20 outputs, any
+    /// blocking and grouping, random bitmaps, coefficients only in present rows, exp_bits 2..=4.
     fn arb_layer() -> impl Strategy<Value = FcLayer> {
-        (1u32..40, 1u32..20, 1u32..16, 1u32..24, 2u8..=4).prop_flat_map(
-            |(inputs, outputs, rows_per_block, group_size, exp_bits)| {
+        (arb_shape(), 1u32..20, 1u32..16, 1u32..24, 2u8..=4).prop_flat_map(
+            |((inputs, conv), outputs, rows_per_block, group_size, exp_bits)| {
                 let o = outputs as usize;
                 let rows = (inputs as usize).div_ceil(3);
                 let blocks = rows.div_ceil(rows_per_block as usize);
@@ -1610,7 +1978,7 @@ mod tests {
                                 bias,
                                 out_mult,
                                 out_shift,
-                                conv: None,
+                                conv,
                             }
                         },
                     )
@@ -1670,6 +2038,8 @@ mod tests {
         fn random_models_round_trip(model in arb_model()) {
             prop_assert!(model.validate().is_ok());
             let bytes = write_model(&model).unwrap();
+            let convs = model.layers.iter().any(|l| l.conv.is_some());
+            prop_assert_eq!(bytes[8], if convs { 2 } else { 1 });
             prop_assert_eq!(read_model(&bytes).unwrap(), model.clone());
             let records: u64 = model.layers.iter().map(|l| layer_storage(l).total).sum();
             prop_assert_eq!(bytes.len() as u64, records + 28);
@@ -1679,12 +2049,13 @@ mod tests {
         fn random_bytes_never_panic(
             bytes in proptest::collection::vec(any::<u8>(), 0..300),
             with_header in any::<bool>(),
+            version in 1u8..=2,
         ) {
             let mut b = bytes;
             if with_header {
                 // Get past the magic/version/length/CRC checks into the layer parser.
                 let mut f = MAGIC.to_vec();
-                f.extend_from_slice(&[1, 0, 0, 0]);
+                f.extend_from_slice(&[version, 0, 0, 0]);
                 f.extend_from_slice(&(1 + b.len() as u32 % 3).to_le_bytes());
                 f.extend_from_slice(&[0; 8]);
                 f.extend_from_slice(&b);
