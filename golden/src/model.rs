@@ -2,11 +2,12 @@
 //!
 //! Each function models one hardware block and carries the same name as the generator module
 //! (`decoder`, `rebuild`, `wrequant`, `mac`, `out_requant`), but shares no code with it: the two
-//! agree only through the documented number formats.
+//! agree only through the documented number formats. Convolutions ([`PreparedLayer::run_conv`])
+//! use the same weights read as the kernel `[out][in_channels][k][k]` (`smartdeal_core::layer`).
 
 use num_traits::{PrimInt, Signed};
 use rayon::prelude::*;
-use smartdeal_core::{AccelConfig, Coef, FcLayer, WeightRequant};
+use smartdeal_core::{AccelConfig, Coef, ConvShape, FcLayer, ImageDims, LayerError, WeightRequant};
 
 /// Sparse power-of-two decoder + one rebuild term: `±b << code`, or 0 for an absent element.
 /// Width: basis_bits + code_max + 1 signed bits (the negated minimum needs the extra bit).
@@ -203,21 +204,195 @@ impl PreparedLayer {
 
     /// The int8 outputs `[tokens][out]` for `x` (`[tokens][inputs]`).
     pub fn run(&self, x: &[i8]) -> Vec<i8> {
-        let m = self.bias.len();
+        let m = self.outputs;
         self.accumulators(x)
             .into_iter()
             .enumerate()
-            .map(|(i, acc)| {
-                let o = i % m;
-                out_requant(
-                    acc,
-                    self.bias[o],
-                    self.out_mult[o],
-                    self.out_shift[o],
-                    self.relu,
-                )
-            })
+            .map(|(i, acc)| self.requant(acc, i % m))
             .collect()
+    }
+
+    /// Output channel `o`'s requantization of an accumulator.
+    fn requant(&self, acc: i64, o: usize) -> i8 {
+        out_requant(
+            acc,
+            self.bias[o],
+            self.out_mult[o],
+            self.out_shift[o],
+            self.relu,
+        )
+    }
+
+    /// Checks a convolution's input against this layer and returns its output geometry.
+    ///
+    /// # Panics
+    ///
+    /// When `conv`'s kernel does not have this layer's `inputs` weights per output channel,
+    /// `x.len()` is not `images · in_channels · height · width`, or the output has no pixel (the
+    /// caller validates shapes first).
+    fn conv_geometry(&self, conv: &ConvShape, x_len: usize, dims: ImageDims) -> ConvGeometry {
+        assert_eq!(
+            conv.inputs(),
+            self.inputs as u64,
+            "a {k}×{k} kernel over {c} input channels has {} weights per output channel, but \
+             the layer has {} inputs",
+            conv.inputs(),
+            self.inputs,
+            k = conv.kernel,
+            c = conv.in_channels
+        );
+        let channels = conv.in_channels as usize;
+        let want = dims.images * channels * dims.height * dims.width;
+        assert_eq!(
+            x_len, want,
+            "convolution input has {x_len} activations, expected images × channels × height × \
+             width = {} × {channels} × {} × {} = {want}",
+            dims.images, dims.height, dims.width
+        );
+        let (out_h, out_w) = conv.out_dims(dims).unwrap_or_else(|e| panic!("{e}"));
+        ConvGeometry {
+            channels,
+            kernel: usize::from(conv.kernel),
+            stride: usize::from(conv.stride),
+            padding: usize::from(conv.padding),
+            height: dims.height,
+            width: dims.width,
+            out_h,
+            out_w,
+        }
+    }
+
+    /// Accumulators (before bias) of the convolution `conv` of images `x` (`[images][in_channels]
+    /// [height][width]`, row-major), as `[images][out][H'][W']`: the direct convolution
+    /// `Σ_{ci,kh,kw} w[o][ci·k² + kh·k + kw] · x[n][ci][y·s + kh − p][x·s + kw − p]` (zero outside
+    /// the image), the exact sum wrapped to `acc_bits` like [`accumulators`](Self::accumulators).
+    /// Each output plane accumulates shifted input rows tap by tap, in i32 when the layer's
+    /// weights are narrow (see [`accumulators`](Self::accumulators); the partial sums are then
+    /// exact), else in i64; the `images × out` planes are spread over the cores.
+    ///
+    /// # Panics
+    ///
+    /// On shapes that do not match (see [`run_conv`](Self::run_conv)).
+    pub fn accumulators_conv(&self, conv: &ConvShape, x: &[i8], dims: ImageDims) -> Vec<i64> {
+        let g = self.conv_geometry(conv, x.len(), dims);
+        let (n, m) = (self.inputs, self.outputs);
+        let plane = g.plane_len();
+        let image = g.channels * g.height * g.width;
+        let mut acc = vec![0i64; dims.images * m * plane];
+        acc.par_chunks_mut(plane).enumerate().for_each(|(i, out)| {
+            let (img, o) = (i / m, i % m);
+            let xi = &x[img * image..(img + 1) * image];
+            match &self.w {
+                Weights::Narrow(w) => {
+                    let mut sum = vec![0i32; plane];
+                    g.convolve_plane(&w[o * n..(o + 1) * n], xi, &mut sum);
+                    for (a, s) in out.iter_mut().zip(sum) {
+                        *a = wrap_signed(i64::from(s), self.acc_bits);
+                    }
+                }
+                Weights::Wide(w) => {
+                    g.convolve_plane(&w[o * n..(o + 1) * n], xi, out);
+                    for a in out.iter_mut() {
+                        *a = wrap_signed(*a, self.acc_bits);
+                    }
+                }
+            }
+        });
+        acc
+    }
+
+    /// The int8 outputs `[images][out][H'][W']` of the convolution `conv` of `x`
+    /// (`[images][in_channels][height][width]`, row-major); `(H', W') = conv.out_dims(dims)`.
+    ///
+    /// # Panics
+    ///
+    /// When the shapes do not match, which the caller checks first: `conv` must have this
+    /// layer's `inputs` weights per output channel (`in_channels · kernel²`), `x.len()` must be
+    /// `images · in_channels · height · width`, and the output must have at least one pixel.
+    pub fn run_conv(&self, conv: &ConvShape, x: &[i8], dims: ImageDims) -> Vec<i8> {
+        let m = self.outputs;
+        let plane = self.conv_geometry(conv, x.len(), dims).plane_len();
+        self.accumulators_conv(conv, x, dims)
+            .into_iter()
+            .enumerate()
+            .map(|(i, acc)| self.requant(acc, i / plane % m))
+            .collect()
+    }
+}
+
+/// The sizes of one convolution run, in pixels.
+#[derive(Debug, Clone, Copy)]
+struct ConvGeometry {
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    height: usize,
+    width: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl ConvGeometry {
+    fn plane_len(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// The output columns `ox` whose input column `ox·s + kw − p` lies inside the image.
+    fn columns(&self, kw: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(kw).div_ceil(s);
+        // ox·s + kw − p ≤ width − 1  ⇔  ox ≤ (width − 1 + p − kw) / s.
+        let hi = (self.width + p)
+            .checked_sub(kw + 1)
+            .map_or(0, |span| span / s + 1)
+            .min(self.out_w);
+        lo..hi.max(lo)
+    }
+
+    /// Direct convolution of one image `x` (`[channels][height][width]`) with one output
+    /// channel's kernel `w` (`[channels][k][k]` flattened) into the plane `acc` (`[H'][W']`),
+    /// adding tap by tap: for every kernel tap, every output row gets the tap's weight times the
+    /// input row it covers. Absent (zero) weights are skipped.
+    fn convolve_plane<W, A>(&self, w: &[W], x: &[i8], acc: &mut [A])
+    where
+        W: Copy + PartialEq + Default,
+        A: Copy + From<W> + From<i8> + std::ops::Mul<Output = A> + std::ops::AddAssign,
+    {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let (h, wd, ow) = (self.height, self.width, self.out_w);
+        for ci in 0..self.channels {
+            let xc = &x[ci * h * wd..(ci + 1) * h * wd];
+            for kh in 0..k {
+                for kw in 0..k {
+                    let wv = w[(ci * k + kh) * k + kw];
+                    if wv == W::default() {
+                        continue;
+                    }
+                    let wv = A::from(wv);
+                    let cols = self.columns(kw);
+                    if cols.is_empty() {
+                        continue;
+                    }
+                    for oy in 0..self.out_h {
+                        let Some(iy) = (oy * s + kh).checked_sub(p).filter(|&iy| iy < h) else {
+                            continue;
+                        };
+                        let xs = &xc[iy * wd + cols.start * s + kw - p..(iy + 1) * wd];
+                        let row = &mut acc[oy * ow + cols.start..oy * ow + cols.end];
+                        if s == 1 {
+                            for (a, &xv) in row.iter_mut().zip(xs) {
+                                *a += wv * A::from(xv);
+                            }
+                        } else {
+                            for (a, &xv) in row.iter_mut().zip(xs.iter().step_by(s)) {
+                                *a += wv * A::from(xv);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -231,6 +406,31 @@ pub fn accumulators(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<i64> {
 /// `[tokens][out]` int8 outputs.
 pub fn run_layer(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<i8> {
     PreparedLayer::new(cfg, layer).run(x)
+}
+
+/// Runs a convolution layer (`layer.conv` is `Some`) on `dims.images` images `x`
+/// (`[images][in_channels][height][width]`, row-major); returns the int8 outputs
+/// `[images][out][H'][W']` (see [`PreparedLayer::run_conv`]).
+///
+/// # Errors
+///
+/// A fully connected layer (`layer.conv` is `None`): "layer `name`: not a convolution …".
+///
+/// # Panics
+///
+/// When the shapes do not match (the caller checks them): `x.len()` must be `images ·
+/// in_channels · height · width` and the output must have at least one pixel.
+pub fn run_conv(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    x: &[i8],
+    dims: ImageDims,
+) -> Result<Vec<i8>, LayerError> {
+    let conv = layer.conv.ok_or_else(|| LayerError {
+        layer: layer.name.clone(),
+        why: "not a convolution (the layer has no kernel shape)".into(),
+    })?;
+    Ok(PreparedLayer::new(cfg, layer).run_conv(&conv, x, dims))
 }
 
 #[cfg(test)]
