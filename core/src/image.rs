@@ -5,7 +5,7 @@
 //! disagreement between the golden model and the RTL. The dense baseline's int8 weights are
 //! therefore computed by the caller and passed in ([`pack_layer_dense`]).
 
-use crate::layer::{Coef, FcLayer, LayerError};
+use crate::layer::{Coef, ConvShape, FcLayer, LayerError};
 use crate::params::{AccelConfig, BIAS_BITS, OUT_MULT_BITS};
 
 /// A buffer word of any width, as little-endian 32-bit chunks.
@@ -113,21 +113,127 @@ impl CoefLayout {
     }
 }
 
-/// Packs the activation vector `x` (length `layer.inputs`) into activation words, one per Ce row;
-/// padding inputs are zero.
+/// Packs up to `cfg.slots` activation vectors `x` (`[tokens][layer.inputs]`, tokens ≤ slots)
+/// into activation words, one per Ce row: slot `p`'s three activations of row `r` at
+/// `(3p + j) · act_bits`. Padding inputs and slots past the last token are zero.
 pub fn pack_activations(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Vec<Word> {
-    let ab = cfg.act_bits;
+    let n = layer.inputs as usize;
+    let tokens = x.len() / n.max(1);
+    assert!(
+        x.len() == tokens * n && tokens <= cfg.slots as usize,
+        "pack_activations takes at most slots = {} whole vectors",
+        cfg.slots
+    );
     (0..layer.rows())
         .map(|r| {
             let mut w = Word::zero(cfg.act_word_bits());
-            for j in 0..3 {
-                let v = x.get(3 * r + j).copied().unwrap_or(0);
-                // Two's complement, truncated to act_bits (range is checked by the caller).
-                w.set(j as u32 * ab, ab, u64::from(v as u8) & ((1 << ab) - 1));
+            for (p, xt) in x.chunks(n).enumerate() {
+                for j in 0..3 {
+                    let v = if 3 * r + j < n { xt[3 * r + j] } else { 0 };
+                    set_act(cfg, &mut w, (3 * p + j) as u32, v);
+                }
             }
             w
         })
         .collect()
+}
+
+/// Writes activation `v` as value `i` of an activation word (two's complement, truncated to
+/// act_bits; the range is checked by the caller).
+fn set_act(cfg: &AccelConfig, w: &mut Word, i: u32, v: i8) {
+    let ab = cfg.act_bits;
+    w.set(i * ab, ab, u64::from(v as u8) & ((1 << ab) - 1));
+}
+
+/// What START says about a band run (docs/interface.md): the activation address of each
+/// kernel row's words (`bases[kh]`, the word of channel 0 of the run's pixel group), which
+/// kernel rows lie inside the image (`mask` bit kh), and the stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandStart {
+    pub bases: [u32; 3],
+    pub mask: u8,
+    pub stride: u32,
+}
+
+/// START's data word: bit 0 ReLU, bit 1 a band run, bit 2 stride 2.
+pub fn start_data(relu: bool, band: Option<&BandStart>) -> u32 {
+    let conv = band.map_or(0, |b| 2 | (u32::from(b.stride == 2) << 2));
+    u32::from(relu) | conv
+}
+
+impl BandStart {
+    /// The staging word PUSHed before START: `[base0][base1][base2][mask: 3]`, `act_addr_bits`
+    /// per base, LSB first.
+    pub fn word(&self, cfg: &AccelConfig) -> Word {
+        let aw = cfg.act_addr_bits();
+        let mut w = Word::zero(cfg.band_param_bits());
+        for (k, &b) in self.bases.iter().enumerate() {
+            w.set(k as u32 * aw, aw, u64::from(b));
+        }
+        w.set(3 * aw, 3, u64::from(self.mask));
+        w
+    }
+}
+
+/// Where a 3×3 convolution's activations sit in the activation buffer for one band run
+/// (docs/interface.md): the band holds three input rows (ring slots `iy mod 3`) of a strip of
+/// `groups` pixel groups of every input channel; the word of (slot `b`, channel `ci`, group
+/// `g`) is at `(b · in_channels + ci) · groups + g` and holds the `stride · (slots − 1) + 3`
+/// input pixels `g0 · slots · stride − padding + i` of that row (zeros outside the image),
+/// `g0` being the group's index in the output row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandLayout {
+    pub in_channels: u32,
+    /// Pixel groups (of `slots` output pixels) per strip.
+    pub groups: u32,
+    pub stride: u32,
+    pub padding: u32,
+}
+
+impl BandLayout {
+    /// The band for a 3×3 convolution over inputs `width` pixels wide: as many groups of the
+    /// output row as fit three rows of every channel in the activation buffer (at least one).
+    pub fn plan(cfg: &AccelConfig, conv: &ConvShape, out_width: usize) -> Result<Self, String> {
+        let per_group = 3 * u64::from(conv.in_channels);
+        if per_group > u64::from(cfg.act_depth) {
+            return Err(format!(
+                "a 3×3 convolution with {} input channels needs a band of 3 rows × {} channels                  = {per_group} activation words, more than act_depth = {}",
+                conv.in_channels, conv.in_channels, cfg.act_depth
+            ));
+        }
+        let all = out_width.div_ceil(cfg.slots as usize) as u64;
+        let groups = (u64::from(cfg.act_depth) / per_group).min(all).max(1) as u32;
+        Ok(BandLayout {
+            in_channels: conv.in_channels,
+            groups,
+            stride: u32::from(conv.stride),
+            padding: u32::from(conv.padding),
+        })
+    }
+
+    /// The activation address of (ring slot `b`, channel `ci`, local group `g`).
+    pub fn addr(&self, b: u32, ci: u32, g: u32) -> u32 {
+        (b * self.in_channels + ci) * self.groups + g
+    }
+
+    /// Input pixels in a word: `stride · (slots − 1) + 3`.
+    pub fn window(&self, cfg: &AccelConfig) -> u32 {
+        self.stride * (cfg.slots - 1) + 3
+    }
+
+    /// The word of one input row `row` (`width` pixels of one channel) for output pixel group
+    /// `g0` (of the whole output row).
+    pub fn word(&self, cfg: &AccelConfig, row: &[i8], g0: u32) -> Word {
+        let mut w = Word::zero(cfg.act_word_bits());
+        let x0 = i64::from(g0 * cfg.slots * self.stride) - i64::from(self.padding);
+        for i in 0..self.window(cfg) {
+            let ix = x0 + i64::from(i);
+            if ix >= 0 && (ix as usize) < row.len() {
+                set_act(cfg, &mut w, i, row[ix as usize]);
+            }
+        }
+        w
+    }
 }
 
 /// Checks that every activation is representable in `cfg.act_bits` signed bits.
@@ -159,7 +265,30 @@ pub fn pack_layer(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, L
             cfg.name
         )));
     }
-    pack(cfg, layer, None)
+    pack(cfg, layer, None, None)
+}
+
+/// Packs a 3×3 convolution for band runs with the activation layout `band`
+/// ([`BandLayout::plan`]): entry row `r = 3·ci + kh` reads word `base[kh] + ci · groups`.
+/// `dense` as in [`pack_layer_dense`] for the dense baseline (None: SmartDeal).
+pub fn pack_layer_band(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    dense: Option<&[i32]>,
+    band: &BandLayout,
+) -> Result<Vec<RunImage>, LayerError> {
+    if cfg.is_dense() != dense.is_some() {
+        return Err(layer.err(format!(
+            "config `{}` takes {}",
+            cfg.name,
+            if cfg.is_dense() {
+                "int8 weights"
+            } else {
+                "the compressed layer"
+            }
+        )));
+    }
+    pack(cfg, layer, dense, Some(band))
 }
 
 /// Packs a layer for the dense int8 baseline: `weights` (`[outputs][inputs]`, each in
@@ -193,16 +322,33 @@ pub fn pack_layer_dense(
             weights[i]
         )));
     }
-    pack(cfg, layer, Some(weights))
+    pack(cfg, layer, Some(weights), None)
+}
+
+/// The activation address and kernel-row field of Ce row `r`: the row itself in a fully
+/// connected run; `(ci · groups, kh)` in a band run.
+fn row_fields(band: Option<&BandLayout>, r: usize) -> (u64, u64) {
+    match band {
+        None => (r as u64, 0),
+        Some(b) => ((r as u64 / 3) * u64::from(b.groups), r as u64 % 3),
+    }
 }
 
 fn pack(
     cfg: &AccelConfig,
     layer: &FcLayer,
     dense: Option<&[i32]>,
+    band: Option<&BandLayout>,
 ) -> Result<Vec<RunImage>, LayerError> {
     layer.check_fits(cfg)?;
-    if layer.rows() > cfg.act_depth as usize {
+    let is_3x3 = layer.conv.is_some_and(|c| c.kernel == 3);
+    if is_3x3 != band.is_some() {
+        return Err(layer.err(
+            "a 3×3 convolution runs in band runs (pack_layer_band), other layers do not"
+                .to_string(),
+        ));
+    }
+    if band.is_none() && layer.rows() > cfg.act_depth as usize {
         return pack_input_tiled(cfg, layer, dense);
     }
     let lanes = cfg.lanes as usize;
@@ -222,7 +368,8 @@ fn pack(
         let present: Vec<usize> = (0..layer.rows())
             .filter(|&r| dense.is_some() || chans.iter().any(|&o| layer.row_is_present(o, r)))
             .collect();
-        let entries = present.len().max(lanes);
+        // The drain rule: lanes × slots accumulators drain one per cycle.
+        let entries = present.len().max(lanes * cfg.slots as usize);
         if entries > cfg.coef_depth as usize {
             return Err(err(format!(
                 "output tile {t} needs {entries} stream entries but coef_depth = {}",
@@ -235,8 +382,7 @@ fn pack(
             let local_tiles = run.tiles as usize + 1;
             run.coef.len() + entries <= cfg.coef_depth as usize
                 && local_tiles * tile_blocks <= cfg.b_depth as usize
-                && local_tiles <= cfg.wshift_depth() as usize
-                && local_tiles * lanes <= cfg.out_depth as usize
+                && local_tiles <= cfg.tiles_per_run() as usize
         };
         if cur.as_ref().is_some_and(|run| !fits(run)) {
             runs.push(cur.take().expect("checked above"));
@@ -280,8 +426,10 @@ fn pack(
                 run.useful_entries += 1;
             }
             let bsel = local_tile * blocks + r / layer.rows_per_block as usize;
+            let (addr, kh) = row_fields(band, r);
             w.set(lay.bsel_lo, cfg.bsel_bits(), bsel as u64);
-            w.set(lay.row_lo, cfg.act_addr_bits(), r as u64);
+            w.set(lay.row_lo, cfg.act_addr_bits(), addr);
+            w.set(lay.kh_lo, crate::params::KH_BITS, kh);
             w.set(lay.first_bit, 1, u64::from(e == 0));
             w.set(lay.last_bit, 1, u64::from(e + 1 == entries));
             run.coef.push(w);

@@ -224,7 +224,7 @@ impl FcLayer {
         nz as f64 / self.coef.len().max(1) as f64
     }
 
-    pub(crate) fn err(&self, why: String) -> LayerError {
+    pub fn err(&self, why: String) -> LayerError {
         LayerError {
             layer: self.name.clone(),
             why,

@@ -86,10 +86,10 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
     }
 }
 
-/// Signed operand widths of every multiplier in the design (three per lane: activation × MAC
+/// Signed operand widths of every multiplier in the design (three per lane and slot: activation × MAC
 /// weight; one in the output requantizer): what an FPGA flow needs to budget DSP blocks.
 pub fn multipliers(cfg: &AccelConfig) -> Vec<(u32, u32)> {
-    let mut v = vec![(cfg.act_bits, cfg.mac_weight_bits()); 3 * cfg.lanes as usize];
+    let mut v = vec![(cfg.act_bits, cfg.mac_weight_bits()); (3 * cfg.lanes * cfg.slots) as usize];
     v.push(hw::out_requant::multiplier_widths(cfg));
     v
 }

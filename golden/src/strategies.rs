@@ -21,7 +21,8 @@ pub fn test_seed() -> u64 {
         .unwrap_or(DEFAULT_SEED)
 }
 
-/// A random valid configuration, small enough to verilate quickly (≤ 8 lanes, small buffers).
+/// A random valid configuration, small enough to verilate quickly (≤ 8 lanes, ≤ 4 slots, small
+/// buffers).
 /// Slot `i` of the same seed always gives the same configuration.
 pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ slot);
@@ -51,6 +52,13 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);
+        // One pixel/token slot in two configurations, else 2–4 (the output buffer must hold a
+        // tile of lanes × slots).
+        cfg.slots = if rng.gen_bool(0.5) {
+            1
+        } else {
+            rng.gen_range(2..=4)
+        };
         if cfg.validate().is_ok() {
             return cfg;
         }

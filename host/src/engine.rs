@@ -7,7 +7,7 @@
 use crate::link::{Board, LinkError, LinkStats, Transport};
 use crate::plan::{self, PlanError, RunStats};
 use smartdeal_core::image::RunImage;
-use smartdeal_core::{AccelConfig, FcLayer};
+use smartdeal_core::{AccelConfig, FcLayer, ImageDims};
 use smartdeal_golden::PreparedLayer;
 
 /// Why an engine could not run a layer. The message is the underlying error's.
@@ -74,6 +74,14 @@ pub trait Engine {
     /// Runs a loaded layer on `x` (`[tokens][inputs]`, row-major): `[tokens][outputs]` and the
     /// counts the engine can observe.
     fn run(&mut self, layer: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError>;
+    /// Runs a loaded convolution layer on `dims` images `x` (`[N][C][H][W]`, row-major):
+    /// `[N][outputs][H'][W']` and the counts.
+    fn run_images(
+        &mut self,
+        layer: Loaded,
+        x: &[i8],
+        dims: ImageDims,
+    ) -> Result<(Vec<i8>, RunStats), EngineError>;
     /// Loads, runs and unloads `layer`: one run of a layer.
     fn run_layer(&mut self, layer: &FcLayer, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
         let l = self.load(layer)?;
@@ -127,6 +135,16 @@ impl Engine for GoldenEngine {
         plan::check_input(&self.cfg, layer, x)?;
         Ok((p.run(x), RunStats::default()))
     }
+    fn run_images(
+        &mut self,
+        l: Loaded,
+        x: &[i8],
+        dims: ImageDims,
+    ) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let (layer, p) = self.loaded.get(l)?;
+        let (conv, _) = plan::check_images(&self.cfg, layer, x, dims)?;
+        Ok((p.run_conv(&conv, x, dims), RunStats::default()))
+    }
 }
 
 /// A board (real or simulated) behind the link protocol.
@@ -172,6 +190,15 @@ impl<T: Transport> Engine for BoardEngine<T> {
     fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
         let (layer, runs) = self.loaded.get(l)?;
         Ok(plan::run_packed(&mut self.board, layer, runs, x)?)
+    }
+    fn run_images(
+        &mut self,
+        l: Loaded,
+        x: &[i8],
+        dims: ImageDims,
+    ) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let (layer, runs) = self.loaded.get(l)?;
+        Ok(plan::run_images(&mut self.board, layer, runs, x, dims)?)
     }
     fn link_stats(&self) -> Option<&LinkStats> {
         Some(self.board.stats())

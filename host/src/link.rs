@@ -9,7 +9,7 @@
 //! idempotent.
 
 use crate::plan::{self, Device, PlanError};
-use smartdeal_core::image::{RunImage, Word};
+use smartdeal_core::image::{self, BandStart, RunImage, Word};
 use smartdeal_core::protocol::{self as proto, cmd, err, flag, op, BoardLink};
 use smartdeal_core::{AccelConfig, FcLayer, WeightFormat, WeightRequant};
 use std::time::Duration;
@@ -659,10 +659,16 @@ impl<T: Transport> Board<T> {
         Ok(())
     }
 
-    /// Starts a run of stream entries `0..=last`.
+    /// Starts a run of stream entries `0..=last` (a fully connected run).
     pub fn run(&mut self, last: u16, relu: bool) -> Result<Status, LinkError> {
+        self.run_flags(last, image::start_data(relu, None) as u8)
+    }
+
+    /// Starts a run with START's data byte `flags` (`image::start_data`: ReLU, band run,
+    /// stride 2).
+    pub fn run_flags(&mut self, last: u16, flags: u8) -> Result<Status, LinkError> {
         let l = last.to_be_bytes();
-        self.status_reply(cmd::RUN, &[l[0], l[1], u8::from(relu)])
+        self.status_reply(cmd::RUN, &[l[0], l[1], flags])
     }
 
     /// Polls STATUS until the accelerator is done.
@@ -706,20 +712,30 @@ impl<T: Transport> Device for Board<T> {
         &self.cfg
     }
 
-    fn load_activations(&mut self, words: &[Word]) -> Result<(), LinkError> {
+    fn load_activations(&mut self, at: u32, words: &[Word]) -> Result<(), LinkError> {
         let cmds: Vec<Vec<Cmd>> = words
             .iter()
             .enumerate()
-            .map(|(a, w)| word_cmds(op::WR_ACT, a, w))
+            .map(|(a, w)| word_cmds(op::WR_ACT, at as usize + a, w))
             .collect();
         self.write_groups(&cmds, "activation loading")
     }
 
-    fn execute(&mut self, run: &RunImage) -> Result<u64, LinkError> {
+    fn load_run(&mut self, run: &RunImage) -> Result<(), LinkError> {
         let load = run_load_groups(&self.cfg, run);
-        self.write_groups(&load, "buffer loading")?;
+        self.write_groups(&load, "buffer loading")
+    }
+
+    fn start(&mut self, run: &RunImage, band: Option<&BandStart>) -> Result<u64, LinkError> {
+        if let Some(b) = band {
+            // The band parameters go to the staging register: PUSHes with no write (idempotent
+            // like every WRITE group: they set the whole parameter word).
+            let mut push = word_cmds(op::NOP, 0, &b.word(&self.cfg));
+            push.pop();
+            self.write_groups(&[push], "band parameters")?;
+        }
         let last = (run.coef.len() - 1) as u16;
-        self.run(last, run.relu)?;
+        self.run_flags(last, image::start_data(run.relu, band) as u8)?;
         let s = self.wait_done()?;
         if s.err {
             return Err(LinkError::Device("the run".into()));

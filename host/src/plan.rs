@@ -3,21 +3,47 @@
 //! layer needs ([`pack_for`]: output tiles, and input chunks for layers wider than the
 //! activation buffer), and the order a host loads and runs them in ([`run_layer`]).
 
-use smartdeal_core::image::{self, check_activations, pack_activations, RunImage, Word};
-use smartdeal_core::{AccelConfig, FcLayer, LayerError};
+use smartdeal_core::image::{
+    self, check_activations, pack_activations, BandLayout, BandStart, RunImage, Word,
+};
+use smartdeal_core::{AccelConfig, ConvShape, FcLayer, ImageDims, LayerError};
 use std::ops::Range;
 
-/// The buffer images a host loads to run `layer` on `cfg`: the compressed layer for a SmartDeal
-/// accelerator; for the dense int8 baseline, the int8 weights, decompressed on the host by the
-/// golden model's [`smartdeal_golden::mac_weights`] (what a deployment of a dense accelerator
-/// would store).
+/// The buffer images a host loads to run `layer` (fully connected or 1×1) on `cfg`: the
+/// compressed layer for a SmartDeal accelerator; for the dense int8 baseline, the int8 weights,
+/// decompressed on the host by the golden model's [`smartdeal_golden::mac_weights`] (what a
+/// deployment of a dense accelerator would store). A 3×3 convolution's images depend on the
+/// input's width ([`pack_band`]), so they are packed when it runs.
 pub fn pack_for(cfg: &AccelConfig, layer: &FcLayer) -> Result<Vec<RunImage>, LayerError> {
+    if is_3x3(layer) {
+        layer.check_fits(cfg)?;
+        return Ok(Vec::new());
+    }
     if cfg.is_dense() {
         layer.check_fits(cfg)?;
         image::pack_layer_dense(cfg, layer, &smartdeal_golden::mac_weights(cfg, layer))
     } else {
         image::pack_layer(cfg, layer)
     }
+}
+
+/// A 3×3 convolution's buffer images for band runs over output rows `out_width` pixels wide.
+pub fn pack_band(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    conv: &ConvShape,
+    out_width: usize,
+) -> Result<(BandLayout, Vec<RunImage>), PlanError> {
+    let band = BandLayout::plan(cfg, conv, out_width).map_err(|why| layer.err(why))?;
+    let dense = cfg
+        .is_dense()
+        .then(|| smartdeal_golden::mac_weights(cfg, layer));
+    let runs = image::pack_layer_band(cfg, layer, dense.as_deref(), &band)?;
+    Ok((band, runs))
+}
+
+fn is_3x3(layer: &FcLayer) -> bool {
+    layer.conv.is_some_and(|c| c.kernel == 3)
 }
 
 /// Why a layer cannot be planned on its input.
@@ -35,11 +61,13 @@ pub enum PlanError {
 pub trait Device {
     type Error: From<PlanError>;
     fn config(&self) -> &AccelConfig;
-    /// Writes activation words to buffer addresses `0..words.len()`.
-    fn load_activations(&mut self, words: &[Word]) -> Result<(), Self::Error>;
-    /// Loads a run's stream, basis, weight-shift and output-parameter words, starts it and
-    /// waits until it is done; returns the cycles the accelerator reported (cycles_o).
-    fn execute(&mut self, run: &RunImage) -> Result<u64, Self::Error>;
+    /// Writes activation words to buffer addresses `at .. at + words.len()`.
+    fn load_activations(&mut self, at: u32, words: &[Word]) -> Result<(), Self::Error>;
+    /// Loads a run's stream, basis, weight-shift and output-parameter words.
+    fn load_run(&mut self, run: &RunImage) -> Result<(), Self::Error>;
+    /// Starts the loaded run `run` (a band run with `band`'s parameters) and waits until it is
+    /// done; returns the cycles the accelerator reported (cycles_o).
+    fn start(&mut self, run: &RunImage, band: Option<&BandStart>) -> Result<u64, Self::Error>;
     /// Reads output buffer entries `0..n`.
     fn read_outputs(&mut self, n: u32) -> Result<Vec<i8>, Self::Error>;
 }
@@ -58,6 +86,8 @@ pub struct RunStats {
     pub useful_entries: u64,
     /// All stream entries (present rows plus drain-rule padding).
     pub entries: u64,
+    /// Activation words the host wrote.
+    pub act_words: u64,
 }
 
 impl RunStats {
@@ -68,11 +98,39 @@ impl RunStats {
         self.runs += other.runs;
         self.useful_entries += other.useful_entries;
         self.entries += other.entries;
+        self.act_words += other.act_words;
+    }
+
+    fn count_run<D: Device>(
+        &mut self,
+        dev: &mut D,
+        run: &RunImage,
+        band: Option<&BandStart>,
+    ) -> Result<(), D::Error> {
+        self.run_cycles += dev.start(run, band)?;
+        self.runs += 1;
+        self.entries += run.coef.len() as u64;
+        self.useful_entries += u64::from(run.useful_entries);
+        Ok(())
+    }
+
+    fn load<D: Device>(&mut self, dev: &mut D, at: u32, words: &[Word]) -> Result<(), D::Error> {
+        self.act_words += words.len() as u64;
+        dev.load_activations(at, words)
     }
 }
 
-/// Checks that `x` is whole `[tokens][inputs]` vectors of `layer` that `cfg` can hold.
+/// Checks that `x` is whole `[tokens][inputs]` vectors of a fully connected `layer` that `cfg`
+/// can hold.
 pub fn check_input(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Result<(), PlanError> {
+    if let Some(c) = &layer.conv {
+        return Err(PlanError::Input(format!(
+            "layer `{}` is a {k}×{k} convolution: it takes images [N, {}, H, W], not vectors",
+            layer.name,
+            c.in_channels,
+            k = c.kernel
+        )));
+    }
     let n = layer.inputs as usize;
     if x.is_empty() || !x.len().is_multiple_of(n) {
         return Err(PlanError::Input(format!(
@@ -83,11 +141,38 @@ pub fn check_input(cfg: &AccelConfig, layer: &FcLayer, x: &[i8]) -> Result<(), P
     check_activations(cfg, x).map_err(PlanError::Input)
 }
 
+/// Checks that `x` is `dims` images of a convolution `layer` with at least one output pixel;
+/// returns the layer's kernel geometry and the output `(height, width)`.
+pub fn check_images(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    x: &[i8],
+    dims: ImageDims,
+) -> Result<(ConvShape, (usize, usize)), PlanError> {
+    let Some(conv) = layer.conv else {
+        return Err(PlanError::Input(format!(
+            "layer `{}` is fully connected: it takes vectors [T, {}], not images",
+            layer.name, layer.inputs
+        )));
+    };
+    let c = conv.in_channels as usize;
+    let want = dims.images * c * dims.height * dims.width;
+    if dims.images == 0 || x.len() != want {
+        return Err(PlanError::Input(format!(
+            "{} activations are not {} image(s) of {c}×{}×{}",
+            x.len(),
+            dims.images,
+            dims.height,
+            dims.width
+        )));
+    }
+    let out = conv.out_dims(dims).map_err(PlanError::Input)?;
+    check_activations(cfg, x).map_err(PlanError::Input)?;
+    Ok((conv, out))
+}
+
 /// Runs a layer on `x` (`[tokens][inputs]`, row-major) and returns `[tokens][outputs]` and the
-/// counts (`total_cycles` is left to the device). Per token: each run's activation chunk is
-/// loaded when it differs from the loaded one (input-tiled layers read one chunk of rows per
-/// run, `RunImage::act_rows`), then the run is loaded, executed and its outputs read; a run
-/// with no output channels (an input chunk that only accumulates) reads nothing.
+/// counts (`total_cycles` is left to the device).
 pub fn run_layer<D: Device>(
     dev: &mut D,
     layer: &FcLayer,
@@ -110,7 +195,11 @@ pub fn run_packed<D: Device>(
     run_checked(dev, layer, runs, x)
 }
 
-/// [`run_packed`] on an input already checked.
+/// [`run_packed`] on an input already checked. Tokens go `slots` at a time: each run's
+/// activation chunk is loaded when it differs from the loaded one (input-tiled layers read one
+/// chunk of rows per run, `RunImage::act_rows`), then the run is loaded, executed and its
+/// outputs read (`channels × slots` values, slot-minor); a run with no output channels (an
+/// input chunk that only accumulates) reads nothing.
 fn run_checked<D: Device>(
     dev: &mut D,
     layer: &FcLayer,
@@ -118,27 +207,163 @@ fn run_checked<D: Device>(
     x: &[i8],
 ) -> Result<(Vec<i8>, RunStats), D::Error> {
     let n = layer.inputs as usize;
+    let outs = layer.outputs as usize;
+    let slots = dev.config().slots as usize;
     let mut stats = RunStats::default();
-    let mut y = vec![0i8; x.len() / n * layer.outputs as usize];
-    for (t, xt) in x.chunks(n).enumerate() {
-        let acts = pack_activations(dev.config(), layer, xt);
+    let mut y = vec![0i8; x.len() / n * outs];
+    for (group, xg) in x.chunks(n * slots).enumerate() {
+        let tokens = xg.len() / n;
+        let acts = pack_activations(dev.config(), layer, xg);
         let mut loaded: Option<Range<u32>> = None;
         for run in runs {
             if loaded.as_ref() != Some(&run.act_rows) {
                 let rows = run.act_rows.start as usize..run.act_rows.end as usize;
-                dev.load_activations(&acts[rows])?;
+                stats.load(dev, 0, &acts[rows])?;
                 loaded = Some(run.act_rows.clone());
             }
-            stats.run_cycles += dev.execute(run)?;
-            stats.runs += 1;
-            stats.entries += run.coef.len() as u64;
-            stats.useful_entries += u64::from(run.useful_entries);
+            dev.load_run(run)?;
+            stats.count_run(dev, run, None)?;
             if run.channels == 0 {
                 continue;
             }
-            let yr = dev.read_outputs(run.channels)?;
-            let base = t * layer.outputs as usize + run.first_channel as usize;
-            y[base..base + yr.len()].copy_from_slice(&yr);
+            let yr = dev.read_outputs(run.channels * slots as u32)?;
+            for (c, vals) in yr.chunks(slots).enumerate() {
+                for (p, &v) in vals.iter().take(tokens).enumerate() {
+                    y[(group * slots + p) * outs + run.first_channel as usize + c] = v;
+                }
+            }
+        }
+    }
+    Ok((y, stats))
+}
+
+/// Runs a convolution `layer` on `dims` images `x` (`[N][C][H][W]`) and returns
+/// `[N][outputs][H'][W']` and the counts. A 3×3 kernel runs as band runs
+/// ([`run_band`]); a 1×1 kernel as a fully connected layer on the output pixels' channel
+/// vectors (gathered with the stride; zero vectors in the padding).
+pub fn run_images<D: Device>(
+    dev: &mut D,
+    layer: &FcLayer,
+    runs: &[RunImage],
+    x: &[i8],
+    dims: ImageDims,
+) -> Result<(Vec<i8>, RunStats), D::Error> {
+    let (conv, (ho, wo)) = check_images(dev.config(), layer, x, dims)?;
+    if conv.kernel == 3 {
+        return run_band(dev, layer, &conv, x, dims, (ho, wo));
+    }
+    let (c, h, w) = (conv.in_channels as usize, dims.height, dims.width);
+    let (s, p) = (usize::from(conv.stride), usize::from(conv.padding));
+    let mut tokens = Vec::with_capacity(dims.images * ho * wo * c);
+    for n in 0..dims.images {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (iy, ix) = ((oy * s).wrapping_sub(p), (ox * s).wrapping_sub(p));
+                for ci in 0..c {
+                    let inside = iy < h && ix < w;
+                    tokens.push(if inside {
+                        x[((n * c + ci) * h + iy) * w + ix]
+                    } else {
+                        0
+                    });
+                }
+            }
+        }
+    }
+    let (yt, stats) = run_checked(dev, layer, runs, &tokens)?;
+    Ok((
+        to_images(&yt, layer.outputs as usize, dims.images, ho * wo),
+        stats,
+    ))
+}
+
+/// `[N][pixels][C]` → `[N][C][pixels]`.
+fn to_images(yt: &[i8], c: usize, images: usize, pixels: usize) -> Vec<i8> {
+    let mut y = vec![0i8; yt.len()];
+    for n in 0..images {
+        for px in 0..pixels {
+            for o in 0..c {
+                y[(n * c + o) * pixels + px] = yt[(n * pixels + px) * c + o];
+            }
+        }
+    }
+    y
+}
+
+/// A 3×3 convolution as band runs (docs/interface.md). For each image, stream run and strip
+/// of output pixel groups, the band slides down the image: before output row `y` the host
+/// loads the input rows `y·stride − padding + kh` not yet in the band's three ring slots (only
+/// the new rows), then starts one run per pixel group of the strip with the kernel rows' bases
+/// and inside-the-image mask, and reads the run's `channels × slots` outputs.
+fn run_band<D: Device>(
+    dev: &mut D,
+    layer: &FcLayer,
+    conv: &ConvShape,
+    x: &[i8],
+    dims: ImageDims,
+    (ho, wo): (usize, usize),
+) -> Result<(Vec<i8>, RunStats), D::Error> {
+    let cfg = dev.config().clone();
+    let (band, runs) = pack_band(&cfg, layer, conv, wo)?;
+    let slots = cfg.slots as usize;
+    let (c, h, w) = (conv.in_channels as usize, dims.height, dims.width);
+    let outs = layer.outputs as usize;
+    let groups = wo.div_ceil(slots);
+    let strip = band.groups as usize;
+    let mut stats = RunStats::default();
+    let mut y = vec![0i8; dims.images * outs * ho * wo];
+    for n in 0..dims.images {
+        let image = &x[n * c * h * w..(n + 1) * c * h * w];
+        for run in &runs {
+            dev.load_run(run)?;
+            for g_lo in (0..groups).step_by(strip) {
+                let mut ring: [Option<usize>; 3] = [None; 3];
+                for oy in 0..ho {
+                    let rows: [Option<usize>; 3] = std::array::from_fn(|kh| {
+                        (oy * usize::from(conv.stride) + kh)
+                            .checked_sub(usize::from(conv.padding))
+                            .filter(|&iy| iy < h)
+                    });
+                    for iy in rows.into_iter().flatten() {
+                        if ring[iy % 3] != Some(iy) {
+                            let words: Vec<Word> = (0..c)
+                                .flat_map(|ci| {
+                                    let row = &image[(ci * h + iy) * w..(ci * h + iy + 1) * w];
+                                    (0..strip).map(move |g| (row, g))
+                                })
+                                .map(|(row, g)| band.word(&cfg, row, (g_lo + g) as u32))
+                                .collect();
+                            stats.load(dev, band.addr((iy % 3) as u32, 0, 0), &words)?;
+                            ring[iy % 3] = Some(iy);
+                        }
+                    }
+                    for g in g_lo..(g_lo + strip).min(groups) {
+                        let start = BandStart {
+                            bases: std::array::from_fn(|kh| {
+                                rows[kh].map_or(0, |iy| {
+                                    band.addr((iy % 3) as u32, 0, (g - g_lo) as u32)
+                                })
+                            }),
+                            mask: (0..3)
+                                .filter(|&kh| rows[kh].is_some())
+                                .map(|kh| 1u8 << kh)
+                                .sum(),
+                            stride: u32::from(conv.stride),
+                        };
+                        stats.count_run(dev, run, Some(&start))?;
+                        let yr = dev.read_outputs(run.channels * cfg.slots)?;
+                        for (ch, vals) in yr.chunks(slots).enumerate() {
+                            let o = run.first_channel as usize + ch;
+                            for (p, &v) in vals.iter().enumerate() {
+                                let ox = g * slots + p;
+                                if ox < wo {
+                                    y[((n * outs + o) * ho + oy) * wo + ox] = v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
     Ok((y, stats))
@@ -162,20 +387,27 @@ mod tests {
         fn config(&self) -> &AccelConfig {
             &self.cfg
         }
-        fn load_activations(&mut self, words: &[Word]) -> Result<(), PlanError> {
+        fn load_activations(&mut self, _at: u32, words: &[Word]) -> Result<(), PlanError> {
             self.calls.push(format!("act {}", words.len()));
             Ok(())
         }
-        fn execute(&mut self, run: &RunImage) -> Result<u64, PlanError> {
-            self.calls.push(format!("run {}", run.first_channel));
+        fn load_run(&mut self, run: &RunImage) -> Result<(), PlanError> {
             self.current = Some(run.clone());
+            Ok(())
+        }
+        fn start(&mut self, run: &RunImage, _band: Option<&BandStart>) -> Result<u64, PlanError> {
+            assert_eq!(self.current.as_ref(), Some(run), "start the loaded run");
+            self.calls.push(format!("run {}", run.first_channel));
             Ok(10)
         }
         fn read_outputs(&mut self, n: u32) -> Result<Vec<i8>, PlanError> {
             let run = self.current.as_ref().expect("a run before its read");
-            assert_eq!(n, run.channels);
+            let slots = self.cfg.slots;
+            assert_eq!(n, run.channels * slots);
             self.calls.push(format!("read {n}"));
-            Ok((0..n).map(|k| (run.first_channel + k) as i8).collect())
+            Ok((0..n)
+                .map(|k| (run.first_channel + k / slots) as i8)
+                .collect())
         }
     }
 
@@ -207,7 +439,9 @@ mod tests {
         let (y, stats) = run_layer(&mut dev, &layer, &x).unwrap();
         let want: Vec<i8> = (0..2).flat_map(|_| (0..20).map(|o| o as i8)).collect();
         assert_eq!(y, want);
-        assert_eq!(stats.runs, 2 * runs.len() as u64);
+        // Tokens go `slots` at a time: one pass over the runs per group of tokens.
+        let passes = 2usize.div_ceil(cfg.slots as usize);
+        assert_eq!(stats.runs, (passes * runs.len()) as u64);
         assert_eq!(stats.run_cycles, 10 * stats.runs);
         let changes = runs
             .iter()
@@ -215,9 +449,12 @@ mod tests {
             .filter(|(i, r)| *i == 0 || runs[i - 1].act_rows != r.act_rows)
             .count();
         let loads = dev.calls.iter().filter(|c| c.starts_with("act")).count();
-        assert_eq!(loads, 2 * changes);
+        assert_eq!(loads, passes * changes);
         let reads = dev.calls.iter().filter(|c| c.starts_with("read")).count();
-        assert_eq!(reads, 2 * runs.iter().filter(|r| r.channels > 0).count());
+        assert_eq!(
+            reads,
+            passes * runs.iter().filter(|r| r.channels > 0).count()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! float oracle, and the whole compressed encoder on the Verilator engine against the golden
 //! engine, bit for bit.
 
-use smartdeal_core::{AccelConfig, FcLayer};
+use smartdeal_core::{AccelConfig, FcLayer, ImageDims};
 use smartdeal_host::{Engine, EngineError, GoldenEngine, Loaded, RunStats};
 use smartdeal_net::minilm::{FloatLinears, MiniLm};
 use smartdeal_net::quant::{calibrate, compress, CompressOptions, IntLinears, QLayer};
@@ -69,6 +69,16 @@ impl Engine for Recording<'_> {
     }
     fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
         let (y, st) = self.inner.run(l, x)?;
+        self.outputs.push((self.names[&l].clone(), y.clone()));
+        Ok((y, st))
+    }
+    fn run_images(
+        &mut self,
+        l: Loaded,
+        x: &[i8],
+        dims: ImageDims,
+    ) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let (y, st) = self.inner.run_images(l, x, dims)?;
         self.outputs.push((self.names[&l].clone(), y.clone()));
         Ok((y, st))
     }

@@ -4,9 +4,9 @@
 
 use crate::bridge;
 use crate::harness::{self, Clocked, CosimError};
-use smartdeal_core::image::{RunImage, Word};
+use smartdeal_core::image::{self, BandStart, RunImage, Word};
 use smartdeal_core::protocol::op;
-use smartdeal_core::{AccelConfig, FcLayer};
+use smartdeal_core::{AccelConfig, FcLayer, ImageDims};
 use smartdeal_gen::{generate, GenOptions};
 use smartdeal_host::plan::{self, Device, PlanError, RunStats};
 use smartdeal_host::{Engine, EngineError, Loaded, Slots};
@@ -192,15 +192,15 @@ impl Device for Accel {
         &self.cfg
     }
 
-    fn load_activations(&mut self, words: &[Word]) -> Result<(), CosimError> {
+    fn load_activations(&mut self, at: u32, words: &[Word]) -> Result<(), CosimError> {
         for (a, w) in words.iter().enumerate() {
-            self.write_word(op::WR_ACT, a, w);
+            self.write_word(op::WR_ACT, at as usize + a, w);
         }
         Ok(())
     }
 
-    /// Loads the run's buffers, starts it and waits for done.
-    fn execute(&mut self, run: &RunImage) -> Result<u64, CosimError> {
+    /// Loads the run's buffers.
+    fn load_run(&mut self, run: &RunImage) -> Result<(), CosimError> {
         for (i, w) in run.coef.iter().enumerate() {
             self.write_word(op::WR_COEF, i, w);
         }
@@ -215,11 +215,20 @@ impl Device for Accel {
         for (i, w) in run.oparam.iter().enumerate() {
             self.write_word(op::WR_OPARAM, i, w);
         }
-        self.check_err("buffer loading")?;
+        self.check_err("buffer loading")
+    }
+
+    /// Starts the loaded run (PUSHing a band run's parameters first) and waits for done.
+    fn start(&mut self, run: &RunImage, band: Option<&BandStart>) -> Result<u64, CosimError> {
+        if let Some(b) = band {
+            for &c in b.word(&self.cfg).chunks.iter().rev() {
+                self.cmd(op::PUSH, 0, c);
+            }
+        }
         let last = (run.coef.len() - 1) as u32;
-        self.cmd(op::START, last, u32::from(run.relu));
+        self.cmd(op::START, last, image::start_data(run.relu, band));
         // Generous bound: one entry per cycle plus pipeline and drain latency.
-        let limit = run.coef.len() as u64 + 4 * u64::from(self.cfg.lanes) + 64;
+        let limit = run.coef.len() as u64 + 4 * u64::from(self.cfg.lanes * self.cfg.slots) + 64;
         let mut waited = 0;
         while self.m.sim.get_idx(self.p.done) == 0 {
             if waited > limit {
@@ -267,5 +276,15 @@ impl Engine for Accel {
         let entry = Arc::clone(self.loaded.get(l)?);
         let (layer, runs) = &*entry;
         Ok(self.counting_cycles(|a| plan::run_packed(a, layer, runs, x))?)
+    }
+    fn run_images(
+        &mut self,
+        l: Loaded,
+        x: &[i8],
+        dims: ImageDims,
+    ) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let entry = Arc::clone(self.loaded.get(l)?);
+        let (layer, runs) = &*entry;
+        Ok(self.counting_cycles(|a| plan::run_images(a, layer, runs, x, dims))?)
     }
 }

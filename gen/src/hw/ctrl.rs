@@ -13,11 +13,13 @@ pub const NAME: &str = "sd_ctrl";
 struct Ports {
     start: Expr,
     last_idx: Expr,
+    band: Expr,
     rdata: Expr,
     drain_busy: Expr,
     out_busy: Expr,
     raddr_o: Expr,
     act_o: Expr,
+    act_valid_o: Expr,
     b_o: Option<Expr>,
     ws_o: Option<Expr>,
     codes_o: Expr,
@@ -66,6 +68,11 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         u(caw),
         "index of the run's last entry (with start_i)",
     );
+    let band = m.input(
+        "band_i",
+        u(cfg.band_param_bits()),
+        "the run's {kernel-row mask, base2, base1, base0}",
+    );
     let rdata = m.input("coef_rdata_i", u(cfg.coef_word_bits()), "S1: stream entry");
     let drain_busy = m.input("drain_busy_i", u(1), "the drain is emitting");
     let out_busy = m.input(
@@ -74,7 +81,16 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         "the output requantizer has values in flight",
     );
     let raddr_o = m.output("coef_raddr_o", u(caw), "S0: stream read address");
-    let act_o = m.output("act_raddr_o", u(cfg.act_addr_bits()), "S1: activation row");
+    let act_o = m.output(
+        "act_raddr_o",
+        u(cfg.act_addr_bits()),
+        "S1: activation word (the kernel row's base + the entry's row)",
+    );
+    let act_valid_o = m.output(
+        "act_valid_o",
+        u(1),
+        "S2: the activation word is inside the image (else the lanes see zeros)",
+    );
     let b_o = cfg
         .has_basis()
         .then(|| m.output("b_raddr_o", u(cfg.b_addr_bits()), "S1: basis word"));
@@ -107,11 +123,13 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     Ports {
         start,
         last_idx,
+        band,
         rdata,
         drain_busy,
         out_busy,
         raddr_o,
         act_o,
+        act_valid_o,
         b_o,
         ws_o,
         codes_o,
@@ -173,7 +191,7 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr) -> (Expr, Ex
     m.comment("S1: decode the entry");
     let first1 = m.wire("first1", v1.clone().and(rdata.bit(lay.first_bit)), "");
     let last1 = m.wire("last1", v1.clone().and(rdata.bit(lay.last_bit)), "");
-    m.assign(&io.act_o, rdata.field(lay.row_lo, cfg.act_addr_bits()));
+    band_address(m, cfg, io);
     if let Some(b_o) = &io.b_o {
         m.assign(b_o, rdata.field(lay.bsel_lo, cfg.bsel_bits()));
     }
@@ -200,6 +218,40 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr) -> (Expr, Ex
     );
     m.assign(&io.codes_o, codes);
     (first1, last1)
+}
+
+/// S1: the activation address is the entry's row plus the base of its kernel row (`kh`), both
+/// `act_addr_bits` wide (the sum wraps; the host keeps band addresses inside the buffer); a
+/// fully connected run has kh = 0 and base 0. The kernel row's mask bit says whether that input
+/// row lies inside the image; it follows the read to S2, where the data arrives.
+fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports) {
+    let lay = CoefLayout::of(cfg);
+    let aw = cfg.act_addr_bits();
+    let kh = m.wire(
+        "kh",
+        io.rdata.field(lay.kh_lo, smartdeal_core::params::KH_BITS),
+        "S1: kernel row",
+    );
+    let is = |v: u128| kh.clone().eq(Expr::lit(v, 2));
+    let base = Expr::mux(
+        is(0),
+        io.band.field(0, aw),
+        Expr::mux(is(1), io.band.field(aw, aw), io.band.field(2 * aw, aw)),
+    );
+    let base = m.wire("base", base, "S1: base address of the kernel row");
+    let row = io.rdata.field(lay.row_lo, aw);
+    m.assign(&io.act_o, base.add(row));
+    // kh = 3 never occurs in a packed stream; it reads as row 2.
+    let mask = |k: u32| io.band.bit(3 * aw + k);
+    let inside = Expr::mux(is(0), mask(0), Expr::mux(is(1), mask(1), mask(2)));
+    let valid2 = m.reg_next(
+        "act_valid",
+        inside,
+        None,
+        Reset::None,
+        "S2: the activation word is inside the image",
+    );
+    m.assign(&io.act_valid_o, valid2);
 }
 
 /// S2..S5: valid, first and last flags follow the entry down to the accumulators (S4); a

@@ -10,17 +10,21 @@ use smartdeal_core::AccelConfig;
 pub const NAME: &str = "sd_drain";
 
 pub fn module(cfg: &AccelConfig) -> Module {
-    let l = cfg.lanes;
+    // One accumulator per lane and slot: `n` values per tile, lane-major (slot p of lane l is
+    // value l·slots + p, written to output address base + l·slots + p; its output parameters
+    // are those of the lane's channel).
+    let n = cfg.lanes * cfg.slots;
     let ab = cfg.acc_bits;
     let oaw = cfg.out_addr_bits();
-    let cw = clog2(u64::from(l) + 1);
+    let cw = clog2(u64::from(n) + 1);
     let mut m = Module::new(
         NAME,
         "Output drain. On load_i (the tile's last entry has been accumulated) it copies the\n\
-         lanes' accumulators and then emits lane 0, 1, ... one per cycle with output-buffer\n\
-         address base + lane, reading that output's parameters from the oparam buffer.\n\
-         The stream rule (each tile has at least `lanes` entries) guarantees that the next\n\
-         load never arrives while a drain is in progress.",
+         lanes' accumulators (all slots) and then emits them one per cycle, lane-major,\n\
+         slot-minor, with output-buffer address base + lane*slots + slot, reading the lane's\n\
+         output parameters from the oparam buffer (address tile*lanes + lane). The stream\n\
+         rule (each tile has at least lanes*slots entries) guarantees that the next load\n\
+         never arrives while a drain is in progress.",
         &config_line(cfg),
     );
     m.clock_reset();
@@ -32,8 +36,8 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let load = m.input("load_i", u(1), "capture acc_i");
     let acc = m.input(
         "acc_i",
-        u(l * ab),
-        "lane l's accumulator at [l*acc_bits +: acc_bits]",
+        u(n * ab),
+        "lane l's slot p accumulator at [(l*slots + p)*acc_bits +: acc_bits]",
     );
     let raddr_o = m.output("oparam_raddr_o", u(oaw), "oparam buffer read address");
     let valid_o = m.output(
@@ -60,7 +64,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
     );
     let sh = m.reg(
         "acc_sr",
-        u(l * ab),
+        u(n * ab),
         Reset::None,
         "captured accumulators, lane 0 lowest",
     );
@@ -69,12 +73,12 @@ pub fn module(cfg: &AccelConfig) -> Module {
         cnt.clone().ne(Expr::lit(0, cw)),
         "emitting this cycle",
     );
-    let lanes_a = Expr::lit(u128::from(l) % (1u128 << oaw), oaw);
+    let lanes_a = Expr::lit(u128::from(n) % (1u128 << oaw), oaw);
     m.set_d(
         &cnt,
         Expr::mux(
             load.clone(),
-            Expr::lit(u128::from(l), cw),
+            Expr::lit(u128::from(n), cw),
             cnt.clone().sub(Expr::lit(1, cw)),
         ),
         Some(load.clone().or(active.clone())),
@@ -91,12 +95,17 @@ pub fn module(cfg: &AccelConfig) -> Module {
     m.set_d(
         &base,
         Expr::mux(start.clone(), Expr::lit(0, oaw), base.clone().add(lanes_a)),
-        Some(load.clone().or(start)),
+        Some(load.clone().or(start.clone())),
     );
-    let shifted = if l == 1 {
+    let raddr = if cfg.slots == 1 {
+        addr.clone()
+    } else {
+        oparam_address(&mut m, cfg, &start, &load, &active)
+    };
+    let shifted = if n == 1 {
         sh.clone()
     } else {
-        Expr::concat(vec![Expr::lit(0, ab), sh.slice(l * ab - 1, ab)])
+        Expr::concat(vec![Expr::lit(0, ab), sh.slice(n * ab - 1, ab)])
     };
     m.set_d(&sh, Expr::mux(load, acc, shifted), None);
     let v = m.reg_next(
@@ -114,10 +123,68 @@ pub fn module(cfg: &AccelConfig) -> Module {
         Reset::None,
         "emitted accumulator",
     );
-    m.assign(&raddr_o, addr);
+    m.assign(&raddr_o, raddr);
     m.assign(&valid_o, v.clone());
     m.assign(&addr_o, a);
     m.assign(&acc_o, x);
     m.assign(&busy_o, active.or(v));
     m
+}
+
+/// With several slots, the output parameters' address (the lane's channel: tile·lanes + lane)
+/// advances once per `slots` emitted values.
+fn oparam_address(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    start: &Expr,
+    load: &Expr,
+    active: &Expr,
+) -> Expr {
+    let oaw = cfg.out_addr_bits();
+    let sw = clog2(u64::from(cfg.slots));
+    let last_slot = Expr::lit(u128::from(cfg.slots - 1), sw);
+    let slot = m.reg(
+        "slot",
+        u(sw),
+        Reset::To(0),
+        "slot of the next emitted value",
+    );
+    let slot_end = m.wire(
+        "slot_end",
+        slot.clone().eq(last_slot),
+        "the lane's last slot",
+    );
+    m.set_d(
+        &slot,
+        Expr::mux(
+            load.clone().or(slot_end.clone()),
+            Expr::lit(0, sw),
+            slot.clone().add(Expr::lit(1, sw)),
+        ),
+        Some(load.clone().or(active.clone())),
+    );
+    let obase = m.reg(
+        "obase",
+        u(oaw),
+        Reset::To(0),
+        "oparam address of the next tile's lane 0",
+    );
+    let lanes_a = Expr::lit(u128::from(cfg.lanes) % (1u128 << oaw), oaw);
+    m.set_d(
+        &obase,
+        Expr::mux(start.clone(), Expr::lit(0, oaw), obase.clone().add(lanes_a)),
+        Some(load.clone().or(start.clone())),
+    );
+    let oaddr = m.reg(
+        "oaddr",
+        u(oaw),
+        Reset::To(0),
+        "oparam address of the next emitted value",
+    );
+    m.set_d(
+        &oaddr,
+        Expr::mux(load.clone(), obase, oaddr.clone().add(Expr::lit(1, oaw))),
+        Some(load.clone().or(active.clone().and(slot_end))),
+    );
+    oaddr
 }

@@ -19,7 +19,9 @@ pub fn module(cfg: &AccelConfig) -> Module {
         NAME,
         "Host command decoder. Opcodes: 0 NOP, 1 PUSH (staging = {staging, data}),\n\
          2 WR_ACT, 3 WR_COEF, 4 WR_B, 5 WR_WSHIFT, 6 WR_OPARAM (buffer[addr] = low bits of\n\
-         staging), 7 START (addr = index of the last stream entry, data[0] = ReLU).",
+         staging), 7 START (addr = index of the last stream entry, data[0] = ReLU,\n\
+         data[1] = convolution band run with the band parameters in the staging register,\n\
+         data[2] = stride 2).",
         &config_line(cfg),
     );
     m.clock_reset();
@@ -43,6 +45,17 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let start_o = m.output("start_o", u(1), "start a run");
     let last_o = m.output("last_idx_o", u(caw), "index of the run's last entry");
     let relu_o = m.output("relu_o", u(1), "ReLU for the run");
+    let pb = cfg.band_param_bits();
+    let band_o = m.output(
+        "band_o",
+        u(pb),
+        "the run's {kernel-row mask, base2, base1, base0} (a fully connected run: mask 1, bases 0)",
+    );
+    let step_o = m.output(
+        "step_o",
+        u(2),
+        "activations between slots in a word: 3 fully connected, the stride in a band run",
+    );
     let err_o = m.output(
         "err_o",
         u(1),
@@ -75,6 +88,29 @@ pub fn module(cfg: &AccelConfig) -> Module {
         Reset::To(0),
         "ReLU flag",
     );
+    // A fully connected run reads activation row `row` for kernel row 0 only: base 0, mask 1.
+    // A band run takes its bases and mask from the staging register (PUSHed before START).
+    let conv = data.bit(1);
+    let fc_band = Expr::lit(1u128 << (3 * cfg.act_addr_bits()), pb);
+    let band = m.reg_next(
+        "band",
+        Expr::mux(conv.clone(), staging.slice(pb - 1, 0), fc_band),
+        Some(start.clone()),
+        Reset::To(1u128 << (3 * cfg.act_addr_bits())),
+        "band parameters of the run",
+    );
+    let step_d = Expr::mux(
+        conv,
+        Expr::mux(data.bit(2), Expr::lit(2, 2), Expr::lit(1, 2)),
+        Expr::lit(3, 2),
+    );
+    let step = m.reg_next(
+        "step",
+        step_d,
+        Some(start.clone()),
+        Reset::To(3),
+        "slot step of the run",
+    );
     let rejected = valid.and(busy).and(is(op::NOP).not());
     let err = m.reg("err", u(1), Reset::To(0), "sticky error");
     m.set_d(
@@ -87,6 +123,8 @@ pub fn module(cfg: &AccelConfig) -> Module {
     m.assign(&start_o, start);
     m.assign(&last_o, addr.field(0, caw));
     m.assign(&relu_o, relu);
+    m.assign(&band_o, band);
+    m.assign(&step_o, step);
     m.assign(&err_o, err);
     m
 }

@@ -16,8 +16,6 @@ pub fn product_bits(cfg: &AccelConfig) -> u32 {
 /// the same accumulator.
 pub fn dense_module(cfg: &AccelConfig) -> Module {
     assert!(cfg.is_dense(), "dense_module takes a dense config");
-    let ab = cfg.act_bits;
-    let acc = cfg.acc_bits;
     let pb = product_bits(cfg);
     let mut m = Module::new(
         NAME,
@@ -32,10 +30,25 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
         u(24),
         "S2: this lane's int8 weights w[3r+j] at [j*8 +: 8]",
     );
+    let (x, acc_en, first, acc_o) = slot_ports(&mut m, cfg);
+    let w_q = m.reg_next("w", wi, None, Reset::None, "S3: the row's weights");
+    m.comment("S3: multiply");
+    let weights: Vec<Expr> = (0..3)
+        .map(|j| signed_net(&mut m, &format!("w{j}"), w_q.field(j * 8, 8), "int8 weight"))
+        .collect();
+    // act_bits × 8 → product_bits, as in the SmartDeal lane.
+    slots(&mut m, cfg, &x, &weights, pb, &acc_en, &first, &acc_o);
+    m
+}
+
+/// The activation, control and accumulator ports every lane has: `slots` activation triples
+/// in, `slots` accumulators out.
+fn slot_ports(m: &mut Module, cfg: &AccelConfig) -> (Expr, Expr, Expr, Expr) {
+    let ab = cfg.act_bits;
     let x = m.input(
         "x_i",
-        u(3 * ab),
-        "S3: activations x[3r+j] at [j*act_bits +: act_bits]",
+        u(3 * ab * cfg.slots),
+        "S3: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]",
     );
     let acc_en = m.input(
         "acc_en_i",
@@ -43,49 +56,110 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
         "S4: a valid entry reaches the accumulator",
     );
     let first = m.input("first_i", u(1), "S4: first entry of an output tile");
-    let acc_o = m.output("acc_o", u(acc), "accumulator (signed)");
-    let w_q = m.reg_next("w", wi, None, Reset::None, "S3: the row's weights");
-    m.comment("S3: multiply");
-    let mut prods = Vec::new();
-    for j in 0..3 {
-        let wj = signed_net(&mut m, &format!("w{j}"), w_q.field(j * 8, 8), "int8 weight");
-        let xj = signed_net(&mut m, &format!("x{j}"), x.field(j * ab, ab), "");
-        // act_bits × 8 → product_bits, as in the SmartDeal lane.
-        let p = xj.sext(pb).mul(wj.sext(pb));
-        prods.push(m.reg_next(&format!("p{j}"), p, None, Reset::None, "S4: product"));
-    }
-    accumulate(&mut m, cfg, &prods, acc_en, first, &acc_o);
-    m
+    let acc_o = m.output(
+        "acc_o",
+        u(cfg.acc_bits * cfg.slots),
+        "slot p's accumulator (signed) at [p*acc_bits +: acc_bits]",
+    );
+    (x, acc_en, first, acc_o)
 }
 
-/// S4, shared by both lanes: `acc = first ? sum : acc + sum` of the row's three products.
+/// A net name of slot `p`: the plain name with one slot, `s<p>_<name>` with several.
+fn slot_name(cfg: &AccelConfig, p: u32, name: &str) -> String {
+    if cfg.slots == 1 {
+        name.to_string()
+    } else {
+        format!("s{p}_{name}")
+    }
+}
+
+/// S3 and S4 of every slot: the row's three MAC weights times the slot's three activations,
+/// and the slot's accumulator. The weights are shared: one rebuild serves `slots` pixels or
+/// tokens.
+#[allow(clippy::too_many_arguments)]
+fn slots(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    x: &Expr,
+    weights: &[Expr],
+    pb: u32,
+    acc_en: &Expr,
+    first: &Expr,
+    acc_o: &Expr,
+) {
+    let ab = cfg.act_bits;
+    let mut accs = Vec::new();
+    for p in 0..cfg.slots {
+        let mut prods = Vec::new();
+        for (j, mw) in weights.iter().enumerate() {
+            let j = j as u32;
+            let xj = signed_net(
+                m,
+                &slot_name(cfg, p, &format!("x{j}")),
+                x.field((3 * p + j) * ab, ab),
+                "",
+            );
+            // act_bits × mac_weight_bits → product_bits: both operands sign-extended to the
+            // product width so the truncated product is the exact signed product.
+            let prod = xj.sext(pb).mul(mw.sext(pb));
+            prods.push(m.reg_next(
+                &slot_name(cfg, p, &format!("p{j}")),
+                prod,
+                None,
+                Reset::None,
+                "S4: product",
+            ));
+        }
+        accs.push(accumulate(m, cfg, p, &prods, acc_en.clone(), first.clone()));
+    }
+    accs.reverse(); // slot 0 least significant
+    m.assign(acc_o, Expr::concat(accs));
+}
+
+/// S4, shared by both lanes: `acc = first ? sum : acc + sum` of slot `p`'s three products;
+/// returns the accumulator.
 fn accumulate(
     m: &mut Module,
     cfg: &AccelConfig,
+    p: u32,
     prods: &[Expr],
     en: Expr,
     first: Expr,
-    out: &Expr,
-) {
+) -> Expr {
     let acc = cfg.acc_bits;
-    m.comment("S4: accumulate");
+    m.comment(&format!(
+        "S4: accumulate{}",
+        if cfg.slots == 1 {
+            String::new()
+        } else {
+            format!(" (slot {p})")
+        }
+    ));
     // product_bits → acc_bits; the sum of three products cannot overflow acc_bits (validated).
     let sum = prods
         .iter()
         .map(|p| p.as_signed().sext(acc))
         .reduce(Expr::add)
         .expect("three products");
-    let sum = m.wire("sum", sum, "sum of the row's three products");
-    let acc_q = m.reg("acc", Ty::u(acc), Reset::To(0), "accumulator");
+    let sum = m.wire(
+        &slot_name(cfg, p, "sum"),
+        sum,
+        "sum of the row's three products",
+    );
+    let acc_q = m.reg(
+        &slot_name(cfg, p, "acc"),
+        Ty::u(acc),
+        Reset::To(0),
+        "accumulator",
+    );
     let next = Expr::mux(first, sum.clone(), acc_q.clone().add(sum));
     m.set_d(&acc_q, next, Some(en));
-    m.assign(out, acc_q);
+    acc_q
 }
 
 pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) -> Module {
     let bb = cfg.basis_bits;
     let rb = cfg.rebuild_bits();
-    let ab = cfg.act_bits;
     let acc = cfg.acc_bits;
     let pb = product_bits(cfg);
     let mwb = cfg.mac_weight_bits();
@@ -111,18 +185,7 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
         WeightRequant::Int8 => Some(m.input("wshift_i", u(cfg.wshift_bits()), "S2: weight shift")),
         WeightRequant::Exact => None,
     };
-    let x = m.input(
-        "x_i",
-        u(3 * ab),
-        "S3: activations x[3r+j] at [j*act_bits +: act_bits]",
-    );
-    let acc_en = m.input(
-        "acc_en_i",
-        u(1),
-        "S4: a valid entry reaches the accumulator",
-    );
-    let first = m.input("first_i", u(1), "S4: first entry of an output tile");
-    let acc_o = m.output("acc_o", u(acc), "accumulator (signed)");
+    let (x, acc_en, first, acc_o) = slot_ports(&mut m, cfg);
 
     m.comment("S2: rebuild");
     let w = m.out_wire("w", u(3 * rb), "rebuilt weights");
@@ -135,7 +198,7 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
     let wsh_q = wsh.map(|s| m.reg_next("wshift", s, None, Reset::None, "S3: weight shift"));
 
     m.comment("S3: weight requant and multiply");
-    let mut prods = Vec::new();
+    let mut weights = Vec::new();
     for j in 0..3 {
         let wj = m.wire(&format!("w{j}"), w_q.field(j * rb, rb), "");
         let mw = match (wrequant, &wsh_q) {
@@ -151,13 +214,8 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
             _ => wj.as_signed(),
         };
         assert_eq!(mw.width(), mwb);
-        let xj = signed_net(&mut m, &format!("x{j}"), x.field(j * ab, ab), "");
-        // act_bits × mac_weight_bits → product_bits: both operands sign-extended to the product
-        // width so the truncated product is the exact signed product.
-        let p = xj.sext(pb).mul(mw.sext(pb));
-        prods.push(m.reg_next(&format!("p{j}"), p, None, Reset::None, "S4: product"));
+        weights.push(mw);
     }
-
-    accumulate(&mut m, cfg, &prods, acc_en, first, &acc_o);
+    slots(&mut m, cfg, &x, &weights, pb, &acc_en, &first, &acc_o);
     m
 }

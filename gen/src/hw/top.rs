@@ -42,6 +42,8 @@ struct HostNets {
     start: Expr,
     last_idx: Expr,
     relu: Expr,
+    band: Expr,
+    step: Expr,
     err: Expr,
     busy: Expr,
 }
@@ -51,6 +53,7 @@ struct CtrlNets {
     coef_raddr: Expr,
     coef_rdata: Expr,
     act_raddr: Expr,
+    act_valid: Expr,
     codes: Expr,
     acc_en: Expr,
     first: Expr,
@@ -95,7 +98,8 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
     mark_unused_host_outputs(&mut m, cfg, p, &host);
     let ctl = controller(&mut m, cfg, p, &host);
     let bufs = buffers(&mut m, cfg, p, &io, &host, &ctl);
-    let accs = lanes(&mut m, cfg, p, &ctl, &bufs.rdata);
+    let x_q = slot_activations(&mut m, cfg, &host, &ctl, &bufs.rdata["act"]);
+    let accs = lanes(&mut m, cfg, p, &ctl, &bufs.rdata, &x_q);
     drain_and_requant(&mut m, cfg, p, &host, &ctl, &bufs, accs);
     m.assign(&io.rd_data_o, bufs.rdata["out"].clone());
     m.assign(&io.busy_o, host.busy);
@@ -157,6 +161,12 @@ fn host_interface(m: &mut Module, cfg: &AccelConfig, p: &Parts, io: &Ports) -> H
     let start = m.out_wire("start", u(1), "run start");
     let last_idx = m.out_wire("last_idx", u(cfg.coef_addr_bits()), "");
     let relu = m.out_wire("relu", u(1), "");
+    let band = m.out_wire(
+        "band",
+        u(cfg.band_param_bits()),
+        "band parameters of the run",
+    );
+    let step = m.out_wire("step", u(2), "slot step of the run");
     let err = m.out_wire("err", u(1), "");
     let busy = m.out_wire("busy", u(1), "");
     m.instance(
@@ -180,6 +190,8 @@ fn host_interface(m: &mut Module, cfg: &AccelConfig, p: &Parts, io: &Ports) -> H
             ("start_o", start.clone()),
             ("last_idx_o", last_idx.clone()),
             ("relu_o", relu.clone()),
+            ("band_o", band.clone()),
+            ("step_o", step.clone()),
             ("err_o", err.clone()),
         ],
     );
@@ -190,6 +202,8 @@ fn host_interface(m: &mut Module, cfg: &AccelConfig, p: &Parts, io: &Ports) -> H
         start,
         last_idx,
         relu,
+        band,
+        step,
         err,
         busy,
     }
@@ -238,6 +252,11 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
     let coef_raddr = m.out_wire("coef_raddr", u(cfg.coef_addr_bits()), "");
     let coef_rdata = m.out_wire("coef_rdata", u(cfg.coef_word_bits()), "");
     let act_raddr = m.out_wire("act_raddr", u(cfg.act_addr_bits()), "");
+    let act_valid = m.out_wire(
+        "act_valid",
+        u(1),
+        "S2: the activation word is inside the image",
+    );
     let codes = m.out_wire("codes", u(cfg.coef_codes_bits()), "S2 codes of all lanes");
     let acc_en = m.out_wire("acc_en", u(1), "");
     let first = m.out_wire("first", u(1), "");
@@ -251,11 +270,13 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         ("rst_ni", rst()),
         ("start_i", host.start.clone()),
         ("last_idx_i", host.last_idx.clone()),
+        ("band_i", host.band.clone()),
         ("coef_rdata_i", coef_rdata.clone()),
         ("drain_busy_i", drain_busy.clone()),
         ("out_busy_i", out_busy.clone()),
         ("coef_raddr_o", coef_raddr.clone()),
         ("act_raddr_o", act_raddr.clone()),
+        ("act_valid_o", act_valid.clone()),
         ("codes_o", codes.clone()),
         ("acc_en_o", acc_en.clone()),
         ("first_o", first.clone()),
@@ -279,6 +300,7 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         coef_raddr,
         coef_rdata,
         act_raddr,
+        act_valid,
         codes,
         acc_en,
         first,
@@ -363,6 +385,52 @@ fn buffers(
     }
 }
 
+/// S2 → S3: every slot's three activations from the activation word, registered once for all
+/// lanes. Slot p's value j is word value `step·p + j`: step 3 in a fully connected run (the
+/// word holds `slots` tokens' triples), the stride in a band run (the word holds a window of
+/// consecutive pixels, whose triples overlap). A word outside the image reads as zeros.
+fn slot_activations(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    host: &HostNets,
+    ctl: &CtrlNets,
+    word: &Expr,
+) -> Expr {
+    m.comment("Slot activations");
+    let ab = cfg.act_bits;
+    let value = |i: u32| word.field(i * ab, ab);
+    let is = |v: u128| host.step.clone().eq(Expr::lit(v, 2));
+    let mut vals = Vec::new();
+    for p in 0..cfg.slots {
+        for j in 0..3 {
+            vals.push(if p == 0 {
+                value(j)
+            } else {
+                Expr::mux(
+                    is(1),
+                    value(p + j),
+                    Expr::mux(is(2), value(2 * p + j), value(3 * p + j)),
+                )
+            });
+        }
+    }
+    if cfg.slots == 1 {
+        m.unused(
+            host.step.clone(),
+            "one slot: every step reads the word's first triple",
+        );
+    }
+    vals.reverse(); // slot 0, value 0 least significant
+    let sel = m.wire(
+        "x_sel",
+        Expr::concat(vals),
+        "S2: the slots' activation triples",
+    );
+    let w = cfg.act_word_bits();
+    let gated = Expr::mux(ctl.act_valid.clone(), sel, Expr::lit(0, w));
+    m.reg_next("x", gated, None, Reset::None, "S3: the slots' activations")
+}
+
 /// The lanes, all fed the same activations; returns their accumulators, lane 0 first.
 fn lanes(
     m: &mut Module,
@@ -370,20 +438,18 @@ fn lanes(
     p: &Parts,
     ctl: &CtrlNets,
     rdata: &BTreeMap<&'static str, Expr>,
+    x_q: &Expr,
 ) -> Vec<Expr> {
     m.comment("Lanes");
-    let x_q = m.reg_next(
-        "x",
-        rdata["act"].clone(),
-        None,
-        Reset::None,
-        "S3: activations of the row",
-    );
     let bb9 = 9 * cfg.basis_bits;
     let ce = 3 * cfg.coef_elem_bits();
     let mut accs = Vec::new();
     for lane in 0..cfg.lanes {
-        let acc = m.out_wire(&format!("acc{lane}"), u(cfg.acc_bits), "");
+        let acc = m.out_wire(
+            &format!("acc{lane}"),
+            u(cfg.acc_bits * cfg.slots),
+            "the lane's accumulators, slot 0 lowest",
+        );
         let mut conns = vec![
             ("clk_i", clk()),
             ("rst_ni", rst()),

@@ -2,21 +2,21 @@
 // Config: icebreaker [fingerprint ae49870c015d95b0]: lanes=1 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=128 act_depth=512 coef_depth=16384 b_depth=64 out_depth=128 weight_requant=int8 single_port_buffers
 //
 // coefficient stream: one entry per present row of one tile.
-// 16384 words of 32 bits; single port (SPRAM shape): the write address while we_i, else the read
+// 16384 words of 34 bits; single port (SPRAM shape): the write address while we_i, else the read
 // address; registered read data (one cycle after the address), held on write cycles.
 
 module sd_coef_buf (
   input  wire        clk_i,  // clock
   input  wire        we_i,  // write enable
   input  wire [13:0] waddr_i,  // write address
-  input  wire [31:0] wdata_i,  // write data
+  input  wire [33:0] wdata_i,  // write data
   input  wire [13:0] raddr_i,  // read address
-  output wire [31:0] rdata_o  // read data (registered)
+  output wire [33:0] rdata_o  // read data (registered)
 );
 
   wire [13:0] mem_addr;  // the one address: the write's while writing
-  reg  [31:0] mem_q [0:16383];
-  reg  [31:0] mem_rdata_q;
+  reg  [33:0] mem_q [0:16383];
+  reg  [33:0] mem_rdata_q;
   assign mem_addr = (we_i ? waddr_i : raddr_i);
   always @(posedge clk_i) begin
     if (we_i) mem_q[mem_addr] <= wdata_i;

@@ -12,11 +12,13 @@ module sd_ctrl (
   input  wire        rst_ni,  // asynchronous reset, active low
   input  wire        start_i,  // start a run
   input  wire [13:0] last_idx_i,  // index of the run's last entry (with start_i)
-  input  wire [31:0] coef_rdata_i,  // S1: stream entry
+  input  wire [29:0] band_i,  // the run's {kernel-row mask, base2, base1, base0}
+  input  wire [33:0] coef_rdata_i,  // S1: stream entry
   input  wire        drain_busy_i,  // the drain is emitting
   input  wire        out_busy_i,  // the output requantizer has values in flight
   output wire [13:0] coef_raddr_o,  // S0: stream read address
-  output wire [8:0]  act_raddr_o,  // S1: activation row
+  output wire [8:0]  act_raddr_o,  // S1: activation word (the kernel row's base + the entry's row)
+  output wire        act_valid_o,  // S2: the activation word is inside the image (else the lanes see zeros)
   output wire [5:0]  b_raddr_o,  // S1: basis word
   output wire [6:0]  wshift_raddr_o,  // S1: weight-shift word (the tile)
   output wire [14:0] codes_o,  // S2: all lanes' Ce rows (dense baseline: int8 weights)
@@ -39,6 +41,10 @@ module sd_ctrl (
   wire v1_d;
   wire first1;
   wire last1;
+  wire [1:0] kh;  // S1: kernel row
+  wire [8:0] base;  // S1: base address of the kernel row
+  reg  act_valid_q;  // S2: the activation word is inside the image
+  wire act_valid_d;
   reg  [6:0] tile_q;  // tile of the S1 entry
   wire [6:0] tile_d;
   reg  [14:0] codes_q;  // S2 codes
@@ -81,9 +87,13 @@ module sd_ctrl (
   assign v1_d = issuing_q;
 
   // S1: decode the entry
-  assign first1 = (v1_q & coef_rdata_i[30]);
-  assign last1 = (v1_q & coef_rdata_i[31]);
-  assign act_raddr_o = coef_rdata_i[29:21];
+  assign first1 = (v1_q & coef_rdata_i[32]);
+  assign last1 = (v1_q & coef_rdata_i[33]);
+  assign kh = coef_rdata_i[31:30];
+  assign base = ((kh == 2'd0) ? band_i[8:0] : ((kh == 2'd1) ? band_i[17:9] : band_i[26:18]));
+  assign act_raddr_o = (base + coef_rdata_i[29:21]);
+  assign act_valid_d = ((kh == 2'd0) ? band_i[27] : ((kh == 2'd1) ? band_i[28] : band_i[29]));
+  assign act_valid_o = act_valid_q;
   assign b_raddr_o = coef_rdata_i[20:15];
   assign tile_d = (start_i ? 7'd0 : (tile_q + 7'd1));
   assign wshift_raddr_o = tile_q;
@@ -156,6 +166,7 @@ module sd_ctrl (
   end
 
   always @(posedge clk_i) begin
+    act_valid_q <= act_valid_d;
     codes_q <= codes_d;
   end
 

@@ -2,17 +2,18 @@
 // Config: icebreaker [fingerprint ae49870c015d95b0]: lanes=1 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=128 act_depth=512 coef_depth=16384 b_depth=64 out_depth=128 weight_requant=int8 single_port_buffers
 //
 // Output drain. On load_i (the tile's last entry has been accumulated) it copies the
-// lanes' accumulators and then emits lane 0, 1, ... one per cycle with output-buffer
-// address base + lane, reading that output's parameters from the oparam buffer.
-// The stream rule (each tile has at least `lanes` entries) guarantees that the next
-// load never arrives while a drain is in progress.
+// lanes' accumulators (all slots) and then emits them one per cycle, lane-major,
+// slot-minor, with output-buffer address base + lane*slots + slot, reading the lane's
+// output parameters from the oparam buffer (address tile*lanes + lane). The stream
+// rule (each tile has at least lanes*slots entries) guarantees that the next load
+// never arrives while a drain is in progress.
 
 module sd_drain (
   input  wire        clk_i,  // clock
   input  wire        rst_ni,  // asynchronous reset, active low
   input  wire        start_i,  // a run starts: output addresses restart at 0
   input  wire        load_i,  // capture acc_i
-  input  wire [31:0] acc_i,  // lane l's accumulator at [l*acc_bits +: acc_bits]
+  input  wire [31:0] acc_i,  // lane l's slot p accumulator at [(l*slots + p)*acc_bits +: acc_bits]
   output wire [6:0]  oparam_raddr_o,  // oparam buffer read address
   output wire        valid_o,  // acc_o/addr_o valid (aligned with the oparam read data)
   output wire [6:0]  addr_o,  // output-buffer address

@@ -3,7 +3,9 @@
 //
 // Host command decoder. Opcodes: 0 NOP, 1 PUSH (staging = {staging, data}),
 // 2 WR_ACT, 3 WR_COEF, 4 WR_B, 5 WR_WSHIFT, 6 WR_OPARAM (buffer[addr] = low bits of
-// staging), 7 START (addr = index of the last stream entry, data[0] = ReLU).
+// staging), 7 START (addr = index of the last stream entry, data[0] = ReLU,
+// data[1] = convolution band run with the band parameters in the staging register,
+// data[2] = stride 2).
 
 module sd_host_if (
   input  wire        clk_i,  // clock
@@ -23,6 +25,8 @@ module sd_host_if (
   output wire        start_o,  // start a run
   output wire [13:0] last_idx_o,  // index of the run's last entry
   output wire        relu_o,  // ReLU for the run
+  output wire [29:0] band_o,  // the run's {kernel-row mask, base2, base1, base0} (a fully connected run: mask 1, bases 0)
+  output wire [1:0]  step_o,  // activations between slots in a word: 3 fully connected, the stride in a band run
   output wire        err_o  // a command arrived while busy (cleared by START)
 );
 
@@ -33,6 +37,10 @@ module sd_host_if (
   wire [95:0] staging_d;
   reg  relu_q;  // ReLU flag
   wire relu_d;
+  reg  [29:0] band_q;  // band parameters of the run
+  wire [29:0] band_d;
+  reg  [1:0] step_q;  // slot step of the run
+  wire [1:0] step_d;
   reg  err_q;  // sticky error
   wire err_d;
   assign accept = (cmd_valid_i & (~busy_i));
@@ -45,22 +53,30 @@ module sd_host_if (
   assign we_oparam_o = (accept & (cmd_op_i == 3'd6));
   assign staging_d = {staging_q[63:0], cmd_data_i};
   assign relu_d = cmd_data_i[0];
+  assign band_d = (cmd_data_i[1] ? staging_q[29:0] : 30'd134217728);
+  assign step_d = (cmd_data_i[1] ? (cmd_data_i[2] ? 2'd2 : 2'd1) : 2'd3);
   assign err_d = (start ? 1'd0 : (err_q | ((cmd_valid_i & busy_i) & (~(cmd_op_i == 3'd0)))));
   assign staging_o = staging_q;
   assign waddr_o = cmd_addr_i;
   assign start_o = start;
   assign last_idx_o = cmd_addr_i[13:0];
   assign relu_o = relu_q;
+  assign band_o = band_q;
+  assign step_o = step_q;
   assign err_o = err_q;
 
   always @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       staging_q <= 96'h0;
       relu_q <= 1'd0;
+      band_q <= 30'd134217728;
+      step_q <= 2'd3;
       err_q <= 1'd0;
     end else begin
       if (push) staging_q <= staging_d;
       if (start) relu_q <= relu_d;
+      if (start) band_q <= band_d;
+      if (start) step_q <= step_d;
       err_q <= err_d;
     end
   end

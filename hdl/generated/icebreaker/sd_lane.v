@@ -11,10 +11,10 @@ module sd_lane (
   input  wire [71:0] b_i,  // S2: basis of this lane's block
   input  wire [14:0] ce_i,  // S2: this lane's Ce row
   input  wire [3:0]  wshift_i,  // S2: weight shift
-  input  wire [23:0] x_i,  // S3: activations x[3r+j] at [j*act_bits +: act_bits]
+  input  wire [23:0] x_i,  // S3: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]
   input  wire        acc_en_i,  // S4: a valid entry reaches the accumulator
   input  wire        first_i,  // S4: first entry of an output tile
-  output wire [31:0] acc_o  // accumulator (signed)
+  output wire [31:0] acc_o  // slot p's accumulator (signed) at [p*acc_bits +: acc_bits]
 );
 
   wire [50:0] w;  // rebuilt weights
@@ -24,16 +24,16 @@ module sd_lane (
   wire [3:0] wshift_d;
   wire [16:0] w0;
   wire [7:0] wq0;  // int8 weight
+  wire [16:0] w1;
+  wire [7:0] wq1;  // int8 weight
+  wire [16:0] w2;
+  wire [7:0] wq2;  // int8 weight
   wire [7:0] x0;
   reg  [15:0] p0_q;  // S4: product
   wire [15:0] p0_d;
-  wire [16:0] w1;
-  wire [7:0] wq1;  // int8 weight
   wire [7:0] x1;
   reg  [15:0] p1_q;  // S4: product
   wire [15:0] p1_d;
-  wire [16:0] w2;
-  wire [7:0] wq2;  // int8 weight
   wire [7:0] x2;
   reg  [15:0] p2_q;  // S4: product
   wire [15:0] p2_d;
@@ -57,22 +57,22 @@ module sd_lane (
     .shift_i (wshift_q),
     .q_o     (wq0)
   );
-  assign x0 = x_i[7:0];
-  assign p0_d = ({{8{x0[7]}}, x0} * {{8{wq0[7]}}, wq0});
   assign w1 = w_q[33:17];
   sd_wrequant u_wrequant1 (
     .w_i     (w1),
     .shift_i (wshift_q),
     .q_o     (wq1)
   );
-  assign x1 = x_i[15:8];
-  assign p1_d = ({{8{x1[7]}}, x1} * {{8{wq1[7]}}, wq1});
   assign w2 = w_q[50:34];
   sd_wrequant u_wrequant2 (
     .w_i     (w2),
     .shift_i (wshift_q),
     .q_o     (wq2)
   );
+  assign x0 = x_i[7:0];
+  assign p0_d = ({{8{x0[7]}}, x0} * {{8{wq0[7]}}, wq0});
+  assign x1 = x_i[15:8];
+  assign p1_d = ({{8{x1[7]}}, x1} * {{8{wq1[7]}}, wq1});
   assign x2 = x_i[23:16];
   assign p2_d = ({{8{x2[7]}}, x2} * {{8{wq2[7]}}, wq2});
 

@@ -30,13 +30,16 @@ module sd_top (
   wire start;  // run start
   wire [13:0] last_idx;
   wire relu;
+  wire [29:0] band;  // band parameters of the run
+  wire [1:0] step;  // slot step of the run
   wire err;
   wire busy;
   wire unused_1;  // staging bits above the widest buffer word
   wire unused_2;  // address bits above the deepest buffer
   wire [13:0] coef_raddr;
-  wire [31:0] coef_rdata;
+  wire [33:0] coef_rdata;
   wire [8:0] act_raddr;
+  wire act_valid;  // S2: the activation word is inside the image
   wire [14:0] codes;  // S2 codes of all lanes
   wire acc_en;
   wire first;
@@ -56,9 +59,11 @@ module sd_top (
   wire [3:0] wshift_rdata;
   wire [52:0] oparam_rdata;
   wire [7:0] out_rdata;
-  reg  [23:0] x_q;  // S3: activations of the row
+  wire unused_3;  // one slot: every step reads the word's first triple
+  wire [23:0] x_sel;  // S2: the slots' activation triples
+  reg  [23:0] x_q;  // S3: the slots' activations
   wire [23:0] x_d;
-  wire [31:0] acc0;
+  wire [31:0] acc0;  // the lane's accumulators, slot 0 lowest
   wire drain_valid;
   wire [6:0] drain_addr;
   wire [31:0] drain_acc;
@@ -82,6 +87,8 @@ module sd_top (
     .start_o     (start),
     .last_idx_o  (last_idx),
     .relu_o      (relu),
+    .band_o      (band),
+    .step_o      (step),
     .err_o       (err)
   );
   assign unused_1 = (^staging[95:72]);
@@ -93,11 +100,13 @@ module sd_top (
     .rst_ni         (rst_ni),
     .start_i        (start),
     .last_idx_i     (last_idx),
+    .band_i         (band),
     .coef_rdata_i   (coef_rdata),
     .drain_busy_i   (drain_busy),
     .out_busy_i     (out_busy),
     .coef_raddr_o   (coef_raddr),
     .act_raddr_o    (act_raddr),
+    .act_valid_o    (act_valid),
     .codes_o        (codes),
     .acc_en_o       (acc_en),
     .first_o        (first),
@@ -122,7 +131,7 @@ module sd_top (
     .clk_i   (clk_i),
     .we_i    (we_coef),
     .waddr_i (waddr[13:0]),
-    .wdata_i (staging[31:0]),
+    .wdata_i (staging[33:0]),
     .raddr_i (coef_raddr),
     .rdata_o (coef_rdata)
   );
@@ -159,8 +168,12 @@ module sd_top (
     .rdata_o (out_rdata)
   );
 
+  // Slot activations
+  assign unused_3 = (^step);
+  assign x_sel = {act_rdata[23:16], act_rdata[15:8], act_rdata[7:0]};
+  assign x_d = (act_valid ? x_sel : 24'd0);
+
   // Lanes
-  assign x_d = act_rdata;
   sd_lane u_lane0 (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
