@@ -103,11 +103,12 @@ fn synthetic_model_every_layer_kind_is_handled_and_reported() {
     let r = read_json(&js);
     let layers = r["layers"].as_array().unwrap();
     let by = |t: &str| layers.iter().find(|l| l["tensor"] == t).unwrap().clone();
-    // Fully connected and 1×1 are written; 3×3 is decomposed but not written; 7×7 is skipped.
+    // Fully connected, 1×1 and 3×3 are written (tests/conv_decompose.rs has the convolution
+    // details); 7×7 is skipped.
     assert_eq!(by("fc1.weight")["layer"], "fc1");
     assert_eq!(by("pw.weight")["layer"], "pw");
     assert_eq!(by("conv.weight")["kind"], "conv3x3");
-    assert!(by("conv.weight")["layer"].is_null());
+    assert_eq!(by("conv.weight")["layer"], "conv");
     assert!(by("conv.weight")["float_rel_error"].as_f64().unwrap() > 0.0);
     assert!(by("stem.weight")["note"]
         .as_str()
@@ -119,10 +120,10 @@ fn synthetic_model_every_layer_kind_is_handled_and_reported() {
     assert_eq!(by("conv.weight")["rows_per_block"], 48);
     let model = sdm::load(&out).unwrap();
     let names: Vec<&str> = model.layers.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["fc1", "fc2", "pw"]);
+    assert_eq!(names, ["conv", "fc1", "fc2", "pw"]);
     // The bias of fc1 was found and converted (nonzero integers); fc2 has none.
-    assert!(model.layers[0].bias.iter().any(|b| *b != 0));
-    assert!(model.layers[1].bias.iter().all(|b| *b == 0));
+    assert!(model.layers[1].bias.iter().any(|b| *b != 0));
+    assert!(model.layers[2].bias.iter().all(|b| *b == 0));
     for l in layers.iter().filter(|l| !l["layer"].is_null()) {
         let e = l["float_rel_error"].as_f64().unwrap();
         let ie = l["int"]["int_rel_error"].as_f64().unwrap();
@@ -133,7 +134,7 @@ fn synthetic_model_every_layer_kind_is_handled_and_reported() {
             "integer error close to float: {l}"
         );
     }
-    assert_eq!(r["total"]["layers_written"], 3);
+    assert_eq!(r["total"]["layers_written"], 4);
     // The reported size is the file's real size.
     assert_eq!(
         r["total"]["file_bytes"],

@@ -2,7 +2,7 @@
 //!
 //! The same spec and seed always give the same layer (ChaCha8, independent of platform).
 
-use crate::layer::{Coef, FcLayer};
+use crate::layer::{Coef, ConvShape, FcLayer};
 use crate::params::AccelConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -209,6 +209,29 @@ pub fn random_layer(spec: &RandomLayerSpec) -> FcLayer {
     }
 }
 
+/// Generates a valid convolution layer: [`random_layer`] with `inputs = conv.inputs()`
+/// (`in_channels · kernel²`; `spec.inputs` is ignored) and `conv` set, so its weights read as the
+/// kernel `[outputs][in_channels][kernel][kernel]`. Errors (one line) when `conv` is not a
+/// supported geometry ([`ConvShape::validate`]).
+pub fn random_conv_layer(spec: &RandomLayerSpec, conv: ConvShape) -> Result<FcLayer, String> {
+    let inputs = u32::try_from(conv.inputs()).map_err(|_| {
+        format!(
+            "{} input channels of a {k}×{k} kernel are too many",
+            conv.in_channels,
+            k = conv.kernel
+        )
+    })?;
+    conv.validate(inputs)?;
+    let spec = RandomLayerSpec {
+        inputs,
+        ..spec.clone()
+    };
+    Ok(FcLayer {
+        conv: Some(conv),
+        ..random_layer(&spec)
+    })
+}
+
 /// Seeded random int8 activations in the `act_bits` range, `[tokens][inputs]` row-major.
 pub fn random_activations(act_bits: u32, tokens: usize, inputs: usize, seed: u64) -> Vec<i8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ac71_0000_0001);
@@ -235,6 +258,33 @@ mod tests {
             let want = (0.3 * a.rows() as f64).round() / a.rows() as f64;
             assert!((a.row_density() - want).abs() < 1e-9);
         }
+    }
+
+    #[test]
+    fn random_conv_layers_are_valid_convolutions() {
+        let cfg = AccelConfig::preset("tiny").unwrap();
+        let spec = RandomLayerSpec::for_config(&cfg, 999, 6, 0.5, 3);
+        for (kernel, stride, padding) in [(3, 1, 1), (3, 2, 0), (1, 1, 0), (1, 2, 1)] {
+            let conv = ConvShape {
+                in_channels: 5,
+                kernel,
+                stride,
+                padding,
+            };
+            let l = random_conv_layer(&spec, conv).unwrap();
+            assert_eq!(l.conv, Some(conv));
+            assert_eq!(l.inputs, 5 * u32::from(kernel) * u32::from(kernel));
+            l.validate().unwrap();
+            l.check_fits(&cfg).unwrap();
+            assert_eq!(l, random_conv_layer(&spec, conv).unwrap());
+        }
+        let bad = ConvShape {
+            in_channels: 5,
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+        };
+        assert!(random_conv_layer(&spec, bad).unwrap_err().contains("5×5"));
     }
 
     #[test]

@@ -76,6 +76,7 @@ fn main() {
             relu: false,
         },
         calib: None,
+        conv: Default::default(),
     };
     let mut runs = Vec::new();
     let mut last = None;

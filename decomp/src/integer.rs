@@ -19,7 +19,7 @@
 // Index loops over 3×3 matrices read like the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
-use crate::layer::{FloatLayer, LayerKind};
+use crate::layer::FloatLayer;
 use crate::pow2::{exponent_of, ldexp};
 use serde::Serialize;
 use smartdeal_core::params::{OUT_MULT_BITS, OUT_SHIFT_BITS};
@@ -73,7 +73,8 @@ pub struct IntStats {
     pub weight_shift_max: u8,
 }
 
-/// Converts a fully connected float decomposition to an integer layer.
+/// Converts a float decomposition to an integer layer (`conv: None`; the caller sets a
+/// convolution's geometry).
 pub fn to_int_layer(
     fl: &FloatLayer,
     bias: Option<&[f32]>,
@@ -157,12 +158,10 @@ pub fn to_int_layer(
     Ok((layer, stats))
 }
 
-/// The conversion's preconditions: a fully connected layer, `E` in 2..=4, `BB` in 4..=8, and a
-/// positive activation scale.
+/// The conversion's preconditions: `E` in 2..=4, `BB` in 4..=8, and a positive activation scale.
+/// Any kind of layer converts: a 3×3 kernel's rows `ci·3 + kh` (taps `kw`) are exactly the rows
+/// `r` (inputs `3r..3r+2`) of an `[out, cin·9]` matrix, the `FcLayer` layout of a convolution.
 fn check_options(fl: &FloatLayer, o: &IntOptions) -> Result<(), String> {
-    if fl.kind != LayerKind::FullyConnected {
-        return Err("only fully connected and 1×1 layers have an integer form (.sdm v1)".into());
-    }
     if !(2..=4).contains(&o.exp_bits) || !(4..=8).contains(&o.basis_bits) {
         return Err(format!(
             "exp_bits {} / basis_bits {} outside 2..=4 / 4..=8",
@@ -519,6 +518,7 @@ fn output_requant(
 mod tests {
     use super::*;
     use crate::block::BlockFit;
+    use crate::layer::LayerKind;
 
     fn one_block_layer(ce: Vec<[f64; 3]>, b: [[f64; 3]; 3], inputs: usize) -> FloatLayer {
         let rows = ce.len();

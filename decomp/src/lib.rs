@@ -7,9 +7,13 @@
 //! * [`block`]: `core_decompose` on one block, with [`pow2`] and [`linalg`];
 //! * [`layer`]: a whole tensor (blocks in parallel, structural row pruning);
 //! * [`integer`]: the float decomposition → the accelerator's integer layer.
+//! * [`conv`]: convolution geometry (stride, padding, groups) and which kernels are supported;
+//!   [`batchnorm`]: folding a batch norm into the convolution before it;
 //! * [`pipeline`]: a whole job (tensors → model + report), [`report`]: its statistics.
 
+pub mod batchnorm;
 pub mod block;
+pub mod conv;
 pub mod integer;
 pub mod layer;
 pub mod linalg;

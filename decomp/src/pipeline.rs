@@ -1,5 +1,7 @@
 //! A whole decomposition job: tensors in, a `.sdm`-ready model and a report out.
 
+use crate::batchnorm::Folded;
+use crate::conv::ConvSettings;
 use crate::integer::{to_int_layer, IntOptions, IntStats};
 use crate::layer::{decompose_tensor, LayerKind, LayerOptions};
 use crate::report::{c_bits, float_stats, FloatStats};
@@ -8,7 +10,7 @@ use crate::weights::Tensor;
 use rayon::prelude::*;
 use serde::Serialize;
 use smartdeal_core::sdm::{self, layer_storage};
-use smartdeal_core::{AccelConfig, FcLayer, Model};
+use smartdeal_core::{AccelConfig, ConvShape, FcLayer, Model};
 use std::time::Instant;
 
 /// A float activation sample `[t, n]` used to calibrate the scales of layers with `n` inputs.
@@ -26,6 +28,8 @@ pub struct Settings {
     pub prune_ratios: Option<Vec<f64>>,
     pub int: IntOptions,
     pub calib: Option<Calibration>,
+    /// Stride, padding and groups of convolutions, and the batch norms folded into them.
+    pub conv: ConvSettings,
 }
 
 /// Where a layer's activation scales came from.
@@ -47,6 +51,10 @@ pub struct LayerReport {
     pub shape: Vec<usize>,
     #[serde(flatten)]
     pub kind: LayerKind,
+    /// The written layer's convolution geometry (`None`: fully connected, or not written).
+    pub conv: Option<ConvShape>,
+    /// The batch norm folded into the weights before the decomposition, if any.
+    pub batch_norm: Option<Folded>,
     pub rows: usize,
     pub rows_per_block: usize,
     pub blocks: usize,
@@ -253,10 +261,15 @@ fn one_tensor(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Outcome, String> {
     let t0 = Instant::now();
-    let fl = match decompose_tensor(&t.name, &t.shape, &t.data, lo, progress) {
+    let decomposed = match s.conv.unsupported(t) {
+        Some(why) => Err(why),
+        None => decompose_tensor(&t.name, &t.shape, &t.data, lo, progress),
+    };
+    let fl = match decomposed {
         Ok(fl) => fl,
         Err(why) => {
-            // Not decomposable (e.g. a 7×7 stem): reported, kept out of the model.
+            // Not decomposable (e.g. a 7×7 stem, a depthwise convolution): reported, kept out of
+            // the model.
             return Ok(Outcome {
                 report: skipped(t, why),
                 layer: None,
@@ -264,6 +277,10 @@ fn one_tensor(
             });
         }
     };
+    let conv = s
+        .conv
+        .shape_of(t)
+        .map_err(|e| format!("tensor `{}`: {e}", t.name))?;
     let fs = float_stats(&fl);
     let geometry = Geometry {
         weights: (fl.outputs * fl.inputs) as u64,
@@ -273,47 +290,40 @@ fn one_tensor(
         b_elems: fl.fits.len() * 9,
     };
     let mut rep = LayerReport::new(t, fl.kind, fs);
+    rep.batch_norm = s.conv.batch_norms.get(&t.name).cloned();
     rep.rows = fl.rows;
     rep.rows_per_block = fl.rows_per_block;
     rep.blocks = fl.blocks;
     rep.pruned_rows = fl.pruned_rows;
-    let mut out_layer = None;
-    if fl.kind == LayerKind::FullyConnected {
-        let mut io = s.int.clone();
-        let mut source = ScaleSource::Given;
-        if let Some(c) = s.calib.as_ref().filter(|c| c.n == fl.inputs) {
-            if let Some((sx, sy)) = calibrate(c, t) {
-                io.act_scale = sx;
-                io.out_scale = Some(sy);
-                source = ScaleSource::Calibrated;
-            }
+    let mut io = s.int.clone();
+    let mut source = ScaleSource::Given;
+    if let Some(c) = s.calib.as_ref().filter(|c| c.n == fl.inputs) {
+        if let Some((sx, sy)) = calibrate(c, t) {
+            io.act_scale = sx;
+            io.out_scale = Some(sy);
+            source = ScaleSource::Calibrated;
         }
-        let (mut layer, st) = to_int_layer(&fl, t.bias.as_deref(), &io)
-            .map_err(|e| format!("tensor `{}`: {e}", t.name))?;
-        layer.name = layer_name(&t.name);
-        let storage = layer_storage(&layer);
-        rep.layer = Some(layer.name.clone());
-        rep.int = Some(st);
-        rep.scale_source = Some(source);
-        rep.file_bits_per_weight = Some(storage.bits_per_weight);
-        rep.file_bytes = Some(storage.total);
-        rep.compression_vs_fp32 = Some(32.0 / storage.bits_per_weight);
-        rep.compression_vs_int8 = Some(8.0 / storage.bits_per_weight);
-        let fit = layer.check_fits(cfg);
-        rep.fits_config = Some(fit.is_ok());
-        rep.fit_problem = fit.err().map(|e| e.why);
-        out_layer = Some(layer);
-    } else {
-        rep.note = Some(
-            "3×3 convolution: decomposed and reported; the .sdm format (v1) and the \
-             accelerator hold fully connected / 1×1 layers only, so it is not written"
-                .into(),
-        );
     }
+    let (mut layer, st) = to_int_layer(&fl, t.bias.as_deref(), &io)
+        .map_err(|e| format!("tensor `{}`: {e}", t.name))?;
+    layer.name = layer_name(&t.name);
+    layer.conv = conv;
+    rep.conv = conv;
+    let storage = layer_storage(&layer);
+    rep.layer = Some(layer.name.clone());
+    rep.int = Some(st);
+    rep.scale_source = Some(source);
+    rep.file_bits_per_weight = Some(storage.bits_per_weight);
+    rep.file_bytes = Some(storage.total);
+    rep.compression_vs_fp32 = Some(32.0 / storage.bits_per_weight);
+    rep.compression_vs_int8 = Some(8.0 / storage.bits_per_weight);
+    let fit = layer.check_fits(cfg);
+    rep.fits_config = Some(fit.is_ok());
+    rep.fit_problem = fit.err().map(|e| e.why);
     rep.seconds = t0.elapsed().as_secs_f64();
     Ok(Outcome {
         report: rep,
-        layer: out_layer,
+        layer: Some(layer),
         geometry: Some(geometry),
     })
 }
@@ -340,6 +350,8 @@ impl LayerReport {
             layer: None,
             shape: t.shape.clone(),
             kind,
+            conv: None,
+            batch_norm: None,
             rows: 0,
             rows_per_block: 0,
             blocks: 0,

@@ -42,8 +42,8 @@ mod select;
 mod types;
 
 use npy_file::load_npy;
-use safetensors_file::load_safetensors;
-pub use types::{Tensor, WeightsError};
+use safetensors_file::{load_safetensors, load_safetensors_arrays};
+pub use types::{Array, Tensor, WeightsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -77,6 +77,25 @@ pub fn load(path: &Path, select: &[String]) -> Result<Vec<Tensor>, WeightsError>
         source,
     })?;
     load_bytes(path, format, &bytes, select)
+}
+
+/// The arrays named in `names` that `path` holds, of any rank (absent names are left out): the
+/// tensors a weight is combined with, such as a batch norm's `running_mean`. A `.npy` file holds
+/// a single weight array, so it has none.
+pub fn load_arrays(
+    path: &Path,
+    names: &[String],
+) -> Result<std::collections::BTreeMap<String, Array>, WeightsError> {
+    match format_of(path)? {
+        Format::Npy => Ok(Default::default()),
+        Format::Safetensors => {
+            let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            load_safetensors_arrays(path, &bytes, names)
+        }
+    }
 }
 
 fn format_of(path: &Path) -> Result<Format, WeightsError> {
@@ -145,6 +164,28 @@ mod tests {
             let _ = load_bytes(Path::new("x.npy"), Format::Npy, &npy, &[]);
             let _ = load_bytes(Path::new("x.safetensors"), Format::Safetensors, &bytes, &[]);
         }
+    }
+
+    #[test]
+    fn arrays_of_any_rank_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = model(dir.path());
+        let got = load_arrays(
+            &path,
+            &sel(&["ln.weight", "fc1.weight", "nope", "ln.weight"]),
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got["ln.weight"].shape, [3]);
+        assert_eq!(got["ln.weight"].data, [1., 1., 1.]);
+        assert_eq!(got["fc1.weight"].shape, [2, 3]);
+        // A .npy file holds one weight array and nothing else.
+        let npy = write(
+            dir.path(),
+            "w.npy",
+            &npy_bytes(&[1, 2], npyz::Order::C, &[1f32, 2.]),
+        );
+        assert!(load_arrays(&npy, &sel(&["w"])).unwrap().is_empty());
     }
 
     /// The proptests call the in-memory entry point; this checks a mutated file goes through

@@ -4,11 +4,14 @@ use super::{note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use smartdeal_core::sdm;
+use smartdeal_decomp::batchnorm::{self, BnOptions};
 use smartdeal_decomp::block::Options;
+use smartdeal_decomp::conv::{self, ConvSettings};
 use smartdeal_decomp::integer::IntOptions;
 use smartdeal_decomp::layer::LayerOptions;
 use smartdeal_decomp::pipeline::{self, Calibration, LayerReport, Report, Settings};
-use smartdeal_decomp::weights;
+use smartdeal_decomp::weights::{self, Tensor};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Default activation scale: int8 codes cover ±4.0, i.e. ±4σ of unit-variance activations (the
@@ -26,7 +29,9 @@ pub struct Args {
     /// repeatable [default: every tensor of rank ≥ 2 whose name ends in `weight`]
     #[arg(long = "tensor", value_name = "NAME|GLOB")]
     pub tensors: Vec<String>,
-    /// Output model (.sdm); fully connected and 1×1 layers are written
+    /// Output model (.sdm): fully connected layers, and 1×1 and 3×3 convolutions (other kernels,
+    /// and grouped / depthwise convolutions, are reported and left out; naming one with --tensor
+    /// is an error)
     #[arg(long, value_name = "MODEL_SDM")]
     pub out: PathBuf,
     /// Also write the report as JSON
@@ -110,6 +115,35 @@ pub struct Args {
     /// Set the ReLU flag on every written layer
     #[arg(long)]
     pub relu: bool,
+    /// Stride of convolution NAME (layer name, i.e. the tensor name without `.weight`, or the
+    /// tensor name): 1 or 2 [default: 1]; repeatable
+    #[arg(long = "stride", value_name = "NAME=S")]
+    pub strides: Vec<String>,
+    /// Zero padding of convolution NAME on each side: 0 or 1 [default: 1 for 3×3, 0 for 1×1];
+    /// repeatable
+    #[arg(long = "padding", value_name = "NAME=P")]
+    pub paddings: Vec<String>,
+    /// Groups of convolution NAME: 1 declares a [C, 1, 3, 3] kernel an ordinary convolution of
+    /// one input channel (by default it is taken to be depthwise and left out); any other value
+    /// leaves the tensor out (grouped convolutions are not supported); repeatable
+    #[arg(long = "groups", value_name = "NAME=G")]
+    pub groups: Vec<String>,
+    /// Fold batch norm BN (BN.running_mean, BN.running_var, and BN.weight / BN.bias if present)
+    /// into the weights of CONV, instead of the one the naming rules find (conv1 → bn1,
+    /// layerX.Y.convN → layerX.Y.bnN, downsample.0 → downsample.1, CONV.bn); repeatable
+    #[arg(long = "bn", value_name = "CONV=BN")]
+    pub bns: Vec<String>,
+    /// Do not fold the batch norms the naming rules find (--bn still folds)
+    #[arg(long)]
+    pub no_fold_bn: bool,
+    /// ε of the batch-norm folding, w·γ/√(var + ε)
+    #[arg(
+        long,
+        value_name = "EPS",
+        default_value_t = batchnorm::DEFAULT_EPS,
+        allow_negative_numbers = true
+    )]
+    pub bn_eps: f64,
     /// Worker threads [default: all cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -220,12 +254,120 @@ fn settings(a: &Args, cfg: &smartdeal_core::AccelConfig) -> Result<Settings> {
             relu: a.relu,
         },
         calib,
+        conv: ConvSettings::default(),
+    })
+}
+
+/// `NAME=VALUE` of option `flag`, split at the last `=`.
+fn assignment<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str)> {
+    match text.rsplit_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => Ok((name, value)),
+        _ => bail!("{flag} {text}: expected NAME=VALUE"),
+    }
+}
+
+/// The selected tensor `name` (from option `flag`) refers to.
+fn resolve<'a>(flag: &str, tensors: &'a [Tensor], name: &str) -> Result<&'a Tensor> {
+    conv::resolve(tensors, name).ok_or_else(|| {
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).take(6).collect();
+        anyhow!(
+            "{flag} {name}=…: no selected tensor is named `{name}` or `{name}.weight` (selected: \
+             {}{})",
+            names.join(", "),
+            if tensors.len() > names.len() {
+                ", …"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+/// `--FLAG NAME=V` options with `V` in `allowed`, by tensor name; each NAME must be a selected,
+/// supported convolution.
+fn per_conv(
+    flag: &str,
+    opts: &[String],
+    allowed: &[u8],
+    tensors: &[Tensor],
+    groups: &BTreeMap<String, u32>,
+) -> Result<BTreeMap<String, u8>> {
+    let mut out = BTreeMap::new();
+    for text in opts {
+        let (name, value) = assignment(flag, text)?;
+        let v: u8 = value
+            .parse()
+            .ok()
+            .filter(|v| allowed.contains(v))
+            .ok_or_else(|| anyhow!("{flag} {text}: {value} is not one of {allowed:?}"))?;
+        let t = resolve(flag, tensors, name)?;
+        if t.shape.len() != 4 {
+            bail!("{flag} {text}: `{}` is not a convolution", t.name);
+        }
+        if let Some(why) = conv::unsupported(&t.shape, groups.get(&t.name).copied()) {
+            bail!("{flag} {text}: tensor `{}`: {why}", t.name);
+        }
+        out.insert(t.name.clone(), v);
+    }
+    Ok(out)
+}
+
+/// The convolution options by tensor name; checks that a tensor named exactly by --tensor can
+/// become a layer, then folds the batch norms into `tensors`.
+fn conv_settings(a: &Args, tensors: &mut [Tensor]) -> Result<ConvSettings> {
+    let mut groups = BTreeMap::new();
+    for text in &a.groups {
+        let (name, value) = assignment("--groups", text)?;
+        let g: u32 = value
+            .parse()
+            .ok()
+            .filter(|g| *g >= 1)
+            .ok_or_else(|| anyhow!("--groups {text}: {value} is not a positive integer"))?;
+        let t = resolve("--groups", tensors, name)?;
+        if t.shape.len() != 4 {
+            bail!("--groups {text}: `{}` is not a convolution", t.name);
+        }
+        groups.insert(t.name.clone(), g);
+    }
+    let stride = per_conv("--stride", &a.strides, &[1, 2], tensors, &groups)?;
+    let padding = per_conv("--padding", &a.paddings, &[0, 1], tensors, &groups)?;
+    for t in tensors.iter().filter(|t| a.tensors.contains(&t.name)) {
+        if let Some(why) = conv::unsupported(&t.shape, groups.get(&t.name).copied()) {
+            bail!("--tensor {}: {why}", t.name);
+        }
+    }
+    let mut explicit = BTreeMap::new();
+    for text in &a.bns {
+        let Some((name, bn)) = text
+            .split_once('=')
+            .filter(|(n, b)| !n.is_empty() && !b.is_empty())
+        else {
+            bail!("--bn {text}: expected CONV=BN");
+        };
+        let t = resolve("--bn", tensors, name)?;
+        explicit.insert(t.name.clone(), bn.to_string());
+    }
+    if !(a.bn_eps.is_finite() && a.bn_eps > 0.0) {
+        bail!("--bn-eps {} must be a positive number", a.bn_eps);
+    }
+    let bn = BnOptions {
+        auto: !a.no_fold_bn,
+        explicit,
+        eps: a.bn_eps,
+    };
+    let batch_norms =
+        batchnorm::fold_batch_norms(&a.weights, tensors, &bn).map_err(|e| anyhow!("{e}"))?;
+    Ok(ConvSettings {
+        stride,
+        padding,
+        groups,
+        batch_norms,
     })
 }
 
 pub fn main(a: Args) -> Result<()> {
     let cfg = a.config.load()?;
-    let s = settings(&a, &cfg)?;
+    let mut s = settings(&a, &cfg)?;
     if let Some(n) = a.threads {
         if n == 0 {
             bail!("--threads must be at least 1");
@@ -236,7 +378,8 @@ pub fn main(a: Args) -> Result<()> {
             .build_global()
             .map_err(|e| anyhow!("cannot start {n} worker threads: {e}"))?;
     }
-    let tensors = weights::load(&a.weights, &a.tensors).map_err(|e| anyhow!("{e}"))?;
+    let mut tensors = weights::load(&a.weights, &a.tensors).map_err(|e| anyhow!("{e}"))?;
+    s.conv = conv_settings(&a, &mut tensors)?;
     let total: u64 = tensors.iter().map(pipeline::blocks_of).sum();
     note(&format!(
         "decomposing {} tensor(s), {} blocks, from {}",
@@ -264,7 +407,7 @@ pub fn main(a: Args) -> Result<()> {
                 .iter()
                 .filter_map(|l| l.note.as_deref())
                 .next()
-                .unwrap_or("no fully connected layer")
+                .unwrap_or("no decomposable layer")
         );
     }
     sdm::save(&a.out, &model).with_context(|| format!("cannot write {}", show(&a.out)))?;
@@ -318,6 +461,18 @@ fn table(r: &Report) -> String {
     for l in &r.layers {
         s += &row(l);
         s.push('\n');
+        if let Some(c) = &l.conv {
+            s += &format!(
+                "    conv {k}×{k}, {} input channels, stride {}, padding {}\n",
+                c.in_channels,
+                c.stride,
+                c.padding,
+                k = c.kernel
+            );
+        }
+        if let Some(b) = &l.batch_norm {
+            s += &format!("    batch norm `{}` folded (ε = {:e})\n", b.bn, b.eps);
+        }
         if let Some(n) = &l.note {
             s += &format!("    note: {n}\n");
         }

@@ -6,7 +6,7 @@ use super::{file_stem_for, note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use smartdeal_core::sdm::{self, StorageStats};
-use smartdeal_core::{AccelConfig, FcLayer, Model, WeightRequant};
+use smartdeal_core::{AccelConfig, ConvShape, FcLayer, Model, WeightRequant};
 use smartdeal_golden as golden;
 use std::path::{Path, PathBuf};
 
@@ -23,9 +23,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Write, per layer, <layer>.w_int8.npy (int8 [out, in]: the weights the MAC array
-    /// multiplies by, after weight requantization), <layer>.bias_int32.npy (int32 [out]) and
-    /// <layer>.requant.json ({"multiplier", "shift", "relu"}) into DIR (created if missing).
-    /// Needs a configuration in int8 weight_requant mode.
+    /// multiplies by, after weight requantization; a convolution's as the kernel
+    /// [out, in_channels, k, k]), <layer>.bias_int32.npy (int32 [out]) and <layer>.requant.json
+    /// ({"multiplier", "shift", "relu"}, and for a convolution "conv": {"in_channels", "kernel",
+    /// "stride", "padding"}) into DIR (created if missing). Needs a configuration in int8
+    /// weight_requant mode.
     #[arg(long, value_name = "DIR")]
     pub export_int: Option<PathBuf>,
     #[command(flatten)]
@@ -48,6 +50,9 @@ struct LayerInfo {
     row_density: f64,
     coef_density: f64,
     relu: bool,
+    /// A convolution's geometry (absent for a fully connected layer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conv: Option<ConvShape>,
     storage: StorageStats,
 }
 
@@ -88,6 +93,7 @@ fn layer_info(l: &FcLayer) -> LayerInfo {
         row_density: l.row_density(),
         coef_density: l.coef_density(),
         relu: l.relu,
+        conv: l.conv,
         storage: sdm::layer_storage(l),
     }
 }
@@ -216,6 +222,18 @@ fn render_text(rep: &Report) -> String {
         t.bits_per_weight,
         t.compression_vs_int8
     );
+    for l in &rep.layers {
+        if let Some(c) = &l.conv {
+            out += &format!(
+                "{}: {k}×{k} convolution, {} input channels, stride {}, padding {}\n",
+                l.name,
+                c.in_channels,
+                c.stride,
+                c.padding,
+                k = c.kernel
+            );
+        }
+    }
     out
 }
 
@@ -224,6 +242,8 @@ struct RequantJson<'a> {
     multiplier: &'a [u16],
     shift: &'a [u8],
     relu: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conv: Option<ConvShape>,
 }
 
 /// Writes the integer tensors of every layer into `dir`.
@@ -256,13 +276,24 @@ fn export_int(cfg: &AccelConfig, model: &Model, dir: &Path) -> Result<()> {
                 })
             })
             .collect::<Result<_>>()?;
-        let (o, i) = (u64::from(l.outputs), u64::from(l.inputs));
-        write_int8(&dir.join(format!("{stem}.w_int8.npy")), &[o, i], &w)?;
+        let o = u64::from(l.outputs);
+        // A convolution's [out][in] rows are its kernel [out][cin][k][k] flattened.
+        let shape = match l.conv {
+            Some(c) => vec![
+                o,
+                u64::from(c.in_channels),
+                u64::from(c.kernel),
+                u64::from(c.kernel),
+            ],
+            None => vec![o, u64::from(l.inputs)],
+        };
+        write_int8(&dir.join(format!("{stem}.w_int8.npy")), &shape, &w)?;
         write_int32(&dir.join(format!("{stem}.bias_int32.npy")), &[o], &l.bias)?;
         let rq = RequantJson {
             multiplier: &l.out_mult,
             shift: &l.out_shift,
             relu: l.relu,
+            conv: l.conv,
         };
         let path = dir.join(format!("{stem}.requant.json"));
         let text = serde_json::to_string_pretty(&rq)? + "\n";

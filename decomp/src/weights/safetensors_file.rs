@@ -1,6 +1,7 @@
 //! Reading `.safetensors` files: the header (re-examined when the `safetensors` crate rejects
 //! it, so that the message says what is wrong and where), tensors decoded to f32, and biases.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use half::{bf16, f16};
@@ -9,7 +10,7 @@ use safetensors::{SafeTensorError, SafeTensors};
 
 use super::checks::{check_finite, check_shape, narrow_f64};
 use super::select::{is_default_weight, select_indices};
-use super::types::{one_line, Tensor, WeightsError};
+use super::types::{one_line, Array, Tensor, WeightsError};
 
 const SAFETENSORS_SUPPORTED: &str = "F32, F16, BF16, F64";
 
@@ -73,6 +74,41 @@ pub(super) fn load_safetensors(
             data: values,
             bias,
         });
+    }
+    Ok(out)
+}
+
+/// The tensors of `bytes` named in `names` (any rank; absent names are left out), as f32.
+pub(super) fn load_safetensors_arrays(
+    path: &Path,
+    bytes: &[u8],
+    names: &[String],
+) -> Result<BTreeMap<String, Array>, WeightsError> {
+    let (header_len, metadata) =
+        SafeTensors::read_metadata(bytes).map_err(|e| safetensors_error(path, bytes, &e))?;
+    let data = 8usize
+        .checked_add(header_len)
+        .and_then(|start| bytes.get(start..))
+        .ok_or_else(|| WeightsError::Malformed {
+            path: path.to_path_buf(),
+            format: "safetensors",
+            reason: "the header runs past the end of the file".into(),
+        })?;
+    let mut out = BTreeMap::new();
+    for name in names {
+        if out.contains_key(name) {
+            continue;
+        }
+        if let Some(info) = metadata.info(name) {
+            let values = decode_safetensor(path, name, info, data)?;
+            out.insert(
+                name.clone(),
+                Array {
+                    shape: info.shape.clone(),
+                    data: values,
+                },
+            );
+        }
     }
     Ok(out)
 }

@@ -31,6 +31,14 @@ impl Tensor {
     }
 }
 
+/// A named array of any rank loaded by [`super::load_arrays`] (a batch norm's statistics), as
+/// f32, C order, every value finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
 /// Everything that can go wrong in [`load`]. Every message is one line and starts with the file.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
