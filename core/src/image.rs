@@ -146,13 +146,17 @@ fn set_act(cfg: &AccelConfig, w: &mut Word, i: u32, v: i8) {
 }
 
 /// What START says about a band run (docs/interface.md): the activation address of each
-/// kernel row's words (`bases[kh]`, the word of channel 0 of the run's pixel group), which
-/// kernel rows lie inside the image (`mask` bit kh), and the stride.
+/// kernel row's words (`bases[kh]`, the word of channel 0 of the run's first pixel group),
+/// which kernel rows lie inside the image (`mask` bit kh), the stride, and how many
+/// consecutive pixel groups the run computes (`groups` ≥ 1: the stream is issued once per
+/// group, the bases one word further each time; its outputs follow each other in the output
+/// buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BandStart {
     pub bases: [u32; 3],
     pub mask: u8,
     pub stride: u32,
+    pub groups: u32,
 }
 
 /// START's data word: bit 0 ReLU, bit 1 a band run, bit 2 stride 2.
@@ -162,8 +166,8 @@ pub fn start_data(relu: bool, band: Option<&BandStart>) -> u32 {
 }
 
 impl BandStart {
-    /// The staging word PUSHed before START: `[base0][base1][base2][mask: 3]`, `act_addr_bits`
-    /// per base, LSB first.
+    /// The staging word PUSHed before START: `[base0][base1][base2][mask: 3][groups − 1]`,
+    /// `act_addr_bits` per base and `out_addr_bits` for the groups, LSB first.
     pub fn word(&self, cfg: &AccelConfig) -> Word {
         let aw = cfg.act_addr_bits();
         let mut w = Word::zero(cfg.band_param_bits());
@@ -171,6 +175,7 @@ impl BandStart {
             w.set(k as u32 * aw, aw, u64::from(b));
         }
         w.set(3 * aw, 3, u64::from(self.mask));
+        w.set(3 * aw + 3, cfg.out_addr_bits(), u64::from(self.groups - 1));
         w
     }
 }

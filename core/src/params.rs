@@ -475,10 +475,10 @@ impl AccelConfig {
     }
 
     /// A convolution run's band parameters (PUSHed before START, docs/interface.md):
-    /// `[base0][base1][base2]` activation addresses (`act_addr_bits` each), then the 3-bit
-    /// mask of kernel rows inside the image.
+    /// `[base0][base1][base2]` activation addresses (`act_addr_bits` each), the 3-bit mask of
+    /// kernel rows inside the image, then the run's pixel groups minus one (`out_addr_bits`).
     pub fn band_param_bits(&self) -> u32 {
-        3 * self.act_addr_bits() + 3
+        3 * self.act_addr_bits() + 3 + self.out_addr_bits()
     }
     /// Width of the entry's basis-select field: `b_addr_bits`, or 0 in the dense baseline.
     pub fn bsel_bits(&self) -> u32 {

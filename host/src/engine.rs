@@ -89,6 +89,18 @@ pub trait Engine {
         self.unload(l);
         out
     }
+    /// Loads, runs on images and unloads a convolution `layer`.
+    fn run_layer_images(
+        &mut self,
+        layer: &FcLayer,
+        x: &[i8],
+        dims: ImageDims,
+    ) -> Result<(Vec<i8>, RunStats), EngineError> {
+        let l = self.load(layer)?;
+        let out = self.run_images(l, x, dims);
+        self.unload(l);
+        out
+    }
     /// The link's traffic counters, for engines behind the link protocol.
     fn link_stats(&self) -> Option<&LinkStats> {
         None

@@ -42,6 +42,12 @@ pub fn pack_band(
     Ok((band, runs))
 }
 
+/// Pixel groups one band START of `run` computes: its outputs (`tiles × lanes × slots` per
+/// group) must fit the output buffer.
+fn per_start(cfg: &AccelConfig, run: &RunImage) -> usize {
+    (cfg.tiles_per_run() / run.tiles).max(1) as usize
+}
+
 fn is_3x3(layer: &FcLayer) -> bool {
     layer.conv.is_some_and(|c| c.kernel == 3)
 }
@@ -337,11 +343,15 @@ fn run_band<D: Device>(
                             ring[iy % 3] = Some(iy);
                         }
                     }
-                    for g in g_lo..(g_lo + strip).min(groups) {
+                    // One START computes as many consecutive pixel groups as the output
+                    // buffer holds: `per_start` passes over the stream.
+                    let g_hi = (g_lo + strip).min(groups);
+                    for g0 in (g_lo..g_hi).step_by(per_start(&cfg, run)) {
+                        let n_groups = per_start(&cfg, run).min(g_hi - g0);
                         let start = BandStart {
                             bases: std::array::from_fn(|kh| {
                                 rows[kh].map_or(0, |iy| {
-                                    band.addr((iy % 3) as u32, 0, (g - g_lo) as u32)
+                                    band.addr((iy % 3) as u32, 0, (g0 - g_lo) as u32)
                                 })
                             }),
                             mask: (0..3)
@@ -349,15 +359,24 @@ fn run_band<D: Device>(
                                 .map(|kh| 1u8 << kh)
                                 .sum(),
                             stride: u32::from(conv.stride),
+                            groups: n_groups as u32,
                         };
                         stats.count_run(dev, run, Some(&start))?;
-                        let yr = dev.read_outputs(run.channels * cfg.slots)?;
-                        for (ch, vals) in yr.chunks(slots).enumerate() {
-                            let o = run.first_channel as usize + ch;
-                            for (p, &v) in vals.iter().enumerate() {
-                                let ox = g * slots + p;
-                                if ox < wo {
-                                    y[((n * outs + o) * ho + oy) * wo + ox] = v;
+                        let pass = (run.tiles * cfg.lanes * cfg.slots) as usize;
+                        let count = (n_groups - 1) * pass + run.channels as usize * slots;
+                        let yr = dev.read_outputs(count as u32)?;
+                        for (k, g) in (g0..g0 + n_groups).enumerate() {
+                            let end = (k * pass + pass).min(yr.len());
+                            for (ch, vals) in yr[k * pass..end].chunks(slots).enumerate() {
+                                if ch >= run.channels as usize {
+                                    break;
+                                }
+                                let o = run.first_channel as usize + ch;
+                                for (p, &v) in vals.iter().enumerate() {
+                                    let ox = g * slots + p;
+                                    if ox < wo {
+                                        y[((n * outs + o) * ho + oy) * wo + ox] = v;
+                                    }
                                 }
                             }
                         }

@@ -228,7 +228,9 @@ impl Device for Accel {
         let last = (run.coef.len() - 1) as u32;
         self.cmd(op::START, last, image::start_data(run.relu, band));
         // Generous bound: one entry per cycle plus pipeline and drain latency.
-        let limit = run.coef.len() as u64 + 4 * u64::from(self.cfg.lanes * self.cfg.slots) + 64;
+        let passes = u64::from(band.map_or(1, |b| b.groups));
+        let limit =
+            passes * (run.coef.len() as u64 + 4 * u64::from(self.cfg.lanes * self.cfg.slots)) + 64;
         let mut waited = 0;
         while self.m.sim.get_idx(self.p.done) == 0 {
             if waited > limit {

@@ -6,7 +6,7 @@ use super::{note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use smartdeal_core::image::check_activations;
-use smartdeal_core::{sdm, AccelConfig, FcLayer};
+use smartdeal_core::{sdm, AccelConfig, ConvShape, FcLayer, ImageDims};
 use smartdeal_gen::GenOptions;
 use smartdeal_host::link::{Board, LinkError, LinkOptions};
 use smartdeal_host::serial::SerialTransport;
@@ -39,10 +39,12 @@ pub struct Args {
     /// The .sdm model
     #[arg(long, value_name = "MODEL_SDM")]
     pub model: PathBuf,
-    /// Input activations: int8 .npy of shape [in] or [T, in]
+    /// Input activations: int8 .npy of shape [in] or [T, in]; for a convolution, images
+    /// [C, H, W] or [N, C, H, W]
     #[arg(long, value_name = "X_NPY")]
     pub input: PathBuf,
-    /// Output file: int8 .npy of shape [out] or [T, out] (same rank as the input)
+    /// Output file: int8 .npy of shape [out] or [T, out] (same rank as the input); for a
+    /// convolution [N, Cout, H', W']
     #[arg(long, value_name = "Y_NPY")]
     pub out: PathBuf,
     #[command(flatten)]
@@ -249,14 +251,28 @@ fn select_layers<'m>(
         bail!("the model has no layers");
     }
     for pair in chosen.windows(2) {
-        if pair[0].outputs != pair[1].inputs {
+        let (a, b) = (pair[0], pair[1]);
+        let fits = match (&a.conv, &b.conv) {
+            (None, None) => a.outputs == b.inputs,
+            (Some(_), Some(c)) => a.outputs == c.in_channels,
+            _ => false,
+        };
+        if !fits {
             bail!(
-                "cannot chain layer `{}` ({} outputs) into layer `{}` ({} inputs); pick one \
-                 layer with --layer",
-                pair[0].name,
-                pair[0].outputs,
-                pair[1].name,
-                pair[1].inputs
+                "cannot chain layer `{}` ({} outputs{}) into layer `{}` ({}); pick one layer \
+                 with --layer",
+                a.name,
+                a.outputs,
+                if a.conv.is_some() {
+                    ", a convolution"
+                } else {
+                    ""
+                },
+                b.name,
+                match &b.conv {
+                    Some(c) => format!("a convolution of {} input channels", c.in_channels),
+                    None => format!("{} inputs", b.inputs),
+                }
             );
         }
     }
@@ -283,6 +299,47 @@ fn check_flags(args: &Args) -> Result<()> {
         bail!("--port, --baud and --build are for --engine board only");
     }
     Ok(())
+}
+
+/// The activations between layers: token vectors, or images (`C` channels of `dims`).
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Tokens(usize),
+    Images(usize, ImageDims),
+}
+
+/// The images in input `x` of shape `shape` for a first layer `first`, a convolution.
+fn images_of(args: &Args, shape: &[u64], first: &FcLayer, conv: &ConvShape) -> Result<Shape> {
+    let c = u64::from(conv.in_channels);
+    let (n, ch, h, w) = match *shape {
+        [ch, h, w] => (1, ch, h, w),
+        [n, ch, h, w] => (n, ch, h, w),
+        _ => bail!(
+            "{}: shape {} has rank {}, but layer `{}` is a convolution: expected [{c}, H, W] or \
+             [N, {c}, H, W]",
+            show(&args.input),
+            shape_str(shape),
+            shape.len(),
+            first.name
+        ),
+    };
+    if ch != c || n == 0 || h == 0 || w == 0 {
+        bail!(
+            "{}: shape {} does not match layer `{}`, a convolution of {c} input channels \
+             (expected [{c}, H, W] or [N, {c}, H, W] with nothing empty)",
+            show(&args.input),
+            shape_str(shape),
+            first.name
+        );
+    }
+    let dims = ImageDims {
+        images: n as usize,
+        height: h as usize,
+        width: w as usize,
+    };
+    conv.out_dims(dims)
+        .map_err(|why| anyhow!("{}: layer `{}`: {why}", show(&args.input), first.name))?;
+    Ok(Shape::Images(c as usize, dims))
 }
 
 /// The number of tokens in input `x` of shape `shape` for a first layer `first`.
@@ -360,7 +417,10 @@ pub fn main(args: Args) -> Result<()> {
     let layers = select_layers(&cfg, &model.layers, args.layer.as_deref())?;
     let last = layers[layers.len() - 1];
     let x = read_int8(&args.input)?;
-    let tokens = tokens_of(&args, &x.shape, layers[0])?;
+    let mut shape = match &layers[0].conv {
+        Some(conv) => images_of(&args, &x.shape, layers[0], conv)?,
+        None => Shape::Tokens(tokens_of(&args, &x.shape, layers[0])?),
+    };
     let mut engine = open_engine(&args, &cfg, build_baud, &x.data)?;
 
     let t0 = Instant::now();
@@ -375,9 +435,24 @@ pub fn main(args: Args) -> Result<()> {
         };
         check_activations(&cfg, &act)
             .map_err(|why| anyhow!("input of layer `{}` ({source}): {why}", l.name))?;
-        let (y, stats) = engine
-            .run_layer(l, &act)
-            .with_context(|| format!("layer `{}` on {}", l.name, engine.what()))?;
+        let (y, stats) = match (shape, &l.conv) {
+            (Shape::Images(_, dims), Some(conv)) => {
+                let (h, w) = conv
+                    .out_dims(dims)
+                    .map_err(|why| anyhow!("layer `{}`: {why}", l.name))?;
+                shape = Shape::Images(
+                    l.outputs as usize,
+                    ImageDims {
+                        height: h,
+                        width: w,
+                        ..dims
+                    },
+                );
+                engine.run_layer_images(l, &act, dims)
+            }
+            _ => engine.run_layer(l, &act),
+        }
+        .with_context(|| format!("layer `{}` on {}", l.name, engine.what()))?;
         total.add(&stats);
         per_layer.push(LayerStats {
             layer: &l.name,
@@ -387,10 +462,17 @@ pub fn main(args: Args) -> Result<()> {
     }
 
     let m = u64::from(last.outputs);
-    let shape: Vec<u64> = if x.shape.len() == 1 {
-        vec![m]
-    } else {
-        vec![tokens as u64, m]
+    let (tokens, what) = match shape {
+        Shape::Tokens(t) => (t, format!("{t} token{}", if t == 1 { "" } else { "s" })),
+        Shape::Images(_, d) => (
+            d.images,
+            format!("{} image{}", d.images, if d.images == 1 { "" } else { "s" }),
+        ),
+    };
+    let shape: Vec<u64> = match shape {
+        Shape::Images(c, d) => vec![d.images as u64, c as u64, d.height as u64, d.width as u64],
+        Shape::Tokens(_) if x.shape.len() == 1 => vec![m],
+        Shape::Tokens(t) => vec![t as u64, m],
     };
     write_int8(&args.out, &shape, &act)?;
     if let Some(path) = &args.stats_json {
@@ -408,10 +490,9 @@ pub fn main(args: Args) -> Result<()> {
 
     let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
     print_out(&format!(
-        "{}: ran {} on {tokens} token{} (config `{}`){}: wrote {} {}\n",
+        "{}: ran {} on {what} (config `{}`){}: wrote {} {}\n",
         engine.name(),
         names.join(" → "),
-        if tokens == 1 { "" } else { "s" },
         cfg.name,
         cycles_note(args.engine, engine.as_ref(), &total, t0),
         show(&args.out),

@@ -26,6 +26,7 @@ struct Ports {
     acc_en_o: Expr,
     first_o: Expr,
     load_o: Expr,
+    wrap_o: Expr,
     busy_o: Expr,
     done_o: Expr,
     cycles_o: Expr,
@@ -53,9 +54,9 @@ pub fn module(cfg: &AccelConfig) -> Module {
     );
     m.clock_reset();
     let io = ports(&mut m, cfg);
-    let (issuing, v1) = issue(&mut m, cfg, &io);
-    let (first1, last1) = decode(&mut m, cfg, &io, &v1);
-    let valids = pipeline(&mut m, &io, issuing, v1, first1, last1);
+    let (issuing, v1, end1) = issue(&mut m, cfg, &io);
+    let (first1, last1) = decode(&mut m, cfg, &io, &v1, &end1);
+    let valids = pipeline(&mut m, &io, issuing, v1, first1, last1, end1);
     run_state(&mut m, &io, valids);
     m
 }
@@ -71,7 +72,7 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     let band = m.input(
         "band_i",
         u(cfg.band_param_bits()),
-        "the run's {kernel-row mask, base2, base1, base0}",
+        "with start_i: the run's {groups - 1, kernel-row mask, base2, base1, base0}",
     );
     let rdata = m.input("coef_rdata_i", u(cfg.coef_word_bits()), "S1: stream entry");
     let drain_busy = m.input("drain_busy_i", u(1), "the drain is emitting");
@@ -113,6 +114,12 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         u(1),
         "S5: the tile's accumulators are final",
     );
+    let wrap_o = m.output(
+        "drain_wrap_o",
+        u(1),
+        "S5: with drain_load_o, the tile is the stream's last (the next pixel group's tiles \
+         use output parameters from 0 again)",
+    );
     let busy_o = m.output("busy_o", u(1), "a run is in progress");
     let done_o = m.output(
         "done_o",
@@ -136,16 +143,20 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         acc_en_o,
         first_o,
         load_o,
+        wrap_o,
         busy_o,
         done_o,
         cycles_o,
     }
 }
 
-/// S0: from START to the run's last entry, read one stream entry per cycle. Returns
-/// `(issuing, v1)`: entries left to read, and the S1 valid flag.
-fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr) {
+/// S0: from START to the run's last entry, read one stream entry per cycle; a band run of
+/// several pixel groups reads the stream once per group (the pointer wraps to 0 after the last
+/// entry while groups are left). Returns `(issuing, v1, end1)`: entries left to read, the S1
+/// valid flag, and "the S1 entry ends a pass over the stream".
+fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr, Expr) {
     let caw = cfg.coef_addr_bits();
+    let (aw, gw) = (cfg.act_addr_bits(), cfg.out_addr_bits());
     let start = &io.start;
     m.comment("S0: issue");
     let issuing = m.reg("issuing", u(1), Reset::To(0), "entries left to read");
@@ -157,20 +168,45 @@ fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr) {
         Reset::To(0),
         "run's last entry",
     );
+    let groups = m.reg(
+        "groups",
+        u(gw),
+        Reset::To(0),
+        "pixel groups left after this one",
+    );
     let at_last = m.wire("at_last", ptr.clone().eq(last_q), "reading the last entry");
+    let more = m.wire(
+        "more",
+        groups.clone().ne(Expr::lit(0, gw)),
+        "another pass over the stream follows",
+    );
+    let wrap = m.wire(
+        "wrap",
+        issuing.clone().and(at_last.clone()).and(more.clone()),
+        "the pointer wraps to the next pixel group",
+    );
+    m.set_d(
+        &groups,
+        Expr::mux(
+            start.clone(),
+            io.band.field(3 * aw + 3, gw),
+            groups.clone().sub(Expr::lit(1, gw)),
+        ),
+        Some(start.clone().or(wrap)),
+    );
     m.set_d(
         &issuing,
         Expr::mux(
             start.clone(),
             Expr::lit(1, 1),
-            issuing.clone().and(at_last.not()),
+            issuing.clone().and(at_last.clone().and(more.not()).not()),
         ),
         None,
     );
     m.set_d(
         &ptr,
         Expr::mux(
-            start.clone(),
+            start.clone().or(at_last.clone()),
             Expr::lit(0, caw),
             ptr.clone().add(Expr::lit(1, caw)),
         ),
@@ -178,20 +214,27 @@ fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr) {
     );
     m.assign(&io.raddr_o, ptr);
     let v1 = m.reg_next("v1", issuing.clone(), None, Reset::To(0), "S1 valid");
-    (issuing, v1)
+    let end1 = m.reg_next(
+        "end1",
+        issuing.clone().and(at_last),
+        None,
+        Reset::To(0),
+        "S1: the entry ends a pass over the stream",
+    );
+    (issuing, v1, end1)
 }
 
 /// S1: the entry's fields address the activation, basis and weight-shift buffers (the tile
 /// counter advances on each tile's last entry). Returns `(first1, last1)`, the entry's
 /// first/last flags qualified by its valid.
-fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr) -> (Expr, Expr) {
+fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr, end1: &Expr) -> (Expr, Expr) {
     let lay = CoefLayout::of(cfg);
     let rdata = &io.rdata;
     let start = &io.start;
     m.comment("S1: decode the entry");
     let first1 = m.wire("first1", v1.clone().and(rdata.bit(lay.first_bit)), "");
     let last1 = m.wire("last1", v1.clone().and(rdata.bit(lay.last_bit)), "");
-    band_address(m, cfg, io);
+    band_address(m, cfg, io, &v1.clone().and(end1.clone()));
     if let Some(b_o) = &io.b_o {
         m.assign(b_o, rdata.field(lay.bsel_lo, cfg.bsel_bits()));
     }
@@ -201,7 +244,7 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr) -> (Expr, Ex
         m.set_d(
             &tile,
             Expr::mux(
-                start.clone(),
+                start.clone().or(end1.clone()),
                 Expr::lit(0, waw),
                 tile.clone().add(Expr::lit(1, waw)),
             ),
@@ -222,11 +265,41 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr) -> (Expr, Ex
 
 /// S1: the activation address is the entry's row plus the base of its kernel row (`kh`), both
 /// `act_addr_bits` wide (the sum wraps; the host keeps band addresses inside the buffer); a
-/// fully connected run has kh = 0 and base 0. The kernel row's mask bit says whether that input
-/// row lies inside the image; it follows the read to S2, where the data arrives.
-fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports) {
+/// fully connected run has kh = 0 and base 0. START loads the bases, and each pass over the
+/// stream (`next`: the S1 entry ends one) moves them one word on, to the next pixel group. The
+/// kernel row's mask bit says whether that input row lies inside the image; it follows the read
+/// to S2, where the data arrives.
+fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports, next: &Expr) {
     let lay = CoefLayout::of(cfg);
     let aw = cfg.act_addr_bits();
+    let start = &io.start;
+    let bases: Vec<Expr> = (0..3)
+        .map(|k| {
+            let b = m.reg(
+                &format!("base{k}"),
+                u(aw),
+                Reset::To(0),
+                &format!("activation address of kernel row {k}'s words"),
+            );
+            m.set_d(
+                &b,
+                Expr::mux(
+                    start.clone(),
+                    io.band.field(k * aw, aw),
+                    b.clone().add(Expr::lit(1, aw)),
+                ),
+                Some(start.clone().or(next.clone())),
+            );
+            b
+        })
+        .collect();
+    let mask = m.reg_next(
+        "mask",
+        io.band.field(3 * aw, 3),
+        Some(start.clone()),
+        Reset::To(1),
+        "kernel rows inside the image",
+    );
     let kh = m.wire(
         "kh",
         io.rdata.field(lay.kh_lo, smartdeal_core::params::KH_BITS),
@@ -235,15 +308,18 @@ fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports) {
     let is = |v: u128| kh.clone().eq(Expr::lit(v, 2));
     let base = Expr::mux(
         is(0),
-        io.band.field(0, aw),
-        Expr::mux(is(1), io.band.field(aw, aw), io.band.field(2 * aw, aw)),
+        bases[0].clone(),
+        Expr::mux(is(1), bases[1].clone(), bases[2].clone()),
     );
     let base = m.wire("base", base, "S1: base address of the kernel row");
     let row = io.rdata.field(lay.row_lo, aw);
     m.assign(&io.act_o, base.add(row));
     // kh = 3 never occurs in a packed stream; it reads as row 2.
-    let mask = |k: u32| io.band.bit(3 * aw + k);
-    let inside = Expr::mux(is(0), mask(0), Expr::mux(is(1), mask(1), mask(2)));
+    let inside = Expr::mux(
+        is(0),
+        mask.bit(0),
+        Expr::mux(is(1), mask.bit(1), mask.bit(2)),
+    );
     let valid2 = m.reg_next(
         "act_valid",
         inside,
@@ -263,6 +339,7 @@ fn pipeline(
     v1: Expr,
     first1: Expr,
     last1: Expr,
+    end1: Expr,
 ) -> Valids {
     let v2 = m.reg_next("v2", v1.clone(), None, Reset::To(0), "S2 valid");
     let f2 = m.reg_next("f2", first1, None, Reset::To(0), "S2 first");
@@ -273,7 +350,18 @@ fn pipeline(
     let v4 = m.reg_next("v4", v3.clone(), None, Reset::To(0), "S4 valid");
     let f4 = m.reg_next("f4", f3, None, Reset::To(0), "S4 first");
     let l4 = m.reg_next("l4", l3, None, Reset::To(0), "S4 last");
+    let e2 = m.reg_next("e2", end1, None, Reset::To(0), "S2 end of a pass");
+    let e3 = m.reg_next("e3", e2, None, Reset::To(0), "S3 end of a pass");
+    let e4 = m.reg_next("e4", e3, None, Reset::To(0), "S4 end of a pass");
     let v5 = m.reg_next("v5", l4, None, Reset::To(0), "S5: drain load");
+    let e5 = m.reg_next(
+        "e5",
+        e4,
+        None,
+        Reset::To(0),
+        "S5: the drained tile ends a pass",
+    );
+    m.assign(&io.wrap_o, e5);
     m.assign(&io.acc_en_o, v4.clone());
     m.assign(&io.first_o, f4);
     m.assign(&io.load_o, v5.clone());

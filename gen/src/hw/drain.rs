@@ -34,6 +34,12 @@ pub fn module(cfg: &AccelConfig) -> Module {
         "a run starts: output addresses restart at 0",
     );
     let load = m.input("load_i", u(1), "capture acc_i");
+    let wrap = m.input(
+        "wrap_i",
+        u(1),
+        "with load_i: the tile ends a pass over the stream (the next tile is the next pixel \
+         group's first: its output parameters start at 0 again)",
+    );
     let acc = m.input(
         "acc_i",
         u(n * ab),
@@ -97,11 +103,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
         Expr::mux(start.clone(), Expr::lit(0, oaw), base.clone().add(lanes_a)),
         Some(load.clone().or(start.clone())),
     );
-    let raddr = if cfg.slots == 1 {
-        addr.clone()
-    } else {
-        oparam_address(&mut m, cfg, &start, &load, &active)
-    };
+    let raddr = oparam_address(&mut m, cfg, &start, &load, &wrap, &active);
     let shifted = if n == 1 {
         sh.clone()
     } else {
@@ -131,38 +133,45 @@ pub fn module(cfg: &AccelConfig) -> Module {
     m
 }
 
-/// With several slots, the output parameters' address (the lane's channel: tile·lanes + lane)
-/// advances once per `slots` emitted values.
+/// The output parameters' address: the lane's channel, `tile · lanes + lane` of the tile's
+/// place in the stream, which restarts at every pass over the stream (a band run computes one
+/// pixel group per pass); with several slots it advances once per `slots` emitted values.
 fn oparam_address(
     m: &mut Module,
     cfg: &AccelConfig,
     start: &Expr,
     load: &Expr,
+    wrap: &Expr,
     active: &Expr,
 ) -> Expr {
     let oaw = cfg.out_addr_bits();
-    let sw = clog2(u64::from(cfg.slots));
-    let last_slot = Expr::lit(u128::from(cfg.slots - 1), sw);
-    let slot = m.reg(
-        "slot",
-        u(sw),
-        Reset::To(0),
-        "slot of the next emitted value",
-    );
-    let slot_end = m.wire(
-        "slot_end",
-        slot.clone().eq(last_slot),
-        "the lane's last slot",
-    );
-    m.set_d(
-        &slot,
-        Expr::mux(
-            load.clone().or(slot_end.clone()),
-            Expr::lit(0, sw),
-            slot.clone().add(Expr::lit(1, sw)),
-        ),
-        Some(load.clone().or(active.clone())),
-    );
+    let lane_end = if cfg.slots == 1 {
+        active.clone()
+    } else {
+        let sw = clog2(u64::from(cfg.slots));
+        let last_slot = Expr::lit(u128::from(cfg.slots - 1), sw);
+        let slot = m.reg(
+            "slot",
+            u(sw),
+            Reset::To(0),
+            "slot of the next emitted value",
+        );
+        let slot_end = m.wire(
+            "slot_end",
+            slot.clone().eq(last_slot),
+            "the lane's last slot",
+        );
+        m.set_d(
+            &slot,
+            Expr::mux(
+                load.clone().or(slot_end.clone()),
+                Expr::lit(0, sw),
+                slot.clone().add(Expr::lit(1, sw)),
+            ),
+            Some(load.clone().or(active.clone())),
+        );
+        active.clone().and(slot_end)
+    };
     let obase = m.reg(
         "obase",
         u(oaw),
@@ -172,7 +181,11 @@ fn oparam_address(
     let lanes_a = Expr::lit(u128::from(cfg.lanes) % (1u128 << oaw), oaw);
     m.set_d(
         &obase,
-        Expr::mux(start.clone(), Expr::lit(0, oaw), obase.clone().add(lanes_a)),
+        Expr::mux(
+            start.clone().or(wrap.clone()),
+            Expr::lit(0, oaw),
+            obase.clone().add(lanes_a),
+        ),
         Some(load.clone().or(start.clone())),
     );
     let oaddr = m.reg(
@@ -184,7 +197,7 @@ fn oparam_address(
     m.set_d(
         &oaddr,
         Expr::mux(load.clone(), obase, oaddr.clone().add(Expr::lit(1, oaw))),
-        Some(load.clone().or(active.clone().and(slot_end))),
+        Some(load.clone().or(lane_end)),
     );
     oaddr
 }

@@ -49,7 +49,8 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let band_o = m.output(
         "band_o",
         u(pb),
-        "the run's {kernel-row mask, base2, base1, base0} (a fully connected run: mask 1, bases 0)",
+        "with start_o: the run's {groups - 1, kernel-row mask, base2, base1, base0} (a fully \
+         connected run: 1 group, mask 1, bases 0)",
     );
     let step_o = m.output(
         "step_o",
@@ -92,12 +93,10 @@ pub fn module(cfg: &AccelConfig) -> Module {
     // A band run takes its bases and mask from the staging register (PUSHed before START).
     let conv = data.bit(1);
     let fc_band = Expr::lit(1u128 << (3 * cfg.act_addr_bits()), pb);
-    let band = m.reg_next(
+    let band = m.wire(
         "band",
         Expr::mux(conv.clone(), staging.slice(pb - 1, 0), fc_band),
-        Some(start.clone()),
-        Reset::To(1u128 << (3 * cfg.act_addr_bits())),
-        "band parameters of the run",
+        "band parameters of a run started now",
     );
     let step_d = Expr::mux(
         conv,

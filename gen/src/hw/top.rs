@@ -58,6 +58,7 @@ struct CtrlNets {
     acc_en: Expr,
     first: Expr,
     drain_load: Expr,
+    drain_wrap: Expr,
     drain_busy: Expr,
     out_busy: Expr,
     done: Expr,
@@ -261,6 +262,7 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
     let acc_en = m.out_wire("acc_en", u(1), "");
     let first = m.out_wire("first", u(1), "");
     let drain_load = m.out_wire("drain_load", u(1), "");
+    let drain_wrap = m.out_wire("drain_wrap", u(1), "the drained tile ends a pass");
     let drain_busy = m.out_wire("drain_busy", u(1), "");
     let out_busy = m.out_wire("out_busy", u(1), "");
     let done = m.out_wire("done", u(1), "");
@@ -281,6 +283,7 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         ("acc_en_o", acc_en.clone()),
         ("first_o", first.clone()),
         ("drain_load_o", drain_load.clone()),
+        ("drain_wrap_o", drain_wrap.clone()),
         ("busy_o", host.busy.clone()),
         ("done_o", done.clone()),
         ("cycles_o", cycles.clone()),
@@ -305,6 +308,7 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         acc_en,
         first,
         drain_load,
+        drain_wrap,
         drain_busy,
         out_busy,
         done,
@@ -498,6 +502,7 @@ fn drain_and_requant(
             ("rst_ni", rst()),
             ("start_i", host.start.clone()),
             ("load_i", ctl.drain_load.clone()),
+            ("wrap_i", ctl.drain_wrap.clone()),
             ("acc_i", Expr::concat(accs)),
             ("oparam_raddr_o", bufs.oparam_raddr.clone()),
             ("valid_o", d_valid.clone()),

@@ -13,6 +13,7 @@ module sd_drain (
   input  wire        rst_ni,  // asynchronous reset, active low
   input  wire        start_i,  // a run starts: output addresses restart at 0
   input  wire        load_i,  // capture acc_i
+  input  wire        wrap_i,  // with load_i: the tile ends a pass over the stream (the next tile is the next pixel group's first: its output parameters start at 0 again)
   input  wire [31:0] acc_i,  // lane l's slot p accumulator at [(l*slots + p)*acc_bits +: acc_bits]
   output wire [6:0]  oparam_raddr_o,  // oparam buffer read address
   output wire        valid_o,  // acc_o/addr_o valid (aligned with the oparam read data)
@@ -30,6 +31,10 @@ module sd_drain (
   reg  [31:0] acc_sr_q;  // captured accumulators, lane 0 lowest
   wire [31:0] acc_sr_d;
   wire active;  // emitting this cycle
+  reg  [6:0] obase_q;  // oparam address of the next tile's lane 0
+  wire [6:0] obase_d;
+  reg  [6:0] oaddr_q;  // oparam address of the next emitted value
+  wire [6:0] oaddr_d;
   reg  v_q;  // emitted value valid
   wire v_d;
   reg  [6:0] a_q;  // emitted address
@@ -41,10 +46,12 @@ module sd_drain (
   assign base_d = (start_i ? 7'd0 : (base_q + 7'd1));
   assign acc_sr_d = (load_i ? acc_i : acc_sr_q);
   assign active = (cnt_q != 1'd0);
+  assign obase_d = ((start_i | wrap_i) ? 7'd0 : (obase_q + 7'd1));
+  assign oaddr_d = (load_i ? obase_q : (oaddr_q + 7'd1));
   assign v_d = active;
   assign a_d = addr_q;
   assign x_d = acc_sr_q;
-  assign oparam_raddr_o = addr_q;
+  assign oparam_raddr_o = oaddr_q;
   assign valid_o = v_q;
   assign addr_o = a_q;
   assign acc_o = x_q;
@@ -55,11 +62,15 @@ module sd_drain (
       cnt_q <= 1'd0;
       addr_q <= 7'd0;
       base_q <= 7'd0;
+      obase_q <= 7'd0;
+      oaddr_q <= 7'd0;
       v_q <= 1'd0;
     end else begin
       if ((load_i | active)) cnt_q <= cnt_d;
       if ((load_i | active)) addr_q <= addr_d;
       if ((load_i | start_i)) base_q <= base_d;
+      if ((load_i | start_i)) obase_q <= obase_d;
+      if ((load_i | active)) oaddr_q <= oaddr_d;
       v_q <= v_d;
     end
   end

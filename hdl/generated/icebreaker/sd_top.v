@@ -30,7 +30,7 @@ module sd_top (
   wire start;  // run start
   wire [13:0] last_idx;
   wire relu;
-  wire [29:0] band;  // band parameters of the run
+  wire [36:0] band;  // band parameters of the run
   wire [1:0] step;  // slot step of the run
   wire err;
   wire busy;
@@ -44,6 +44,7 @@ module sd_top (
   wire acc_en;
   wire first;
   wire drain_load;
+  wire drain_wrap;  // the drained tile ends a pass
   wire drain_busy;
   wire out_busy;
   wire done;
@@ -111,6 +112,7 @@ module sd_top (
     .acc_en_o       (acc_en),
     .first_o        (first),
     .drain_load_o   (drain_load),
+    .drain_wrap_o   (drain_wrap),
     .busy_o         (busy),
     .done_o         (done),
     .cycles_o       (cycles),
@@ -192,6 +194,7 @@ module sd_top (
     .rst_ni         (rst_ni),
     .start_i        (start),
     .load_i         (drain_load),
+    .wrap_i         (drain_wrap),
     .acc_i          (acc0),
     .oparam_raddr_o (oparam_raddr),
     .valid_o        (drain_valid),

@@ -12,7 +12,7 @@ module sd_ctrl (
   input  wire        rst_ni,  // asynchronous reset, active low
   input  wire        start_i,  // start a run
   input  wire [9:0]  last_idx_i,  // index of the run's last entry (with start_i)
-  input  wire [26:0] band_i,  // the run's {kernel-row mask, base2, base1, base0}
+  input  wire [34:0] band_i,  // with start_i: the run's {groups - 1, kernel-row mask, base2, base1, base0}
   input  wire [78:0] coef_rdata_i,  // S1: stream entry
   input  wire        drain_busy_i,  // the drain is emitting
   input  wire        out_busy_i,  // the output requantizer has values in flight
@@ -25,6 +25,7 @@ module sd_ctrl (
   output wire        acc_en_o,  // S4: accumulate
   output wire        first_o,  // S4: first entry of a tile
   output wire        drain_load_o,  // S5: the tile's accumulators are final
+  output wire        drain_wrap_o,  // S5: with drain_load_o, the tile is the stream's last (the next pixel group's tiles use output parameters from 0 again)
   output wire        busy_o,  // a run is in progress
   output wire        done_o,  // the last run has finished (cleared by START)
   output wire [31:0] cycles_o  // cycles of the last run
@@ -36,11 +37,25 @@ module sd_ctrl (
   wire [9:0] ptr_d;
   reg  [9:0] last_idx_q;  // run's last entry
   wire [9:0] last_idx_d;
+  reg  [7:0] groups_q;  // pixel groups left after this one
+  wire [7:0] groups_d;
   wire at_last;  // reading the last entry
+  wire more;  // another pass over the stream follows
+  wire wrap;  // the pointer wraps to the next pixel group
   reg  v1_q;  // S1 valid
   wire v1_d;
+  reg  end1_q;  // S1: the entry ends a pass over the stream
+  wire end1_d;
   wire first1;
   wire last1;
+  reg  [7:0] base0_q;  // activation address of kernel row 0's words
+  wire [7:0] base0_d;
+  reg  [7:0] base1_q;  // activation address of kernel row 1's words
+  wire [7:0] base1_d;
+  reg  [7:0] base2_q;  // activation address of kernel row 2's words
+  wire [7:0] base2_d;
+  reg  [2:0] mask_q;  // kernel rows inside the image
+  wire [2:0] mask_d;
   wire [1:0] kh;  // S1: kernel row
   wire [7:0] base;  // S1: base address of the kernel row
   reg  act_valid_q;  // S2: the activation word is inside the image
@@ -67,8 +82,16 @@ module sd_ctrl (
   wire f4_d;
   reg  l4_q;  // S4 last
   wire l4_d;
+  reg  e2_q;  // S2 end of a pass
+  wire e2_d;
+  reg  e3_q;  // S3 end of a pass
+  wire e3_d;
+  reg  e4_q;  // S4 end of a pass
+  wire e4_d;
   reg  v5_q;  // S5: drain load
   wire v5_d;
+  reg  e5_q;  // S5: the drained tile ends a pass
+  wire e5_d;
   reg  busy_q;  // run in progress
   wire busy_d;
   wire in_flight;  // anything left to do
@@ -79,23 +102,31 @@ module sd_ctrl (
   wire [31:0] cycles_d;
 
   // S0: issue
-  assign issuing_d = (start_i ? 1'd1 : (issuing_q & (~at_last)));
-  assign ptr_d = (start_i ? 10'd0 : (ptr_q + 10'd1));
+  assign issuing_d = (start_i ? 1'd1 : (issuing_q & (~(at_last & (~more)))));
+  assign ptr_d = ((start_i | at_last) ? 10'd0 : (ptr_q + 10'd1));
   assign last_idx_d = last_idx_i;
+  assign groups_d = (start_i ? band_i[34:27] : (groups_q - 8'd1));
   assign at_last = (ptr_q == last_idx_q);
+  assign more = (groups_q != 8'd0);
+  assign wrap = ((issuing_q & at_last) & more);
   assign coef_raddr_o = ptr_q;
   assign v1_d = issuing_q;
+  assign end1_d = (issuing_q & at_last);
 
   // S1: decode the entry
   assign first1 = (v1_q & coef_rdata_i[77]);
   assign last1 = (v1_q & coef_rdata_i[78]);
+  assign base0_d = (start_i ? band_i[7:0] : (base0_q + 8'd1));
+  assign base1_d = (start_i ? band_i[15:8] : (base1_q + 8'd1));
+  assign base2_d = (start_i ? band_i[23:16] : (base2_q + 8'd1));
+  assign mask_d = band_i[26:24];
   assign kh = coef_rdata_i[76:75];
-  assign base = ((kh == 2'd0) ? band_i[7:0] : ((kh == 2'd1) ? band_i[15:8] : band_i[23:16]));
+  assign base = ((kh == 2'd0) ? base0_q : ((kh == 2'd1) ? base1_q : base2_q));
   assign act_raddr_o = (base + coef_rdata_i[74:67]);
-  assign act_valid_d = ((kh == 2'd0) ? band_i[24] : ((kh == 2'd1) ? band_i[25] : band_i[26]));
+  assign act_valid_d = ((kh == 2'd0) ? mask_q[0] : ((kh == 2'd1) ? mask_q[1] : mask_q[2]));
   assign act_valid_o = act_valid_q;
   assign b_raddr_o = coef_rdata_i[66:60];
-  assign tile_d = (start_i ? 6'd0 : (tile_q + 6'd1));
+  assign tile_d = ((start_i | end1_q) ? 6'd0 : (tile_q + 6'd1));
   assign wshift_raddr_o = tile_q;
   assign codes_d = coef_rdata_i[59:0];
   assign codes_o = codes_q;
@@ -108,7 +139,12 @@ module sd_ctrl (
   assign v4_d = v3_q;
   assign f4_d = f3_q;
   assign l4_d = l3_q;
+  assign e2_d = end1_q;
+  assign e3_d = e2_q;
+  assign e4_d = e3_q;
   assign v5_d = l4_q;
+  assign e5_d = e4_q;
+  assign drain_wrap_o = e5_q;
   assign acc_en_o = v4_q;
   assign first_o = f4_q;
   assign drain_load_o = v5_q;
@@ -128,7 +164,13 @@ module sd_ctrl (
       issuing_q <= 1'd0;
       ptr_q <= 10'd0;
       last_idx_q <= 10'd0;
+      groups_q <= 8'd0;
       v1_q <= 1'd0;
+      end1_q <= 1'd0;
+      base0_q <= 8'd0;
+      base1_q <= 8'd0;
+      base2_q <= 8'd0;
+      mask_q <= 3'd1;
       tile_q <= 6'd0;
       v2_q <= 1'd0;
       f2_q <= 1'd0;
@@ -139,7 +181,11 @@ module sd_ctrl (
       v4_q <= 1'd0;
       f4_q <= 1'd0;
       l4_q <= 1'd0;
+      e2_q <= 1'd0;
+      e3_q <= 1'd0;
+      e4_q <= 1'd0;
       v5_q <= 1'd0;
+      e5_q <= 1'd0;
       busy_q <= 1'd0;
       done_q <= 1'd0;
       cycles_q <= 32'd0;
@@ -147,7 +193,13 @@ module sd_ctrl (
       issuing_q <= issuing_d;
       if ((start_i | issuing_q)) ptr_q <= ptr_d;
       if (start_i) last_idx_q <= last_idx_d;
+      if ((start_i | wrap)) groups_q <= groups_d;
       v1_q <= v1_d;
+      end1_q <= end1_d;
+      if ((start_i | (v1_q & end1_q))) base0_q <= base0_d;
+      if ((start_i | (v1_q & end1_q))) base1_q <= base1_d;
+      if ((start_i | (v1_q & end1_q))) base2_q <= base2_d;
+      if (start_i) mask_q <= mask_d;
       if ((start_i | last1)) tile_q <= tile_d;
       v2_q <= v2_d;
       f2_q <= f2_d;
@@ -158,7 +210,11 @@ module sd_ctrl (
       v4_q <= v4_d;
       f4_q <= f4_d;
       l4_q <= l4_d;
+      e2_q <= e2_d;
+      e3_q <= e3_d;
+      e4_q <= e4_d;
       v5_q <= v5_d;
+      e5_q <= e5_d;
       busy_q <= busy_d;
       done_q <= done_d;
       if ((start_i | busy_q)) cycles_q <= cycles_d;

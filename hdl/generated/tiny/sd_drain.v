@@ -13,6 +13,7 @@ module sd_drain (
   input  wire         rst_ni,  // asynchronous reset, active low
   input  wire         start_i,  // a run starts: output addresses restart at 0
   input  wire         load_i,  // capture acc_i
+  input  wire         wrap_i,  // with load_i: the tile ends a pass over the stream (the next tile is the next pixel group's first: its output parameters start at 0 again)
   input  wire [255:0] acc_i,  // lane l's slot p accumulator at [(l*slots + p)*acc_bits +: acc_bits]
   output wire [7:0]   oparam_raddr_o,  // oparam buffer read address
   output wire         valid_o,  // acc_o/addr_o valid (aligned with the oparam read data)
@@ -50,7 +51,7 @@ module sd_drain (
   assign active = (cnt_q != 4'd0);
   assign slot_d = ((load_i | slot_end) ? 1'd0 : (slot_q + 1'd1));
   assign slot_end = (slot_q == 1'd1);
-  assign obase_d = (start_i ? 8'd0 : (obase_q + 8'd4));
+  assign obase_d = ((start_i | wrap_i) ? 8'd0 : (obase_q + 8'd4));
   assign oaddr_d = (load_i ? obase_q : (oaddr_q + 8'd1));
   assign v_d = active;
   assign a_d = addr_q;

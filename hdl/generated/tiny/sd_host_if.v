@@ -25,7 +25,7 @@ module sd_host_if (
   output wire         start_o,  // start a run
   output wire [9:0]   last_idx_o,  // index of the run's last entry
   output wire         relu_o,  // ReLU for the run
-  output wire [26:0]  band_o,  // the run's {kernel-row mask, base2, base1, base0} (a fully connected run: mask 1, bases 0)
+  output wire [34:0]  band_o,  // with start_o: the run's {groups - 1, kernel-row mask, base2, base1, base0} (a fully connected run: 1 group, mask 1, bases 0)
   output wire [1:0]   step_o,  // activations between slots in a word: 3 fully connected, the stride in a band run
   output wire         err_o  // a command arrived while busy (cleared by START)
 );
@@ -37,8 +37,7 @@ module sd_host_if (
   wire [287:0] staging_d;
   reg  relu_q;  // ReLU flag
   wire relu_d;
-  reg  [26:0] band_q;  // band parameters of the run
-  wire [26:0] band_d;
+  wire [34:0] band;  // band parameters of a run started now
   reg  [1:0] step_q;  // slot step of the run
   wire [1:0] step_d;
   reg  err_q;  // sticky error
@@ -53,7 +52,7 @@ module sd_host_if (
   assign we_oparam_o = (accept & (cmd_op_i == 3'd6));
   assign staging_d = {staging_q[255:0], cmd_data_i};
   assign relu_d = cmd_data_i[0];
-  assign band_d = (cmd_data_i[1] ? staging_q[26:0] : 27'd16777216);
+  assign band = (cmd_data_i[1] ? staging_q[34:0] : 35'h1000000);
   assign step_d = (cmd_data_i[1] ? (cmd_data_i[2] ? 2'd2 : 2'd1) : 2'd3);
   assign err_d = (start ? 1'd0 : (err_q | ((cmd_valid_i & busy_i) & (~(cmd_op_i == 3'd0)))));
   assign staging_o = staging_q;
@@ -61,7 +60,7 @@ module sd_host_if (
   assign start_o = start;
   assign last_idx_o = cmd_addr_i[9:0];
   assign relu_o = relu_q;
-  assign band_o = band_q;
+  assign band_o = band;
   assign step_o = step_q;
   assign err_o = err_q;
 
@@ -69,13 +68,11 @@ module sd_host_if (
     if (!rst_ni) begin
       staging_q <= 288'h0;
       relu_q <= 1'd0;
-      band_q <= 27'd16777216;
       step_q <= 2'd3;
       err_q <= 1'd0;
     end else begin
       if (push) staging_q <= staging_d;
       if (start) relu_q <= relu_d;
-      if (start) band_q <= band_d;
       if (start) step_q <= step_d;
       err_q <= err_d;
     end
