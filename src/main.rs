@@ -53,7 +53,9 @@ enum Command {
     /// connected / 1×1: per output channel, input triples, the reference's block-height table;
     /// 3×3 convolutions: per output channel, (cin·3)×3 blocks), every block is decomposed as
     /// W ≈ Ce·B with power-of-two Ce (alternating least squares, all cores), and fully connected
-    /// layers are converted to the accelerator's integers (int8 B with per-block power-of-two
+    /// layers and 1×1 / 3×3 convolutions (batch norms folded first; stride and padding from
+    /// --stride / --padding) are converted to the accelerator's integers (int8 B with per-block
+    /// power-of-two
     /// scales folded into the exponent codes, per-channel weight shifts, output requantization
     /// from the activation scales) and written to the .sdm. Prints a table per layer: float and
     /// integer relative error, Ce and row density, exponents lost below/above the code window,

@@ -309,6 +309,18 @@ impl FcLayer {
     /// Checks that this layer can run on `cfg` (beyond internal consistency).
     pub fn check_fits(&self, cfg: &AccelConfig) -> Result<(), LayerError> {
         self.validate()?;
+        if let Some(c) = self.conv.filter(|c| c.kernel == 3) {
+            // A band run holds three input rows of every channel (docs/interface.md); 3×3
+            // convolutions are not input-tiled.
+            let words = 3 * u64::from(c.in_channels);
+            if words > u64::from(cfg.act_depth) {
+                return Err(self.err(format!(
+                    "a 3×3 convolution of {} input channels needs a band of {words} activation \
+                     words (3 rows × {} channels), more than act_depth = {}",
+                    c.in_channels, c.in_channels, cfg.act_depth
+                )));
+            }
+        }
         if self.rows() > cfg.act_depth as usize {
             // Input tiling (image::pack_layer) accumulates across chunks; the accumulator's
             // no-overflow guarantee covers act_depth rows, so check this layer's own bound.

@@ -90,11 +90,11 @@ pub struct BenchRow {
     pub fmax_mhz: Option<f64>,
     pub build_seconds: f64,
     pub layer: LayerCost,
-    /// `3 × lanes × Fmax / row density` for SmartDeal (absent rows cost no cycle), `3 × lanes ×
-    /// Fmax` for the dense baseline (it streams every row), in MAC/s.
+    /// `3 × lanes × slots × Fmax / row density` for SmartDeal (absent rows cost no cycle),
+    /// `3 × lanes × slots × Fmax` for the dense baseline (it streams every row), in MAC/s.
     pub effective_mac_per_s: Option<f64>,
-    /// `inputs × outputs × Fmax / stream entries`: the same, measured on the packed stream
-    /// (includes padding and the union of row sets across a tile's lanes).
+    /// `inputs × outputs × slots × Fmax / stream entries`: the same, measured on the packed
+    /// stream (includes padding and the union of row sets across a tile's lanes).
     pub stream_mac_per_s: Option<f64>,
     pub report: PathBuf,
 }
@@ -296,10 +296,11 @@ fn row(
         build_seconds: r.steps.iter().map(|s| s.seconds).sum(),
         effective_mac_per_s: fmax
             .filter(|_| ok)
-            .map(|f| 3.0 * f64::from(cfg.lanes) * f * 1e6 / density),
-        stream_mac_per_s: fmax
-            .filter(|_| ok)
-            .map(|f| f64::from(size) * f64::from(size) * f * 1e6 / layer.stream_entries as f64),
+            .map(|f| 3.0 * f64::from(cfg.lanes * cfg.slots) * f * 1e6 / density),
+        stream_mac_per_s: fmax.filter(|_| ok).map(|f| {
+            f64::from(size) * f64::from(size) * f64::from(cfg.slots) * f * 1e6
+                / layer.stream_entries as f64
+        }),
         layer,
         report: dir.join("report.json"),
     }
@@ -540,8 +541,9 @@ pub fn markdown(b: &Bench) -> String {
     let mut s = format!(
         "## {} ({}, {} MHz board clock)\n\n\
          Benchmark layer: {}×{}, row density {:.0} % (seed {}). Weight bytes: stream entries + \
-         basis + weight shifts the host loads. Effective MAC/s = 3 × lanes × Fmax / row density \
-         (dense: / 1); stream MAC/s = MACs × Fmax / stream entries.\n\n",
+         basis + weight shifts the host loads. Effective MAC/s = 3 × lanes × slots × Fmax / row \
+         density (dense: / 1); stream MAC/s = MACs × slots × Fmax / stream entries (tokens go \
+         `slots` at a time).\n\n",
         b.board,
         b.device,
         b.clock_mhz,
