@@ -4,6 +4,7 @@
 //! accelerator implements it in `smartdeal-sim`. `smartdeal run` and the network runner run
 //! layers through it; the engines that drive the host interface share `crate::plan`.
 
+use crate::activity::Counter;
 use crate::link::{Board, LinkError, LinkStats, Transport};
 use crate::plan::{self, PlanError, RunStats};
 use smartdeal_core::image::RunImage;
@@ -107,12 +108,14 @@ pub trait Engine {
     }
 }
 
-/// The bit-exact golden model: no cycles, no hardware. A loaded layer keeps its rebuilt
-/// weights, so a network that runs the same layers sentence after sentence rebuilds them once.
+/// The bit-exact golden model: no hardware. A loaded layer keeps its rebuilt weights, so a
+/// network that runs the same layers sentence after sentence rebuilds them once. Its counts
+/// (cycles, entries, bytes) come from a dry run of the planner against the documented cycle
+/// model ([`crate::activity::Counter`]): what the accelerator would count.
 #[derive(Debug, Clone)]
 pub struct GoldenEngine {
     cfg: AccelConfig,
-    loaded: Slots<(FcLayer, PreparedLayer)>,
+    loaded: Slots<(FcLayer, PreparedLayer, Vec<RunImage>)>,
 }
 
 impl GoldenEngine {
@@ -135,17 +138,18 @@ impl Engine for GoldenEngine {
         &self.cfg
     }
     fn load(&mut self, layer: &FcLayer) -> Result<Loaded, EngineError> {
-        layer.check_fits(&self.cfg).map_err(PlanError::from)?;
+        let runs = plan::pack_for(&self.cfg, layer).map_err(PlanError::from)?;
         let p = PreparedLayer::new(&self.cfg, layer);
-        Ok(self.loaded.insert((layer.clone(), p)))
+        Ok(self.loaded.insert((layer.clone(), p, runs)))
     }
     fn unload(&mut self, layer: Loaded) {
         self.loaded.remove(layer);
     }
     fn run(&mut self, l: Loaded, x: &[i8]) -> Result<(Vec<i8>, RunStats), EngineError> {
-        let (layer, p) = self.loaded.get(l)?;
+        let (layer, p, runs) = self.loaded.get(l)?;
         plan::check_input(&self.cfg, layer, x)?;
-        Ok((p.run(x), RunStats::default()))
+        let (_, stats) = plan::run_packed(&mut Counter::new(&self.cfg), layer, runs, x)?;
+        Ok((p.run(x), stats))
     }
     fn run_images(
         &mut self,
@@ -153,9 +157,10 @@ impl Engine for GoldenEngine {
         x: &[i8],
         dims: ImageDims,
     ) -> Result<(Vec<i8>, RunStats), EngineError> {
-        let (layer, p) = self.loaded.get(l)?;
+        let (layer, p, runs) = self.loaded.get(l)?;
         let (conv, _) = plan::check_images(&self.cfg, layer, x, dims)?;
-        Ok((p.run_conv(&conv, x, dims), RunStats::default()))
+        let (_, stats) = plan::run_images(&mut Counter::new(&self.cfg), layer, runs, x, dims)?;
+        Ok((p.run_conv(&conv, x, dims), stats))
     }
 }
 

@@ -10,6 +10,8 @@
 //! `smartdeal-core`. The Verilator engines (`smartdeal-sim`) implement [`Engine`] and
 //! [`link::Transport`] on top of it.
 
+pub mod activity;
+pub mod energy;
 pub mod engine;
 pub mod link;
 pub mod plan;

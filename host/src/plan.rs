@@ -78,53 +78,7 @@ pub trait Device {
     fn read_outputs(&mut self, n: u32) -> Result<Vec<i8>, Self::Error>;
 }
 
-/// Counts of one layer execution. Every engine fills what it can observe: the Verilator
-/// model counts every simulated clock, a board only the cycles it reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RunStats {
-    /// Cycles the accelerator reported busy (cycles_o), summed over runs and tokens.
-    pub run_cycles: u64,
-    /// All simulated clock cycles, including buffer loading and read-back.
-    pub total_cycles: u64,
-    /// Accelerator runs (a layer is split when it does not fit the buffers).
-    pub runs: u64,
-    /// Stream entries carrying a present row.
-    pub useful_entries: u64,
-    /// All stream entries (present rows plus drain-rule padding).
-    pub entries: u64,
-    /// Activation words the host wrote.
-    pub act_words: u64,
-}
-
-impl RunStats {
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &RunStats) {
-        self.run_cycles += other.run_cycles;
-        self.total_cycles += other.total_cycles;
-        self.runs += other.runs;
-        self.useful_entries += other.useful_entries;
-        self.entries += other.entries;
-        self.act_words += other.act_words;
-    }
-
-    fn count_run<D: Device>(
-        &mut self,
-        dev: &mut D,
-        run: &RunImage,
-        band: Option<&BandStart>,
-    ) -> Result<(), D::Error> {
-        self.run_cycles += dev.start(run, band)?;
-        self.runs += 1;
-        self.entries += run.coef.len() as u64;
-        self.useful_entries += u64::from(run.useful_entries);
-        Ok(())
-    }
-
-    fn load<D: Device>(&mut self, dev: &mut D, at: u32, words: &[Word]) -> Result<(), D::Error> {
-        self.act_words += words.len() as u64;
-        dev.load_activations(at, words)
-    }
-}
+pub use crate::activity::RunStats;
 
 /// Checks that `x` is whole `[tokens][inputs]` vectors of a fully connected `layer` that `cfg`
 /// can hold.
@@ -227,12 +181,12 @@ fn run_checked<D: Device>(
                 stats.load(dev, 0, &acts[rows])?;
                 loaded = Some(run.act_rows.clone());
             }
-            dev.load_run(run)?;
+            stats.load_run(dev, run)?;
             stats.count_run(dev, run, None)?;
             if run.channels == 0 {
                 continue;
             }
-            let yr = dev.read_outputs(run.channels * slots as u32)?;
+            let yr = stats.read_outputs(dev, run.channels * slots as u32)?;
             for (c, vals) in yr.chunks(slots).enumerate() {
                 for (p, &v) in vals.iter().take(tokens).enumerate() {
                     y[(group * slots + p) * outs + run.first_channel as usize + c] = v;
@@ -321,7 +275,7 @@ fn run_band<D: Device>(
     for n in 0..dims.images {
         let image = &x[n * c * h * w..(n + 1) * c * h * w];
         for run in &runs {
-            dev.load_run(run)?;
+            stats.load_run(dev, run)?;
             for g_lo in (0..groups).step_by(strip) {
                 let mut ring: [Option<usize>; 3] = [None; 3];
                 for oy in 0..ho {
@@ -364,7 +318,7 @@ fn run_band<D: Device>(
                         stats.count_run(dev, run, Some(&start))?;
                         let pass = (run.tiles * cfg.lanes * cfg.slots) as usize;
                         let count = (n_groups - 1) * pass + run.channels as usize * slots;
-                        let yr = dev.read_outputs(count as u32)?;
+                        let yr = stats.read_outputs(dev, count as u32)?;
                         for (k, g) in (g0..g0 + n_groups).enumerate() {
                             let end = (k * pass + pass).min(yr.len());
                             for (ch, vals) in yr[k * pass..end].chunks(slots).enumerate() {
