@@ -492,7 +492,7 @@ impl AccelConfig {
     pub fn coef_codes_bits(&self) -> u32 {
         self.lanes * 3 * self.coef_elem_bits()
     }
-    /// Basis word: lane l's B[k][j] at element index `l*9 + k*3 + j`, `basis_bits` each.
+    /// Basis word: lane l's `B[k][j]` at element index `l*9 + k*3 + j`, `basis_bits` each.
     pub fn b_word_bits(&self) -> u32 {
         self.lanes * 9 * self.basis_bits
     }

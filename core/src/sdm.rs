@@ -30,21 +30,13 @@ use thiserror::Error;
 
 /// The first 8 bytes of every `.sdm` file.
 pub const MAGIC: [u8; 8] = *b"SDMODEL\0";
-/// The format version of a file without convolution layers.
-pub const VERSION_FC: u16 = 1;
-/// The format version of a file with at least one convolution layer (and only of such a file,
-/// so that the encoding stays canonical).
-pub const VERSION_CONV: u16 = 2;
+pub use crate::sdm_conv::{LAYER_KIND_CONV, LAYER_KIND_FC, VERSION_CONV, VERSION_FC};
 /// The newest format version; this module reads versions [`VERSION_FC`]`..=VERSION`.
 pub const VERSION: u16 = VERSION_CONV;
 /// Bytes of the file header (magic, version, flags, layer count, payload length).
 pub const HEADER_LEN: usize = 24;
 /// Bytes of the trailer (CRC-32).
 pub const TRAILER_LEN: usize = 4;
-/// Layer kind code of a fully connected layer (`conv: None`).
-pub const LAYER_KIND_FC: u8 = 0;
-/// Layer kind code of a convolution (`conv: Some`); version 2 files only.
-pub const LAYER_KIND_CONV: u8 = 1;
 /// Largest number of coefficient slots (`outputs × 3 × ceil(inputs / 3)`, i.e. weights including
 /// the zero padding of the last Ce row) a layer may have, for writing and reading alike.
 /// 2^26 (67 M weights, 16× a 4096 × 1024 layer) bounds what a small crafted file with all rows
@@ -716,7 +708,16 @@ fn read_layer_fields(
     let conv = if is_conv {
         let at = r.offset();
         let bytes = r.array("convolution shape (in_channels, kernel, stride, padding)")?;
-        Some(sdm_conv::decode(bytes, at, &layer, inputs)?)
+        Some(
+            sdm_conv::decode(bytes, at, inputs).map_err(|(field, offset, why)| {
+                SdmError::BadField {
+                    layer: layer.clone(),
+                    field,
+                    offset,
+                    why,
+                }
+            })?,
+        )
     } else {
         None
     };

@@ -3,7 +3,16 @@
 //! after its flags byte (`docs/sdm-format.md`).
 
 use crate::layer::{ConvShape, FcLayer, Model};
-use crate::sdm::{SdmError, LAYER_KIND_CONV, LAYER_KIND_FC, VERSION_CONV, VERSION_FC};
+
+/// The format version of a file without convolution layers.
+pub const VERSION_FC: u16 = 1;
+/// The format version of a file with at least one convolution layer (and only of such a file,
+/// so that the encoding stays canonical).
+pub const VERSION_CONV: u16 = 2;
+/// Layer kind code of a fully connected layer (`conv: None`).
+pub const LAYER_KIND_FC: u8 = 0;
+/// Layer kind code of a convolution (`conv: Some`); version 2 files only.
+pub const LAYER_KIND_CONV: u8 = 1;
 
 /// Extra record header bytes of a convolution, after the flags: in_channels (u32), kernel,
 /// stride, padding (u8 each).
@@ -40,15 +49,14 @@ pub(crate) fn encode(c: &ConvShape) -> [u8; CONV_FIELDS_LEN] {
     [c0, c1, c2, c3, c.kernel, c.stride, c.padding]
 }
 
-/// Decodes the shape bytes of `layer` (a label, "layer 3 `conv1`") read at file offset `at` and
-/// checks them with [`ConvShape::validate`] against the record's `inputs`, naming the field at
-/// fault and its offset.
+/// Decodes the shape bytes read at file offset `at` and checks them with
+/// [`ConvShape::validate`] against the record's `inputs`; an error names the field at fault,
+/// its offset and why.
 pub(crate) fn decode(
     bytes: [u8; CONV_FIELDS_LEN],
     at: u64,
-    layer: &str,
     inputs: u32,
-) -> Result<ConvShape, SdmError> {
+) -> Result<ConvShape, (&'static str, u64, String)> {
     let [c0, c1, c2, c3, kernel, stride, padding] = bytes;
     let shape = ConvShape {
         in_channels: u32::from_le_bytes([c0, c1, c2, c3]),
@@ -70,12 +78,7 @@ pub(crate) fn decode(
         } else {
             ("in_channels", at)
         };
-        SdmError::BadField {
-            layer: layer.to_string(),
-            field,
-            offset,
-            why,
-        }
+        (field, offset, why)
     })?;
     Ok(shape)
 }

@@ -4,7 +4,7 @@
 //! against the documented cycle model ([`Counter`], what the golden engine reports). The energy
 //! model (`crate::energy`) turns them into picojoules.
 
-use crate::plan::{Device, PlanError};
+use crate::device::{Device, PlanError};
 use smartdeal_core::image::{BandStart, RunImage, Word};
 use smartdeal_core::AccelConfig;
 

@@ -11,6 +11,7 @@
 //! [`link::Transport`] on top of it.
 
 pub mod activity;
+pub mod device;
 pub mod energy;
 pub mod engine;
 pub mod link;

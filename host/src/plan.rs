@@ -52,33 +52,8 @@ fn is_3x3(layer: &FcLayer) -> bool {
     layer.conv.is_some_and(|c| c.kernel == 3)
 }
 
-/// Why a layer cannot be planned on its input.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error(transparent)]
-    Layer(#[from] LayerError),
-    /// Activations that do not fit the layer or the configuration (the message says why).
-    #[error("{0}")]
-    Input(String),
-}
-
-/// An accelerator driven through its host interface (docs/interface.md): what
-/// [`run_layer`] needs, one step at a time.
-pub trait Device {
-    type Error: From<PlanError>;
-    fn config(&self) -> &AccelConfig;
-    /// Writes activation words to buffer addresses `at .. at + words.len()`.
-    fn load_activations(&mut self, at: u32, words: &[Word]) -> Result<(), Self::Error>;
-    /// Loads a run's stream, basis, weight-shift and output-parameter words.
-    fn load_run(&mut self, run: &RunImage) -> Result<(), Self::Error>;
-    /// Starts the loaded run `run` (a band run with `band`'s parameters) and waits until it is
-    /// done; returns the cycles the accelerator reported (cycles_o).
-    fn start(&mut self, run: &RunImage, band: Option<&BandStart>) -> Result<u64, Self::Error>;
-    /// Reads output buffer entries `0..n`.
-    fn read_outputs(&mut self, n: u32) -> Result<Vec<i8>, Self::Error>;
-}
-
 pub use crate::activity::RunStats;
+pub use crate::device::{Device, PlanError};
 
 /// Checks that `x` is whole `[tokens][inputs]` vectors of a fully connected `layer` that `cfg`
 /// can hold.
@@ -199,7 +174,7 @@ fn run_checked<D: Device>(
 
 /// Runs a convolution `layer` on `dims` images `x` (`[N][C][H][W]`) and returns
 /// `[N][outputs][H'][W']` and the counts. A 3×3 kernel runs as band runs
-/// ([`run_band`]); a 1×1 kernel as a fully connected layer on the output pixels' channel
+/// (`run_band`); a 1×1 kernel as a fully connected layer on the output pixels' channel
 /// vectors (gathered with the stride; zero vectors in the padding).
 pub fn run_images<D: Device>(
     dev: &mut D,
