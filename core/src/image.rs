@@ -23,18 +23,27 @@ impl Word {
         }
     }
 
-    /// Writes the low `width` bits of `value` at bit `lo`.
+    /// Writes the low `width` (≤ 64) bits of `value` at bit `lo`.
     pub fn set(&mut self, lo: u32, width: u32, value: u64) {
         assert!(
-            lo + width <= self.bits,
+            lo + width <= self.bits && width <= 64,
             "field {lo}+{width} outside {}-bit word",
             self.bits
         );
-        for i in 0..width {
-            let bit = (value >> i) & 1;
-            let pos = lo + i;
+        // A field of ≤ 64 bits spans at most three 32-bit chunks: write it chunk by chunk.
+        let mut done = 0;
+        while done < width {
+            let pos = lo + done;
             let (c, b) = ((pos / 32) as usize, pos % 32);
-            self.chunks[c] = (self.chunks[c] & !(1 << b)) | ((bit as u32) << b);
+            let n = (32 - b).min(width - done);
+            let mask = if n == 32 {
+                u32::MAX
+            } else {
+                ((1u32 << n) - 1) << b
+            };
+            let bits = ((value >> done) as u32) << b;
+            self.chunks[c] = (self.chunks[c] & !mask) | (bits & mask);
+            done += n;
         }
     }
 
@@ -625,6 +634,31 @@ mod tests {
         assert_eq!(w.get(38, 52), 0);
         w.set(28, 10, 0);
         assert!(w.chunks[..2].iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn word_set_equals_setting_bit_by_bit() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut w = Word::zero(200);
+        let mut bits = [false; 200];
+        for _ in 0..2000 {
+            let width = (next() % 65) as u32;
+            let lo = (next() % u64::from(201 - width)) as u32;
+            let v = next();
+            w.set(lo, width, v);
+            for i in 0..width {
+                bits[(lo + i) as usize] = (v >> i) & 1 == 1;
+            }
+            for (i, &b) in bits.iter().enumerate() {
+                assert_eq!(w.get(i as u32, 1) == 1, b, "bit {i} after {lo}+{width}");
+            }
+        }
     }
 
     #[test]
