@@ -113,3 +113,164 @@ fn eval_sts_malformed_inputs_are_one_line_errors() {
     run(&minilm(), &bad, &["line 1", "columns"]);
     run(&minilm(), &d.join("missing.csv"), &["missing.csv"]);
 }
+
+fn mnist_cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cache/mnist")
+}
+
+/// A data folder with the first `per_digit` images of every digit file of the cache.
+fn write_digits(dir: &Path, per_digit: usize) -> PathBuf {
+    let out = dir.join("digits");
+    std::fs::create_dir_all(&out).unwrap();
+    for d in 0..10 {
+        let src = mnist_cache().join(format!("digits/{d}.json"));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(src).unwrap()).unwrap();
+        let px = &v["data"].as_array().unwrap()[..per_digit * 784];
+        let text = serde_json::json!({ "data": px }).to_string();
+        std::fs::write(out.join(format!("{d}.json")), text).unwrap();
+    }
+    out
+}
+
+#[test]
+fn eval_mnist_scores_a_small_folder_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_digits(dir.path(), 4);
+    let json = dir.path().join("r.json");
+    let weights = mnist_cache().join("mnist.pth");
+    let out = ok(
+        &[
+            "eval",
+            "mnist",
+            "--weights",
+            p(&weights),
+            "--data",
+            p(&data),
+            "--calib-per-digit",
+            "2",
+            "--batch",
+            "7",
+            "--json",
+            p(&json),
+        ],
+        dir.path(),
+    );
+    assert!(out.starts_with("mnist: 20 test digits"), "{out}");
+    for row in ["float", "dense int8", "SmartDeal int8"] {
+        assert!(out.lines().any(|l| l.starts_with(row)), "{out}");
+    }
+    let r = read_json(&json);
+    assert_eq!(r["images"], 40);
+    assert_eq!(r["calibration_images"], 20);
+    assert_eq!(r["test_images"], 20);
+    for m in ["float", "dense_int8", "smartdeal_int8"] {
+        // Twenty clean training digits: a 99 % model gets (nearly) all of them.
+        let top1 = r[m]["top1"].as_f64().unwrap();
+        assert!(top1 >= 0.9, "{m}: top-1 {top1}");
+        let agree = r[m]["agreement"].as_f64().unwrap();
+        assert!(agree >= 0.9, "{m}: agreement {agree}");
+        assert_eq!(
+            r[m]["weights"],
+            32 * 9 + 64 * 32 * 9 + 3136 * 128 + 128 * 10
+        );
+    }
+    assert_eq!(r["float"]["bits_per_weight"], 32.0);
+    assert_eq!(r["dense_int8"]["bits_per_weight"], 8.0);
+    assert_eq!(r["dense_int8"]["config"], "tiny-dense");
+    let bpw = r["smartdeal_int8"]["bits_per_weight"].as_f64().unwrap();
+    assert!(bpw > 1.0 && bpw < 8.0, "{bpw}");
+    assert_eq!(r["smartdeal_int8"]["engine"], "golden");
+}
+
+/// `mnist.pth` rewritten: every entry through `edit(name, bytes)`.
+fn rewrite_pth(to: &Path, edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) {
+    use std::io::{Read, Write};
+    let src = std::fs::File::open(mnist_cache().join("mnist.pth")).unwrap();
+    let mut z = zip::ZipArchive::new(src).unwrap();
+    let mut w = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        w.start_file(name.as_str(), opts).unwrap();
+        w.write_all(&edit(&name, bytes)).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// `bytes` with every `from` replaced by `to` (same length).
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn eval_mnist_malformed_inputs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = write_digits(d, 2);
+    let run = |weights: &Path, data: &Path, needles: &[&str]| {
+        fails(
+            &[
+                "eval",
+                "mnist",
+                "--weights",
+                p(weights),
+                "--data",
+                p(data),
+                "--calib-per-digit",
+                "1",
+            ],
+            d,
+            needles,
+        );
+    };
+    let good = mnist_cache().join("mnist.pth");
+    // A state dict with a renamed layer, one with NaN weights, a file that is no .pth, none.
+    let renamed = d.join("renamed.pth");
+    rewrite_pth(&renamed, |name, b| {
+        if name.ends_with("data.pkl") {
+            replace(&b, b"features.3", b"features.4")
+        } else {
+            b
+        }
+    });
+    run(&renamed, &data, &["features.3", "unknown model layout"]);
+    let nan = d.join("nan.pth");
+    rewrite_pth(&nan, |name, b| {
+        if name.contains("/data/") {
+            f32::NAN.to_le_bytes().repeat(b.len() / 4)
+        } else {
+            b
+        }
+    });
+    run(&nan, &data, &["NaN"]);
+    let text = d.join("text.pth");
+    std::fs::write(&text, "not a zip").unwrap();
+    run(&text, &data, &["text.pth", "not a PyTorch state dict"]);
+    run(&d.join("missing.pth"), &data, &["missing.pth"]);
+    // A digit file whose pixel count is not a multiple of 784, and a missing data folder.
+    let bad = d.join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    for f in 0..10 {
+        let from = data.join(format!("{f}.json"));
+        std::fs::copy(from, bad.join(format!("{f}.json"))).unwrap();
+    }
+    std::fs::write(bad.join("7.json"), r#"{"data": [0, 0.5, 1]}"#).unwrap();
+    run(&good, &bad, &["7.json", "wrong image size"]);
+    run(
+        &good,
+        &d.join("nowhere"),
+        &["nowhere", "no such data folder"],
+    );
+}

@@ -1,7 +1,11 @@
-//! STS-B evaluation: the float model (the oracle) and the SmartDeal int8 model on an engine,
-//! scored the way the field scores sentence embeddings.
+//! Whole-network evaluation: STS-B (the float MiniLM, the oracle, and the SmartDeal int8 model
+//! on an engine, scored the way the field scores sentence embeddings) and MNIST (the float CNN
+//! and its int8 forms on an engine, top-1 classes).
 
+use crate::cnn::IntCnn;
+use crate::digits::{Digits, PIXELS};
 use crate::minilm::MiniLm;
+use crate::mnist::{self, MnistNet};
 use crate::quant::{IntLinears, QLayer};
 use crate::sts::{cosine, spearman, Pair};
 use crate::NetError;
@@ -41,4 +45,51 @@ pub fn int_score(
     let mut lin = IntLinears::new(engine, layers)?;
     let s = score(pairs, |s| m.embedding(&m.tokenize(s)?, &mut lin), progress)?;
     Ok((s, lin.stats))
+}
+
+/// The float MNIST CNN's top-1 class of every image of `images`, in batches of `batch`;
+/// `progress(k)` after each batch of `k` images.
+pub fn mnist_float(
+    net: &MnistNet,
+    images: &Digits,
+    batch: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<u8>, NetError> {
+    let mut out = Vec::with_capacity(images.len());
+    for start in (0..images.len()).step_by(batch.max(1)) {
+        let end = (start + batch.max(1)).min(images.len());
+        let x = mnist::input(&images.pixels[start * PIXELS..end * PIXELS])?;
+        out.extend(mnist::top1_of(&net.logits(&x)?)?);
+        progress(end - start);
+    }
+    Ok(out)
+}
+
+/// The int8 MNIST CNN's top-1 classes, its four layers (`cnn::compress` or `cnn::dense`) run
+/// on `engine`, in batches of `batch` images; returns the classes and the engine's counts.
+pub fn mnist_int(
+    layers: &[QLayer],
+    engine: &mut dyn Engine,
+    images: &Digits,
+    batch: usize,
+    progress: &dyn Fn(usize),
+) -> Result<(Vec<u8>, RunStats), NetError> {
+    let mut cnn = IntCnn::new(engine, layers)?;
+    let mut out = Vec::with_capacity(images.len());
+    for start in (0..images.len()).step_by(batch.max(1)) {
+        let end = (start + batch.max(1)).min(images.len());
+        out.extend(cnn.classify(&images.pixels[start * PIXELS..end * PIXELS])?);
+        progress(end - start);
+    }
+    Ok((out, cnn.stats))
+}
+
+/// The fraction of `a` equal to `b` at the same index (top-1 accuracy against labels, or
+/// agreement between two models).
+pub fn agreement(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "agreement of unequal lengths");
+    if a.is_empty() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }

@@ -8,8 +8,11 @@
 //!   on any `smartdeal_host::Engine`;
 //! * [`sts`]: the STS-B format and its score (Spearman of cosine similarities).
 
+pub mod cnn;
+pub mod digits;
 pub mod eval;
 pub mod minilm;
+pub mod mnist;
 pub mod quant;
 pub mod sts;
 

