@@ -204,7 +204,10 @@ fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
     eprintln!("{}", r["utilization"]);
     let dsp = &r["utilization"]["dsp"];
     assert_eq!(dsp["kind"], "MULT18X18D");
-    assert!(dsp["used"].as_u64().unwrap() >= 96, "3 per lane and slot: {dsp}");
+    assert!(
+        dsp["used"].as_u64().unwrap() >= 96,
+        "3 per lane and slot: {dsp}"
+    );
     let out = dir.path().join("build");
     let o = flash_dry_run("ulx3s-85f", &out);
     assert!(o.status.success());

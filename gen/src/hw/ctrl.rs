@@ -40,6 +40,8 @@ struct Valids {
     v3: Expr,
     v4: Expr,
     v5: Expr,
+    v6: Expr,
+    v7: Expr,
 }
 
 pub fn module(cfg: &AccelConfig) -> Module {
@@ -48,7 +50,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
         "Run controller. START latches the index of the run's last stream entry; the\n\
          controller then reads one entry per cycle (S0), decodes its row / basis-select /\n\
          first / last fields (S1) and carries valid, first and last flags down the pipeline\n\
-         to the accumulators (S4) and the drain (S5). busy_o falls once the last output has\n\
+         to the accumulators (S6) and the drain (S7). busy_o falls once the last output has\n\
          been written; cycles_o counts the cycles of the last run.",
         &config_line(cfg),
     );
@@ -107,17 +109,17 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         u(cfg.coef_codes_bits()),
         "S2: all lanes' Ce rows (dense baseline: int8 weights)",
     );
-    let acc_en_o = m.output("acc_en_o", u(1), "S4: accumulate");
-    let first_o = m.output("first_o", u(1), "S4: first entry of a tile");
+    let acc_en_o = m.output("acc_en_o", u(1), "S6: accumulate");
+    let first_o = m.output("first_o", u(1), "S6: first entry of a tile");
     let load_o = m.output(
         "drain_load_o",
         u(1),
-        "S5: the tile's accumulators are final",
+        "S7: the tile's accumulators are final",
     );
     let wrap_o = m.output(
         "drain_wrap_o",
         u(1),
-        "S5: with drain_load_o, the tile is the stream's last (the next pixel group's tiles \
+        "S7: with drain_load_o, the tile is the stream's last (the next pixel group's tiles \
          use output parameters from 0 again)",
     );
     let busy_o = m.output("busy_o", u(1), "a run is in progress");
@@ -330,8 +332,8 @@ fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports, next: &Expr) {
     m.assign(&io.act_valid_o, valid2);
 }
 
-/// S2..S5: valid, first and last flags follow the entry down to the accumulators (S4); a
-/// tile's last entry loads the drain (S5).
+/// S2..S7: valid, first and last flags follow the entry down to the accumulators (S6); a
+/// tile's last entry loads the drain (S7).
 fn pipeline(
     m: &mut Module,
     io: &Ports,
@@ -353,18 +355,26 @@ fn pipeline(
     let e2 = m.reg_next("e2", end1, None, Reset::To(0), "S2 end of a pass");
     let e3 = m.reg_next("e3", e2, None, Reset::To(0), "S3 end of a pass");
     let e4 = m.reg_next("e4", e3, None, Reset::To(0), "S4 end of a pass");
-    let v5 = m.reg_next("v5", l4, None, Reset::To(0), "S5: drain load");
-    let e5 = m.reg_next(
-        "e5",
-        e4,
+    let v5 = m.reg_next("v5", v4.clone(), None, Reset::To(0), "S5 valid");
+    let f5 = m.reg_next("f5", f4, None, Reset::To(0), "S5 first");
+    let l5 = m.reg_next("l5", l4, None, Reset::To(0), "S5 last");
+    let e5 = m.reg_next("e5", e4, None, Reset::To(0), "S5 end of a pass");
+    let v6 = m.reg_next("v6", v5.clone(), None, Reset::To(0), "S6 valid");
+    let f6 = m.reg_next("f6", f5, None, Reset::To(0), "S6 first");
+    let l6 = m.reg_next("l6", l5, None, Reset::To(0), "S6 last");
+    let e6 = m.reg_next("e6", e5, None, Reset::To(0), "S6 end of a pass");
+    let v7 = m.reg_next("v7", l6, None, Reset::To(0), "S7: drain load");
+    let e7 = m.reg_next(
+        "e7",
+        e6,
         None,
         Reset::To(0),
-        "S5: the drained tile ends a pass",
+        "S7: the drained tile ends a pass",
     );
-    m.assign(&io.wrap_o, e5);
-    m.assign(&io.acc_en_o, v4.clone());
-    m.assign(&io.first_o, f4);
-    m.assign(&io.load_o, v5.clone());
+    m.assign(&io.wrap_o, e7);
+    m.assign(&io.acc_en_o, v6.clone());
+    m.assign(&io.first_o, f6);
+    m.assign(&io.load_o, v7.clone());
     Valids {
         issuing,
         v1,
@@ -372,6 +382,8 @@ fn pipeline(
         v3,
         v4,
         v5,
+        v6,
+        v7,
     }
 }
 
@@ -389,6 +401,8 @@ fn run_state(m: &mut Module, io: &Ports, v: Valids) {
             .or(v.v3)
             .or(v.v4)
             .or(v.v5)
+            .or(v.v6)
+            .or(v.v7)
             .or(io.drain_busy.clone())
             .or(io.out_busy.clone()),
         "anything left to do",

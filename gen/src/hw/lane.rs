@@ -1,4 +1,5 @@
-//! One lane: rebuild (S2) → weight requant and 3 multiplies (S3) → accumulate (S4).
+//! One lane: rebuild (S2) → weight requant (S3 shift, S4 round and saturate) → 3 multiplies
+//! per slot (S5) → accumulate (S6).
 
 use super::{config_line, signed_net, u};
 use crate::ir::{Expr, Module, Reset, Ty};
@@ -20,8 +21,8 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
     let mut m = Module::new(
         NAME,
         "One output channel of the dense int8 baseline: registers the row's three int8 weights\n\
-         (stage S2, in place of the rebuild engine), multiplies them by the row's three\n\
-         activations (S3), and accumulates (S4; first_i starts a new output tile).",
+         (stage S2, in place of the rebuild engine; S3 and S4 pass them on), multiplies them by\n\
+         each slot's three activations (S5), and accumulates (S6; first_i starts a new tile).",
         &config_line(cfg),
     );
     m.clock_reset();
@@ -32,9 +33,10 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
     );
     let (x, acc_en, first, acc_o) = slot_ports(&mut m, cfg);
     let w_q = m.reg_next("w", wi, None, Reset::None, "S3: the row's weights");
-    m.comment("S3: multiply");
+    m.comment("S3: the weights wait a cycle (the SmartDeal lane's weight requantizer)");
+    let w_d = m.reg_next("wd", w_q, None, Reset::None, "S4: the row's weights");
     let weights: Vec<Expr> = (0..3)
-        .map(|j| signed_net(&mut m, &format!("w{j}"), w_q.field(j * 8, 8), "int8 weight"))
+        .map(|j| signed_net(&mut m, &format!("w{j}"), w_d.field(j * 8, 8), "int8 weight"))
         .collect();
     // act_bits × 8 → product_bits, as in the SmartDeal lane.
     slots(&mut m, cfg, &x, &weights, pb, &acc_en, &first, &acc_o);
@@ -53,9 +55,9 @@ fn slot_ports(m: &mut Module, cfg: &AccelConfig) -> (Expr, Expr, Expr, Expr) {
     let acc_en = m.input(
         "acc_en_i",
         u(1),
-        "S4: a valid entry reaches the accumulator",
+        "S6: a valid entry reaches the accumulator",
     );
-    let first = m.input("first_i", u(1), "S4: first entry of an output tile");
+    let first = m.input("first_i", u(1), "S6: first entry of an output tile");
     let acc_o = m.output(
         "acc_o",
         u(cfg.acc_bits * cfg.slots),
@@ -73,7 +75,7 @@ fn slot_name(cfg: &AccelConfig, p: u32, name: &str) -> String {
     }
 }
 
-/// S3 and S4 of every slot: the row's three MAC weights times the slot's three activations,
+/// S5 and S6 of every slot: the row's three MAC weights times the slot's three activations,
 /// and the slot's accumulator. The weights are shared: one rebuild serves `slots` pixels or
 /// tokens.
 #[allow(clippy::too_many_arguments)]
@@ -88,6 +90,31 @@ fn slots(
     acc_o: &Expr,
 ) {
     let ab = cfg.act_bits;
+    // S5: the multipliers' operands registered (the weight requantizer's two halves and the
+    // multiplier each get a cycle; on the iCE40 and ECP5 these are the DSP blocks' input
+    // registers). The activations arrive at S3 and wait two cycles.
+    let x4 = m.reg_next(
+        "x4",
+        x.clone(),
+        None,
+        Reset::None,
+        "S4: the slots' activations",
+    );
+    let x = m.reg_next("x5", x4, None, Reset::None, "S5: the slots' activations");
+    let weights: Vec<Expr> = weights
+        .iter()
+        .enumerate()
+        .map(|(j, w)| {
+            m.reg_next(
+                &format!("mw{j}"),
+                w.clone(),
+                None,
+                Reset::None,
+                "S5: MAC weight",
+            )
+            .as_signed()
+        })
+        .collect();
     let mut accs = Vec::new();
     for p in 0..cfg.slots {
         let mut prods = Vec::new();
@@ -107,7 +134,7 @@ fn slots(
                 prod,
                 None,
                 Reset::None,
-                "S4: product",
+                "S6: product",
             ));
         }
         accs.push(accumulate(m, cfg, p, &prods, acc_en.clone(), first.clone()));
@@ -116,7 +143,7 @@ fn slots(
     m.assign(acc_o, Expr::concat(accs));
 }
 
-/// S4, shared by both lanes: `acc = first ? sum : acc + sum` of slot `p`'s three products;
+/// S6, shared by both lanes: `acc = first ? sum : acc + sum` of slot `p`'s three products;
 /// returns the accumulator.
 fn accumulate(
     m: &mut Module,
@@ -128,7 +155,7 @@ fn accumulate(
 ) -> Expr {
     let acc = cfg.acc_bits;
     m.comment(&format!(
-        "S4: accumulate{}",
+        "S6: accumulate{}",
         if cfg.slots == 1 {
             String::new()
         } else {
@@ -170,8 +197,8 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
     let mut m = Module::new(
         NAME,
         "One output channel: rebuilds the three weights of the current Ce row (stage S2),\n\
-         requantizes them and multiplies by the row's three activations (S3), and\n\
-         accumulates (S4; first_i starts a new output tile).",
+         requantizes them (S3 shift, S4 round and saturate), multiplies them by each slot's\n\
+         three activations (S5), and accumulates (S6; first_i starts a new output tile).",
         &config_line(cfg),
     );
     m.clock_reset();
@@ -197,7 +224,7 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
     let w_q = m.reg_next("w", w, None, Reset::None, "S3: rebuilt weights");
     let wsh_q = wsh.map(|s| m.reg_next("wshift", s, None, Reset::None, "S3: weight shift"));
 
-    m.comment("S3: weight requant and multiply");
+    m.comment("S3: weight requant");
     let mut weights = Vec::new();
     for j in 0..3 {
         let wj = m.wire(&format!("w{j}"), w_q.field(j * rb, rb), "");
@@ -207,11 +234,25 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
                 m.instance(
                     wr,
                     &format!("u_wrequant{j}"),
-                    vec![("w_i", wj), ("shift_i", s.clone()), ("q_o", q.clone())],
+                    vec![
+                        ("clk_i", Expr::net("clk_i", u(1))),
+                        ("w_i", wj),
+                        ("shift_i", s.clone()),
+                        ("q_o", q.clone()),
+                    ],
                 );
                 q.as_signed()
             }
-            _ => wj.as_signed(),
+            // Exact mode: the weight waits a cycle, as long as the requantizer's shift stage.
+            _ => m
+                .reg_next(
+                    &format!("wd{j}"),
+                    wj,
+                    None,
+                    Reset::None,
+                    "S4: rebuilt weight",
+                )
+                .as_signed(),
         };
         assert_eq!(mw.width(), mwb);
         weights.push(mw);

@@ -1,5 +1,6 @@
-//! Output requantization, three stages:
-//! O1 `s = acc + bias` → O2 `p = s · M` → O3 `y = sat8((p + 2^(sh-1)) >>> sh)`, optional ReLU.
+//! Output requantization, four stages (each one long operation, for timing):
+//! O1 `s = acc + bias` → O2 `p = s · M` (and the rounding constant `2^(sh-1)` from the shift) →
+//! O3 `r = p + 2^(sh-1)` → O4 `y = sat8(r >>> sh)`, optional ReLU.
 
 use super::{config_line, saturate, u};
 use crate::ir::{Expr, Module, Reset};
@@ -63,34 +64,41 @@ pub fn module(cfg: &AccelConfig) -> Module {
     // the product exactly.
     let p = s_q.as_signed().sext(pw).mul(mult_q.zext(pw).as_signed());
     let p_q = m.reg_next("p", p, None, Reset::None, "O3: (acc + bias) * M");
-    let sh2_q = m.reg_next("sh2", sh_q, None, Reset::None, "O3: shift");
+    let sh2_q = m.reg_next("sh2", sh_q.clone(), None, Reset::None, "O3: shift");
     let v2 = m.reg_next("v2", v1.clone(), None, Reset::To(0), "O3 valid");
     let a2 = m.reg_next("a2", a1, None, Reset::None, "O3 address");
 
-    m.comment("O3: round half up, shift, saturate, ReLU");
-    // Rounding constant 2^(sh-1) (0 when sh = 0) as (1 << sh) >> 1, pw + 1 bits.
-    let rnd = m.wire(
+    // Rounding constant 2^(sh-1) (0 when sh = 0) as (1 << sh) >> 1, pw + 1 bits: decoded from
+    // the shift beside the multiply, so O3 is one add.
+    let rnd = Expr::lit(1, pw + 1).shl(sh_q.clone()).shr(Expr::lit(1, 1));
+    let rnd_q = m.reg_next(
         "rnd",
-        Expr::lit(1, pw + 1).shl(sh2_q.clone()).shr(Expr::lit(1, 1)),
-        "2^(sh-1), or 0 when sh = 0",
+        rnd,
+        None,
+        Reset::None,
+        "O3: 2^(sh-1), or 0 when sh = 0",
     );
+
+    m.comment("O3: round half up");
     // pw → pw + 1 bits so the rounding add cannot overflow.
-    let r = m
-        .wire(
-            "r",
-            p_q.as_signed().sext(pw + 1).add(rnd),
-            "rounded product",
-        )
+    let r = p_q.as_signed().sext(pw + 1).add(rnd_q);
+    let r_q = m.reg_next("r", r, None, Reset::None, "O4: rounded product");
+    let sh3_q = m.reg_next("sh3", sh2_q, None, Reset::None, "O4: shift");
+    let v3 = m.reg_next("v3", v2.clone(), None, Reset::To(0), "O4 valid");
+    let a3 = m.reg_next("a3", a2, None, Reset::None, "O4 address");
+
+    m.comment("O4: shift, saturate, ReLU");
+    let t = m
+        .wire("t", r_q.as_signed().shr(sh3_q), "arithmetic shift")
         .as_signed();
-    let t = m.wire("t", r.shr(sh2_q), "arithmetic shift").as_signed();
     let y = saturate(&mut m, "ysat", &t, 8);
     let yr = Expr::mux(relu.and(y.bit(7)), Expr::lit(0, 8), y.as_unsigned());
     let y_q = m.reg_next("y", yr, None, Reset::None, "output");
-    let v3 = m.reg_next("v3", v2.clone(), None, Reset::To(0), "output valid");
-    let a3 = m.reg_next("a3", a2, None, Reset::None, "output address");
-    m.assign(&valid_o, v3.clone());
-    m.assign(&addr_o, a3);
+    let v4 = m.reg_next("v4", v3.clone(), None, Reset::To(0), "output valid");
+    let a4 = m.reg_next("a4", a3, None, Reset::None, "output address");
+    m.assign(&valid_o, v4.clone());
+    m.assign(&addr_o, a4);
     m.assign(&y_o, y_q);
-    m.assign(&busy_o, valid.or(v1).or(v2).or(v3));
+    m.assign(&busy_o, valid.or(v1).or(v2).or(v3).or(v4));
     m
 }

@@ -40,17 +40,25 @@ module sd_out_requant (
   wire v2_d;
   reg  [6:0] a2_q;  // O3 address
   wire [6:0] a2_d;
-  wire [49:0] rnd;  // 2^(sh-1), or 0 when sh = 0
-  wire [49:0] r;  // rounded product
+  reg  [49:0] rnd_q;  // O3: 2^(sh-1), or 0 when sh = 0
+  wire [49:0] rnd_d;
+  reg  [49:0] r_q;  // O4: rounded product
+  wire [49:0] r_d;
+  reg  [4:0] sh3_q;  // O4: shift
+  wire [4:0] sh3_d;
+  reg  v3_q;  // O4 valid
+  wire v3_d;
+  reg  [6:0] a3_q;  // O4 address
+  wire [6:0] a3_d;
   wire [49:0] t;  // arithmetic shift
   wire ysat_ovf;  // value outside the target range
   wire [7:0] ysat;  // saturated to 8 bits
   reg  [7:0] y_q;  // output
   wire [7:0] y_d;
-  reg  v3_q;  // output valid
-  wire v3_d;
-  reg  [6:0] a3_q;  // output address
-  wire [6:0] a3_d;
+  reg  v4_q;  // output valid
+  wire v4_d;
+  reg  [6:0] a4_q;  // output address
+  wire [6:0] a4_d;
 
   // O1: acc + bias
   assign bias = oparam_i[31:0];
@@ -67,30 +75,37 @@ module sd_out_requant (
   assign sh2_d = sh_q;
   assign v2_d = v1_q;
   assign a2_d = a1_q;
+  assign rnd_d = ((50'h1 << sh_q) >> 1'd1);
 
-  // O3: round half up, shift, saturate, ReLU
-  assign rnd = ((50'h1 << sh2_q) >> 1'd1);
-  assign r = ({{1{p_q[48]}}, p_q} + rnd);
-  assign t = {($signed(r) >>> sh2_q)};
+  // O3: round half up
+  assign r_d = ({{1{p_q[48]}}, p_q} + rnd_q);
+  assign sh3_d = sh2_q;
+  assign v3_d = v2_q;
+  assign a3_d = a2_q;
+
+  // O4: shift, saturate, ReLU
+  assign t = {($signed(r_q) >>> sh3_q)};
   assign ysat_ovf = (~((&t[49:7]) | (~(|t[49:7]))));
   assign ysat = (ysat_ovf ? (t[49] ? 8'd128 : 8'd127) : t[7:0]);
   assign y_d = ((relu_i & ysat[7]) ? 8'd0 : ysat);
-  assign v3_d = v2_q;
-  assign a3_d = a2_q;
-  assign valid_o = v3_q;
-  assign addr_o = a3_q;
+  assign v4_d = v3_q;
+  assign a4_d = a3_q;
+  assign valid_o = v4_q;
+  assign addr_o = a4_q;
   assign y_o = y_q;
-  assign busy_o = (((valid_i | v1_q) | v2_q) | v3_q);
+  assign busy_o = ((((valid_i | v1_q) | v2_q) | v3_q) | v4_q);
 
   always @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       v1_q <= 1'd0;
       v2_q <= 1'd0;
       v3_q <= 1'd0;
+      v4_q <= 1'd0;
     end else begin
       v1_q <= v1_d;
       v2_q <= v2_d;
       v3_q <= v3_d;
+      v4_q <= v4_d;
     end
   end
 
@@ -102,8 +117,12 @@ module sd_out_requant (
     p_q <= p_d;
     sh2_q <= sh2_d;
     a2_q <= a2_d;
-    y_q <= y_d;
+    rnd_q <= rnd_d;
+    r_q <= r_d;
+    sh3_q <= sh3_d;
     a3_q <= a3_d;
+    y_q <= y_d;
+    a4_q <= a4_d;
   end
 
 endmodule

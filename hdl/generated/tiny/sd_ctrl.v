@@ -4,7 +4,7 @@
 // Run controller. START latches the index of the run's last stream entry; the
 // controller then reads one entry per cycle (S0), decodes its row / basis-select /
 // first / last fields (S1) and carries valid, first and last flags down the pipeline
-// to the accumulators (S4) and the drain (S5). busy_o falls once the last output has
+// to the accumulators (S6) and the drain (S7). busy_o falls once the last output has
 // been written; cycles_o counts the cycles of the last run.
 
 module sd_ctrl (
@@ -22,10 +22,10 @@ module sd_ctrl (
   output wire [6:0]  b_raddr_o,  // S1: basis word
   output wire [5:0]  wshift_raddr_o,  // S1: weight-shift word (the tile)
   output wire [59:0] codes_o,  // S2: all lanes' Ce rows (dense baseline: int8 weights)
-  output wire        acc_en_o,  // S4: accumulate
-  output wire        first_o,  // S4: first entry of a tile
-  output wire        drain_load_o,  // S5: the tile's accumulators are final
-  output wire        drain_wrap_o,  // S5: with drain_load_o, the tile is the stream's last (the next pixel group's tiles use output parameters from 0 again)
+  output wire        acc_en_o,  // S6: accumulate
+  output wire        first_o,  // S6: first entry of a tile
+  output wire        drain_load_o,  // S7: the tile's accumulators are final
+  output wire        drain_wrap_o,  // S7: with drain_load_o, the tile is the stream's last (the next pixel group's tiles use output parameters from 0 again)
   output wire        busy_o,  // a run is in progress
   output wire        done_o,  // the last run has finished (cleared by START)
   output wire [31:0] cycles_o  // cycles of the last run
@@ -88,10 +88,26 @@ module sd_ctrl (
   wire e3_d;
   reg  e4_q;  // S4 end of a pass
   wire e4_d;
-  reg  v5_q;  // S5: drain load
+  reg  v5_q;  // S5 valid
   wire v5_d;
-  reg  e5_q;  // S5: the drained tile ends a pass
+  reg  f5_q;  // S5 first
+  wire f5_d;
+  reg  l5_q;  // S5 last
+  wire l5_d;
+  reg  e5_q;  // S5 end of a pass
   wire e5_d;
+  reg  v6_q;  // S6 valid
+  wire v6_d;
+  reg  f6_q;  // S6 first
+  wire f6_d;
+  reg  l6_q;  // S6 last
+  wire l6_d;
+  reg  e6_q;  // S6 end of a pass
+  wire e6_d;
+  reg  v7_q;  // S7: drain load
+  wire v7_d;
+  reg  e7_q;  // S7: the drained tile ends a pass
+  wire e7_d;
   reg  busy_q;  // run in progress
   wire busy_d;
   wire in_flight;  // anything left to do
@@ -142,16 +158,24 @@ module sd_ctrl (
   assign e2_d = end1_q;
   assign e3_d = e2_q;
   assign e4_d = e3_q;
-  assign v5_d = l4_q;
+  assign v5_d = v4_q;
+  assign f5_d = f4_q;
+  assign l5_d = l4_q;
   assign e5_d = e4_q;
-  assign drain_wrap_o = e5_q;
-  assign acc_en_o = v4_q;
-  assign first_o = f4_q;
-  assign drain_load_o = v5_q;
+  assign v6_d = v5_q;
+  assign f6_d = f5_q;
+  assign l6_d = l5_q;
+  assign e6_d = e5_q;
+  assign v7_d = l6_q;
+  assign e7_d = e6_q;
+  assign drain_wrap_o = e7_q;
+  assign acc_en_o = v6_q;
+  assign first_o = f6_q;
+  assign drain_load_o = v7_q;
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = (((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = (((((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
@@ -185,7 +209,15 @@ module sd_ctrl (
       e3_q <= 1'd0;
       e4_q <= 1'd0;
       v5_q <= 1'd0;
+      f5_q <= 1'd0;
+      l5_q <= 1'd0;
       e5_q <= 1'd0;
+      v6_q <= 1'd0;
+      f6_q <= 1'd0;
+      l6_q <= 1'd0;
+      e6_q <= 1'd0;
+      v7_q <= 1'd0;
+      e7_q <= 1'd0;
       busy_q <= 1'd0;
       done_q <= 1'd0;
       cycles_q <= 32'd0;
@@ -214,7 +246,15 @@ module sd_ctrl (
       e3_q <= e3_d;
       e4_q <= e4_d;
       v5_q <= v5_d;
+      f5_q <= f5_d;
+      l5_q <= l5_d;
       e5_q <= e5_d;
+      v6_q <= v6_d;
+      f6_q <= f6_d;
+      l6_q <= l6_d;
+      e6_q <= e6_d;
+      v7_q <= v7_d;
+      e7_q <= e7_d;
       busy_q <= busy_d;
       done_q <= done_d;
       if ((start_i | busy_q)) cycles_q <= cycles_d;

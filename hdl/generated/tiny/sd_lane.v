@@ -2,8 +2,8 @@
 // Config: tiny [fingerprint 9c92c9dfad29b5ff]: lanes=4 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=64 act_depth=256 coef_depth=1024 b_depth=128 out_depth=256 weight_requant=int8
 //
 // One output channel: rebuilds the three weights of the current Ce row (stage S2),
-// requantizes them and multiplies by the row's three activations (S3), and
-// accumulates (S4; first_i starts a new output tile).
+// requantizes them (S3 shift, S4 round and saturate), multiplies them by each slot's
+// three activations (S5), and accumulates (S6; first_i starts a new output tile).
 
 module sd_lane (
   input  wire        clk_i,  // clock
@@ -12,8 +12,8 @@ module sd_lane (
   input  wire [14:0] ce_i,  // S2: this lane's Ce row
   input  wire [3:0]  wshift_i,  // S2: weight shift
   input  wire [47:0] x_i,  // S3: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]
-  input  wire        acc_en_i,  // S4: a valid entry reaches the accumulator
-  input  wire        first_i,  // S4: first entry of an output tile
+  input  wire        acc_en_i,  // S6: a valid entry reaches the accumulator
+  input  wire        first_i,  // S6: first entry of an output tile
   output wire [63:0] acc_o  // slot p's accumulator (signed) at [p*acc_bits +: acc_bits]
 );
 
@@ -28,26 +28,36 @@ module sd_lane (
   wire [7:0] wq1;  // int8 weight
   wire [16:0] w2;
   wire [7:0] wq2;  // int8 weight
+  reg  [47:0] x4_q;  // S4: the slots' activations
+  wire [47:0] x4_d;
+  reg  [47:0] x5_q;  // S5: the slots' activations
+  wire [47:0] x5_d;
+  reg  [7:0] mw0_q;  // S5: MAC weight
+  wire [7:0] mw0_d;
+  reg  [7:0] mw1_q;  // S5: MAC weight
+  wire [7:0] mw1_d;
+  reg  [7:0] mw2_q;  // S5: MAC weight
+  wire [7:0] mw2_d;
   wire [7:0] s0_x0;
-  reg  [15:0] s0_p0_q;  // S4: product
+  reg  [15:0] s0_p0_q;  // S6: product
   wire [15:0] s0_p0_d;
   wire [7:0] s0_x1;
-  reg  [15:0] s0_p1_q;  // S4: product
+  reg  [15:0] s0_p1_q;  // S6: product
   wire [15:0] s0_p1_d;
   wire [7:0] s0_x2;
-  reg  [15:0] s0_p2_q;  // S4: product
+  reg  [15:0] s0_p2_q;  // S6: product
   wire [15:0] s0_p2_d;
   wire [31:0] s0_sum;  // sum of the row's three products
   reg  [31:0] s0_acc_q;  // accumulator
   wire [31:0] s0_acc_d;
   wire [7:0] s1_x0;
-  reg  [15:0] s1_p0_q;  // S4: product
+  reg  [15:0] s1_p0_q;  // S6: product
   wire [15:0] s1_p0_d;
   wire [7:0] s1_x1;
-  reg  [15:0] s1_p1_q;  // S4: product
+  reg  [15:0] s1_p1_q;  // S6: product
   wire [15:0] s1_p1_d;
   wire [7:0] s1_x2;
-  reg  [15:0] s1_p2_q;  // S4: product
+  reg  [15:0] s1_p2_q;  // S6: product
   wire [15:0] s1_p2_d;
   wire [31:0] s1_sum;  // sum of the row's three products
   reg  [31:0] s1_acc_q;  // accumulator
@@ -62,43 +72,51 @@ module sd_lane (
   assign w_d = w;
   assign wshift_d = wshift_i;
 
-  // S3: weight requant and multiply
+  // S3: weight requant
   assign w0 = w_q[16:0];
   sd_wrequant u_wrequant0 (
+    .clk_i   (clk_i),
     .w_i     (w0),
     .shift_i (wshift_q),
     .q_o     (wq0)
   );
   assign w1 = w_q[33:17];
   sd_wrequant u_wrequant1 (
+    .clk_i   (clk_i),
     .w_i     (w1),
     .shift_i (wshift_q),
     .q_o     (wq1)
   );
   assign w2 = w_q[50:34];
   sd_wrequant u_wrequant2 (
+    .clk_i   (clk_i),
     .w_i     (w2),
     .shift_i (wshift_q),
     .q_o     (wq2)
   );
-  assign s0_x0 = x_i[7:0];
-  assign s0_p0_d = ({{8{s0_x0[7]}}, s0_x0} * {{8{wq0[7]}}, wq0});
-  assign s0_x1 = x_i[15:8];
-  assign s0_p1_d = ({{8{s0_x1[7]}}, s0_x1} * {{8{wq1[7]}}, wq1});
-  assign s0_x2 = x_i[23:16];
-  assign s0_p2_d = ({{8{s0_x2[7]}}, s0_x2} * {{8{wq2[7]}}, wq2});
+  assign x4_d = x_i;
+  assign x5_d = x4_q;
+  assign mw0_d = wq0;
+  assign mw1_d = wq1;
+  assign mw2_d = wq2;
+  assign s0_x0 = x5_q[7:0];
+  assign s0_p0_d = ({{8{s0_x0[7]}}, s0_x0} * {{8{mw0_q[7]}}, mw0_q});
+  assign s0_x1 = x5_q[15:8];
+  assign s0_p1_d = ({{8{s0_x1[7]}}, s0_x1} * {{8{mw1_q[7]}}, mw1_q});
+  assign s0_x2 = x5_q[23:16];
+  assign s0_p2_d = ({{8{s0_x2[7]}}, s0_x2} * {{8{mw2_q[7]}}, mw2_q});
 
-  // S4: accumulate (slot 0)
+  // S6: accumulate (slot 0)
   assign s0_sum = (({{16{s0_p0_q[15]}}, s0_p0_q} + {{16{s0_p1_q[15]}}, s0_p1_q}) + {{16{s0_p2_q[15]}}, s0_p2_q});
   assign s0_acc_d = (first_i ? s0_sum : (s0_acc_q + s0_sum));
-  assign s1_x0 = x_i[31:24];
-  assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{wq0[7]}}, wq0});
-  assign s1_x1 = x_i[39:32];
-  assign s1_p1_d = ({{8{s1_x1[7]}}, s1_x1} * {{8{wq1[7]}}, wq1});
-  assign s1_x2 = x_i[47:40];
-  assign s1_p2_d = ({{8{s1_x2[7]}}, s1_x2} * {{8{wq2[7]}}, wq2});
+  assign s1_x0 = x5_q[31:24];
+  assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{mw0_q[7]}}, mw0_q});
+  assign s1_x1 = x5_q[39:32];
+  assign s1_p1_d = ({{8{s1_x1[7]}}, s1_x1} * {{8{mw1_q[7]}}, mw1_q});
+  assign s1_x2 = x5_q[47:40];
+  assign s1_p2_d = ({{8{s1_x2[7]}}, s1_x2} * {{8{mw2_q[7]}}, mw2_q});
 
-  // S4: accumulate (slot 1)
+  // S6: accumulate (slot 1)
   assign s1_sum = (({{16{s1_p0_q[15]}}, s1_p0_q} + {{16{s1_p1_q[15]}}, s1_p1_q}) + {{16{s1_p2_q[15]}}, s1_p2_q});
   assign s1_acc_d = (first_i ? s1_sum : (s1_acc_q + s1_sum));
   assign acc_o = {s1_acc_q, s0_acc_q};
@@ -116,6 +134,11 @@ module sd_lane (
   always @(posedge clk_i) begin
     w_q <= w_d;
     wshift_q <= wshift_d;
+    x4_q <= x4_d;
+    x5_q <= x5_d;
+    mw0_q <= mw0_d;
+    mw1_q <= mw1_d;
+    mw2_q <= mw2_d;
     s0_p0_q <= s0_p0_d;
     s0_p1_q <= s0_p1_d;
     s0_p2_q <= s0_p2_d;

@@ -2,24 +2,31 @@
 // Config: ulx3s [fingerprint 2910e0f32af698cb]: lanes=16 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=128 act_depth=1024 coef_depth=4096 b_depth=512 out_depth=1024 weight_requant=int8
 //
 // Weight requantization of one rebuilt weight to int8: shift right by the output
-// channel's shift, round half up, saturate to [-128, 127].
+// channel's shift (registered), then round half up and saturate to [-128, 127]; q_o
+// is the weight presented one cycle earlier.
 
 module sd_wrequant (
+  input  wire        clk_i,  // clock
   input  wire [16:0] w_i,  // rebuilt weight (signed)
   input  wire [3:0]  shift_i,  // right shift
-  output wire [7:0]  q_o  // requantized weight (signed int8)
+  output wire [7:0]  q_o  // requantized weight (signed int8) of w_i and shift_i one cycle ago
 );
 
   wire [17:0] w2;  // 2w
-  wire [17:0] t;  // 2w >>> shift
+  reg  [17:0] t_q;  // 2w >>> shift
+  wire [17:0] t_d;
   wire [17:0] h;  // rounded, before saturation
   wire q_ovf;  // value outside the target range
   wire [7:0] q;  // saturated to 8 bits
   assign w2 = {w_i, 1'd0};
-  assign t = {($signed(w2) >>> shift_i)};
-  assign h = ({($signed(t) >>> 1'd1)} + {17'd0, t[0]});
+  assign t_d = {($signed(w2) >>> shift_i)};
+  assign h = ({($signed(t_q) >>> 1'd1)} + {17'd0, t_q[0]});
   assign q_ovf = (~((&h[17:7]) | (~(|h[17:7]))));
   assign q = (q_ovf ? (h[17] ? 8'd128 : 8'd127) : h[7:0]);
   assign q_o = q;
+
+  always @(posedge clk_i) begin
+    t_q <= t_d;
+  end
 
 endmodule

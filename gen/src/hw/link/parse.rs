@@ -256,14 +256,23 @@ pub(super) fn request_checks(
     (c, chk)
 }
 
-/// Command dispatch: one flag per known command.
+/// Command dispatch: one flag per known command, registered (the command byte is latched a
+/// whole UART byte before anything reads the flags, so the compare gets its own cycle).
 pub(super) fn decode_command(m: &mut Module, fr: &Frame) -> Cmds {
-    let is_cmd = |c: u8| fr.cmd.clone().eq(l8(c));
-    let id = m.wire("c_identify", is_cmd(proto::cmd::IDENTIFY), "");
-    let st = m.wire("c_status", is_cmd(proto::cmd::STATUS), "");
-    let wr = m.wire("c_write", is_cmd(proto::cmd::WRITE), "");
-    let run = m.wire("c_run", is_cmd(proto::cmd::RUN), "");
-    let rd = m.wire("c_read", is_cmd(proto::cmd::READ), "");
+    let mut flag = |name: &str, c: u8| {
+        m.reg_next(
+            name,
+            fr.cmd.clone().eq(l8(c)),
+            None,
+            Reset::To(0),
+            "the latched command is this one",
+        )
+    };
+    let id = flag("c_identify", proto::cmd::IDENTIFY);
+    let st = flag("c_status", proto::cmd::STATUS);
+    let wr = flag("c_write", proto::cmd::WRITE);
+    let run = flag("c_run", proto::cmd::RUN);
+    let rd = flag("c_read", proto::cmd::READ);
     Cmds {
         id,
         st,
@@ -277,7 +286,9 @@ pub(super) fn decode_command(m: &mut Module, fr: &Frame) -> Cmds {
 /// 4 for READ, whole 7-byte commands for WRITE.
 pub(super) fn length_ok(m: &mut Module, d: &Dims, fr: &Frame, c: &Cmds) -> Expr {
     let len_is = |n: u128| fr.len.clone().eq(Expr::lit(n, d.lw));
-    m.wire(
+    // Registered like the command flags: the length and the byte count settle a UART byte
+    // before the CRC byte that checks them.
+    m.reg_next(
         "len_ok",
         pick(
             Expr::lit(0, 1),
@@ -291,6 +302,8 @@ pub(super) fn length_ok(m: &mut Module, d: &Dims, fr: &Frame, c: &Cmds) -> Expr 
                 ),
             ],
         ),
+        None,
+        Reset::To(0),
         "payload length right for the command",
     )
 }
@@ -305,10 +318,14 @@ pub(super) fn read_args(m: &mut Module, cfg: &AccelConfig, fr: &Frame) -> (Expr,
         rd_base.clone().zext(17).add(rd_count.clone().zext(17)), // 16 + 16 -> 17 bits
         "READ: one past the last address",
     );
-    let rd_ok = m.wire(
+    // Registered: the payload settles a whole UART byte before the CRC byte that checks it,
+    // so the 17-bit add and compare get their own cycle.
+    let rd_ok = m.reg_next(
         "rd_ok",
         rd_end.cmp(CmpOp::Le, Expr::lit(u128::from(cfg.out_depth), 17)),
-        "READ range inside the output buffer",
+        None,
+        Reset::To(0),
+        "READ range inside the output buffer (of the payload one cycle ago)",
     );
     (rd_base, rd_count, rd_ok)
 }
