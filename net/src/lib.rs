@@ -10,6 +10,7 @@
 
 pub mod cnn;
 pub mod digits;
+pub mod energy;
 pub mod eval;
 pub mod minilm;
 pub mod mnist;
