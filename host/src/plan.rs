@@ -52,6 +52,7 @@ fn is_3x3(layer: &FcLayer) -> bool {
     layer.conv.is_some_and(|c| c.kernel == 3)
 }
 
+use crate::activity::run_bytes;
 pub use crate::activity::RunStats;
 pub use crate::device::{Device, PlanError};
 
@@ -130,11 +131,13 @@ pub fn run_packed<D: Device>(
     run_checked(dev, layer, runs, x)
 }
 
-/// [`run_packed`] on an input already checked. Tokens go `slots` at a time: each run's
-/// activation chunk is loaded when it differs from the loaded one (input-tiled layers read one
-/// chunk of rows per run, `RunImage::act_rows`), then the run is loaded, executed and its
-/// outputs read (`channels × slots` values, slot-minor); a run with no output channels (an
-/// input chunk that only accumulates) reads nothing.
+/// [`run_packed`] on an input already checked. Tokens go `slots` at a time (a token group);
+/// each run reads `channels × slots` outputs, slot-minor, and a run with no output channels (an
+/// input chunk of an input-tiled layer, whose accumulators carry into the tile's next run)
+/// reads nothing. Two loop orders compute the same outputs: token groups outside and runs
+/// inside (a group's activations load once, every run's weights once per group), or, when that
+/// moves fewer bytes and the layer is not input-tiled, runs outside (every run's weights load
+/// once, each group's activations once per run) — [`runs_outside`].
 fn run_checked<D: Device>(
     dev: &mut D,
     layer: &FcLayer,
@@ -142,13 +145,24 @@ fn run_checked<D: Device>(
     x: &[i8],
 ) -> Result<(Vec<i8>, RunStats), D::Error> {
     let n = layer.inputs as usize;
-    let outs = layer.outputs as usize;
     let slots = dev.config().slots as usize;
     let mut stats = RunStats::default();
-    let mut y = vec![0i8; x.len() / n * outs];
-    for (group, xg) in x.chunks(n * slots).enumerate() {
-        let tokens = xg.len() / n;
-        let acts = pack_activations(dev.config(), layer, xg);
+    let mut y = vec![0i8; x.len() / n * layer.outputs as usize];
+    let groups: Vec<(usize, Vec<Word>)> = x
+        .chunks(n * slots)
+        .map(|xg| (xg.len() / n, pack_activations(dev.config(), layer, xg)))
+        .collect();
+    if runs_outside(dev.config(), runs, &groups) {
+        for run in runs {
+            stats.load_run(dev, run)?;
+            for (g, (tokens, acts)) in groups.iter().enumerate() {
+                stats.load(dev, 0, acts)?;
+                run_group(dev, &mut stats, layer, run, (g, *tokens), &mut y)?;
+            }
+        }
+        return Ok((y, stats));
+    }
+    for (g, (tokens, acts)) in groups.iter().enumerate() {
         let mut loaded: Option<Range<u32>> = None;
         for run in runs {
             if loaded.as_ref() != Some(&run.act_rows) {
@@ -157,19 +171,50 @@ fn run_checked<D: Device>(
                 loaded = Some(run.act_rows.clone());
             }
             stats.load_run(dev, run)?;
-            stats.count_run(dev, run, None)?;
-            if run.channels == 0 {
-                continue;
-            }
-            let yr = stats.read_outputs(dev, run.channels * slots as u32)?;
-            for (c, vals) in yr.chunks(slots).enumerate() {
-                for (p, &v) in vals.iter().take(tokens).enumerate() {
-                    y[(group * slots + p) * outs + run.first_channel as usize + c] = v;
-                }
-            }
+            run_group(dev, &mut stats, layer, run, (g, *tokens), &mut y)?;
         }
     }
     Ok((y, stats))
+}
+
+/// Whether to loop over runs outside token groups: only for a layer that is not input-tiled
+/// (every run drains its tiles and reads all rows), and only when reloading each group's
+/// activations per run moves fewer bytes than reloading every run's weights per group.
+fn runs_outside(cfg: &AccelConfig, runs: &[RunImage], groups: &[(usize, Vec<Word>)]) -> bool {
+    let tiled = runs.iter().any(|r| r.channels == 0);
+    if tiled || runs.len() < 2 || groups.len() < 2 {
+        return false;
+    }
+    let weights: u64 = runs.iter().map(|r| run_bytes(cfg, r)).sum();
+    let acts = groups[0].1.len() as u64 * u64::from(cfg.act_word_bits().div_ceil(8));
+    let (r, g) = (runs.len() as u64, groups.len() as u64);
+    // Runs outside: W + g·r·A bytes; groups outside: g·W + g·A.
+    weights + g * r * acts < g * weights + g * acts
+}
+
+/// Starts the loaded `run` on the loaded activations of token group `g` (`tokens` of them) and
+/// reads its outputs into `y`.
+fn run_group<D: Device>(
+    dev: &mut D,
+    stats: &mut RunStats,
+    layer: &FcLayer,
+    run: &RunImage,
+    (g, tokens): (usize, usize),
+    y: &mut [i8],
+) -> Result<(), D::Error> {
+    let slots = dev.config().slots as usize;
+    let outs = layer.outputs as usize;
+    stats.count_run(dev, run, None)?;
+    if run.channels == 0 {
+        return Ok(());
+    }
+    let yr = stats.read_outputs(dev, run.channels * slots as u32)?;
+    for (c, vals) in yr.chunks(slots).enumerate() {
+        for (p, &v) in vals.iter().take(tokens).enumerate() {
+            y[(g * slots + p) * outs + run.first_channel as usize + c] = v;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a convolution `layer` on `dims` images `x` (`[N][C][H][W]`) and returns
@@ -403,6 +448,33 @@ mod tests {
             reads,
             passes * runs.iter().filter(|r| r.channels > 0).count()
         );
+    }
+
+    /// Many tokens on a layer of several runs that is not input-tiled: the planner loads each
+    /// run's weights once and each token group's activations once per run, and every output
+    /// still lands at its token and channel.
+    #[test]
+    fn many_tokens_load_each_run_once() {
+        let mut cfg = AccelConfig::preset("tiny").unwrap();
+        cfg.coef_depth = 64;
+        cfg.validate().unwrap();
+        let layer = random_layer(&RandomLayerSpec::for_config(&cfg, 90, 20, 1.0, 3));
+        let runs = pack_for(&cfg, &layer).unwrap();
+        assert!(runs.len() > 1 && runs.iter().all(|r| r.channels > 0));
+        let mut dev = Recorder {
+            cfg: cfg.clone(),
+            calls: Vec::new(),
+            current: None,
+        };
+        let tokens = 16;
+        let (y, stats) = run_layer(&mut dev, &layer, &vec![1i8; tokens * 90]).unwrap();
+        let want: Vec<i8> = (0..tokens).flat_map(|_| (0..20).map(|o| o as i8)).collect();
+        assert_eq!(y, want);
+        let weights: u64 = runs.iter().map(|r| run_bytes(&cfg, r)).sum();
+        assert_eq!(stats.weight_bytes, weights, "every run's weights once");
+        let groups = tokens.div_ceil(cfg.slots as usize);
+        let loads = dev.calls.iter().filter(|c| c.starts_with("act")).count();
+        assert_eq!(loads, runs.len() * groups);
     }
 
     #[test]

@@ -93,13 +93,13 @@ pub fn markdown(rows: &[EnergyRow], unit: &str) -> String {
         if let [sd, dense] = pair {
             let _ = writeln!(
                 s,
-                "\nWeights {}: SmartDeal uses {:.2}× less energy per {unit} than the dense int8 \
-                 baseline ({:.0} vs {:.0} cycles).",
+                "\nWeights {}: SmartDeal needs {:.2}× the dense int8 baseline's energy per {unit} \
+                 ({:.0} vs {:.0} cycles).",
                 match sd.weights {
                     WeightHome::OffChip => "off chip",
                     WeightHome::OnChip => "on chip",
                 },
-                dense.energy.total / sd.energy.total,
+                sd.energy.total / dense.energy.total,
                 sd.cycles,
                 dense.cycles
             );
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(r[1].weight_bytes, 300.0);
         assert_eq!(r[2].energy.weights_dram, 0.0, "on chip: no weight traffic");
         let md = markdown(&r, "sentence");
-        assert!(md.contains("less energy per sentence"), "{md}");
+        assert!(md.contains("energy per sentence"), "{md}");
         assert_eq!(md.matches("| smartdeal").count(), 2);
     }
 }

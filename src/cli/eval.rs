@@ -12,6 +12,7 @@ use smartdeal_decomp::block::Options;
 use smartdeal_gen::GenOptions;
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
 use smartdeal_net::digits::{self, Digits};
+use smartdeal_net::energy::{self, EnergyRow};
 use smartdeal_net::eval::{agreement, float_score, int_score, mnist_float, mnist_int};
 use smartdeal_net::minilm::MiniLm;
 use smartdeal_net::mnist::MnistNet;
@@ -86,6 +87,10 @@ pub struct StsArgs {
     /// Also write the results as JSON
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also count the dense int8 baseline on the same sentences (golden engine) and print the
+    /// energy model's estimate per sentence for both, weights off and on chip
+    #[arg(long)]
+    pub energy: bool,
 }
 
 #[derive(Serialize)]
@@ -117,6 +122,9 @@ struct Report {
     pairs: usize,
     float: Option<Scored>,
     smartdeal: SmartDealResult,
+    /// `--energy`: per sentence, SmartDeal against the dense int8 baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    energy: Option<Vec<EnergyRow>>,
 }
 
 fn bar(len: usize, what: &str) -> Result<ProgressBar> {
@@ -270,6 +278,22 @@ fn sts_main(a: StsArgs) -> Result<()> {
         calibration_sentences: cal.sentences,
         counts,
     };
+    let energy = if a.energy {
+        // The same layers on the dense baseline compute the same outputs (its int8 weights are
+        // the ones the rebuild makes); only the counts differ.
+        let mut dense = GoldenEngine::new(&cfg.dense_baseline());
+        let b = bar(pairs.len(), "pairs, dense int8 counts on golden")?;
+        let (_, dense_counts) = int_score(&model, &layers, &mut dense, pairs, &|| b.inc(1))?;
+        b.finish_and_clear();
+        Some(energy::rows(
+            &cfg,
+            &sd.counts,
+            &dense_counts,
+            2 * pairs.len(),
+        ))
+    } else {
+        None
+    };
     let report = Report {
         format_version: 1,
         task: "sts",
@@ -278,6 +302,7 @@ fn sts_main(a: StsArgs) -> Result<()> {
         pairs: pairs.len(),
         float,
         smartdeal: sd,
+        energy,
     };
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&report)? + "\n";
@@ -301,7 +326,14 @@ fn sts_main(a: StsArgs) -> Result<()> {
         s.footprint.file_bytes,
         s.footprint.row_density,
         s.seconds
-    ))
+    ))?;
+    match &report.energy {
+        Some(rows) => print_out(&format!(
+            "\nEnergy model (docs/networks.md), per sentence:\n\n{}",
+            energy::markdown(rows, "sentence")
+        )),
+        None => Ok(()),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -385,6 +417,9 @@ struct MnistReport {
     float: Classifier,
     dense_int8: Option<Classifier>,
     smartdeal_int8: Classifier,
+    /// Per image, SmartDeal against the dense int8 baseline (without --no-dense).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    energy: Option<Vec<EnergyRow>>,
 }
 
 fn check_mnist(a: &MnistArgs) -> Result<()> {
@@ -539,6 +574,15 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
     smartdeal_int8.weights = fp.weights;
     smartdeal_int8.row_density = Some(fp.row_density);
 
+    let energy = match (&dense_int8, &smartdeal_int8.counts) {
+        (
+            Some(Classifier {
+                counts: Some(d), ..
+            }),
+            Some(sd),
+        ) => Some(energy::rows(&cfg, sd, d, test.len())),
+        _ => None,
+    };
     let report = MnistReport {
         format_version: 1,
         task: "mnist",
@@ -554,12 +598,21 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
         float,
         dense_int8,
         smartdeal_int8,
+        energy,
     };
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&report)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", show(path)))?;
     }
-    print_out(&mnist_table(&report))
+    print_out(&mnist_table(&report))?;
+    match &report.energy {
+        Some(rows) => print_out(&format!(
+            "\nEnergy model (docs/networks.md), per image (batches of {}):\n\n{}",
+            a.batch,
+            energy::markdown(rows, "image")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The printed summary: one line on the data, one row per model.
