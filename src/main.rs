@@ -70,6 +70,12 @@ enum Command {
     /// run on an engine; prints the scores, bits per weight and row density, --json writes them
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
+    /// Compression sweep of a whole network (`sweep sts`): threshold × structural prune ratio ×
+    /// exponent bits, each point compressed and scored on the golden engine; writes a JSON and
+    /// a Markdown table and SVG plots of score vs bits per weight and vs row density with the
+    /// Pareto front marked
+    #[command(subcommand)]
+    Sweep(cli::sweep::SweepCommand),
 }
 
 /// Collapses any multi-line text into one line.
@@ -140,7 +146,8 @@ fn main() -> ExitCode {
                 }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     fail(
-                        "a subcommand is required: random-layer, inspect, run, decompose, fpga or eval; \
+                        "a subcommand is required: random-layer, inspect, run, decompose, fpga, eval or \
+                         sweep; \
                          see --help",
                     )
                 }
@@ -155,6 +162,7 @@ fn main() -> ExitCode {
         Command::Decompose(a) => cli::decompose::main(a),
         Command::Fpga(c) => cli::fpga::main(c),
         Command::Eval(c) => cli::eval::main(c),
+        Command::Sweep(c) => cli::sweep::main(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,8 +14,10 @@ pub mod energy;
 pub mod eval;
 pub mod minilm;
 pub mod mnist;
+pub mod plot;
 pub mod quant;
 pub mod sts;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 

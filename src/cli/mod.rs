@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod npy;
 pub mod random_layer;
 pub mod run;
+pub mod sweep;
 
 use anyhow::{anyhow, Context, Result};
 use smartdeal_core::{AccelConfig, ConfigError};
