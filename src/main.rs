@@ -70,10 +70,10 @@ enum Command {
     /// run on an engine; prints the scores, bits per weight and row density, --json writes them
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
-    /// Compression sweep of a whole network (`sweep sts`): threshold × structural prune ratio ×
-    /// exponent bits, each point compressed and scored on the golden engine; writes a JSON and
-    /// a Markdown table and SVG plots of score vs bits per weight and vs row density with the
-    /// Pareto front marked
+    /// Compression sweep of a whole network (`sweep sts`, `sweep mnist`): threshold × structural
+    /// prune ratio × exponent bits, each point compressed and scored on the golden engine;
+    /// writes a JSON and a Markdown table and SVG plots of score vs bits per weight and vs row
+    /// density with the Pareto front marked
     #[command(subcommand)]
     Sweep(cli::sweep::SweepCommand),
 }

@@ -1,7 +1,7 @@
 //! The compression sweep: the Pareto front on hand-made points, the table and the plots of a
-//! made-up result set, the grid flags, one-line errors, and a two-point run of `smartdeal sweep
-//! sts` on four sentence pairs (the default grid on the whole test set is a documented command,
-//! not a test: docs/sweep.md).
+//! made-up result set, the grid flags, one-line errors, and two-point runs of `smartdeal sweep
+//! sts` on four sentence pairs and of `smartdeal sweep mnist` on 20 digits (the default grids on
+//! the whole test sets are documented commands, not tests: docs/sweep.md).
 
 mod common;
 
@@ -296,4 +296,51 @@ fn sweep_bad_grids_and_configs_are_one_line_errors() {
         a.extend(args);
         fails(&a, d, &needles);
     }
+}
+
+#[test]
+fn sweep_mnist_runs_two_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("cache/mnist");
+    let out = d.join("out");
+    let stdout = ok(
+        &[
+            "sweep",
+            "mnist",
+            "--weights",
+            p(&cache.join("mnist.pth")),
+            "--data",
+            p(&cache.join("digits")),
+            "--calib-per-digit",
+            "2",
+            "--limit",
+            "20",
+            "--point",
+            "1e-2:0:3",
+            "--point",
+            "1e-2:0.75:3",
+            "--out",
+            p(&out),
+        ],
+        d,
+    );
+    assert!(
+        stdout.contains("grid of 2 (2 measured, 0 reused)"),
+        "{stdout}"
+    );
+    let r = read_json(&out.join("sweep.json"));
+    assert_eq!(r["task"], "mnist");
+    assert_eq!(r["settings"]["items"], 20);
+    assert_eq!(r["settings"]["calibration"], 20);
+    let pts = r["points"].as_array().unwrap();
+    assert_eq!(
+        pts[0]["weights"],
+        32 * 9 + 64 * 32 * 9 + 128 * 3136 + 10 * 128
+    );
+    assert!(pts[0]["score"].as_f64().unwrap() >= 0.9, "{}", pts[0]);
+    // Pruning 3 of the first convolution's 3 kernel rows leaves it all zero: every image gets
+    // the same class.
+    assert!(pts[1]["score"].as_f64().unwrap() <= 0.2, "{}", pts[1]);
+    assert!(pts[1]["row_density"].as_f64().unwrap() < 0.3, "{}", pts[1]);
 }

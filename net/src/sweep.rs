@@ -4,14 +4,20 @@
 //!
 //! * [`Point`], [`default_grid`], [`product`]: the grid;
 //! * [`SweepTask`]: one network and data set (calibrated once, then compressed and scored per
-//!   point): [`StsTask`] is all-MiniLM-L6-v2 on STS-B;
+//!   point): [`StsTask`] is all-MiniLM-L6-v2 on STS-B, [`MnistTask`] the MNIST CNN on the
+//!   digits;
 //! * [`Sweep`]: the results, written after every point as `sweep.json`, `sweep.md` and two plots
 //!   ([`crate::plot`]), and read back to resume an interrupted run;
 //! * [`pareto_front`]: which points no other point beats on both axes.
 
-use crate::eval::int_score;
+use crate::cnn::{self, CnnCalibration};
+use crate::digits::Digits;
+use crate::eval::{agreement, int_score, mnist_float, mnist_int};
 use crate::minilm::MiniLm;
-use crate::quant::{calibrate, compress, footprint, Calibration, CompressOptions, QLayer};
+use crate::mnist::{MnistNet, LAYERS};
+use crate::quant::{
+    calibrate, compress, footprint, Calibration, CompressOptions, Footprint, QLayer,
+};
 use crate::sts::{self, Pair};
 use crate::NetError;
 use serde::{Deserialize, Serialize};
@@ -169,7 +175,7 @@ pub struct PointResult {
     pub weight_rel_error: Option<f64>,
     /// Compression (decomposition, integer conversion, weight error) of all layers.
     pub compress_seconds: f64,
-    /// Scoring the data set on the engine.
+    /// Scoring the data on the engine.
     pub score_seconds: f64,
     /// On the Pareto front of score vs bits per weight.
     #[serde(default)]
@@ -177,6 +183,32 @@ pub struct PointResult {
     /// On the Pareto front of score vs row density.
     #[serde(default)]
     pub pareto_row_density: bool,
+}
+
+impl PointResult {
+    /// A point's result, off both Pareto fronts until [`Sweep::record`] marks them.
+    pub fn new(
+        point: Point,
+        score: f64,
+        fp: &Footprint,
+        weight_rel_error: Option<f64>,
+        compress_seconds: f64,
+        score_seconds: f64,
+    ) -> PointResult {
+        PointResult {
+            point,
+            score,
+            bits_per_weight: fp.bits_per_weight,
+            file_bytes: fp.file_bytes,
+            weights: fp.weights,
+            row_density: fp.row_density,
+            weight_rel_error,
+            compress_seconds,
+            score_seconds,
+            pareto_bits: false,
+            pareto_row_density: false,
+        }
+    }
 }
 
 /// What makes two sweeps' points comparable (a resumed run reuses points only when equal).
@@ -403,6 +435,12 @@ pub trait Progress {
     fn stage(&self, what: &str, len: u64);
     /// One step done.
     fn tick(&self);
+    /// `n` steps done.
+    fn advance(&self, n: u64) {
+        for _ in 0..n {
+            self.tick();
+        }
+    }
 }
 
 /// No progress display.
@@ -561,18 +599,102 @@ impl SweepTask for StsTask {
         let (score, _) = int_score(&self.model, &layers, &mut engine, &self.pairs, &|| {
             progress.tick()
         })?;
-        Ok(PointResult {
-            point: *point,
+        Ok(PointResult::new(
+            *point,
             score,
-            bits_per_weight: fp.bits_per_weight,
-            file_bytes: fp.file_bytes,
-            weights: fp.weights,
-            row_density: fp.row_density,
-            weight_rel_error: Some(err),
+            &fp,
+            Some(err),
             compress_seconds,
-            score_seconds: t1.elapsed().as_secs_f64(),
-            pareto_bits: false,
-            pareto_row_density: false,
+            t1.elapsed().as_secs_f64(),
+        ))
+    }
+}
+
+/// The MNIST CNN (ccexam's `MNISTNet`) on the digits: top-1 accuracy against the labels, its two
+/// convolutions and two linear layers compressed and run on the golden engine (as `smartdeal eval
+/// mnist` does).
+pub struct MnistTask {
+    net: MnistNet,
+    test: Digits,
+    cal: CnnCalibration,
+    iters: u32,
+    group_size: usize,
+    batch: usize,
+}
+
+impl MnistTask {
+    /// Calibrates `net` on `calib` (every point shares the scales); `test` is scored in batches
+    /// of `batch` images.
+    pub fn new(
+        net: MnistNet,
+        calib: &Digits,
+        test: Digits,
+        iters: u32,
+        group_size: usize,
+        batch: usize,
+    ) -> Result<MnistTask, NetError> {
+        let cal = cnn::calibrate(&net, calib, batch)?;
+        Ok(MnistTask {
+            net,
+            test,
+            cal,
+            iters,
+            group_size,
+            batch,
         })
+    }
+}
+
+impl SweepTask for MnistTask {
+    fn name(&self) -> &'static str {
+        "mnist"
+    }
+
+    fn metric(&self) -> &'static str {
+        "top-1 accuracy"
+    }
+
+    fn float_score(&mut self, progress: &dyn Progress) -> Result<f64, NetError> {
+        progress.stage("digits, float", self.test.len() as u64);
+        let pred = mnist_float(&self.net, &self.test, self.batch, &|k| {
+            progress.advance(k as u64)
+        })?;
+        Ok(agreement(&pred, &self.test.labels))
+    }
+
+    fn evaluate(
+        &mut self,
+        point: &Point,
+        cfg: &AccelConfig,
+        progress: &dyn Progress,
+    ) -> Result<PointResult, NetError> {
+        let t0 = Instant::now();
+        let opts = point.compress_options(self.iters, self.group_size);
+        progress.stage("layers compressed", LAYERS.len() as u64);
+        let layers = cnn::compress(&self.net, &self.cal, cfg, &opts, &|| progress.tick())?;
+        let fp = footprint(&layers);
+        let net = &self.net;
+        let err = weight_error(&layers, cfg, &|name| {
+            let i = LAYERS
+                .iter()
+                .position(|l| l.name == name)
+                .ok_or_else(|| NetError::Compress(format!("no layer `{name}`")))?;
+            Ok(net.weight(i).flatten_all()?.to_vec1::<f32>()?)
+        })?;
+        let compress_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let mut engine = GoldenEngine::new(cfg);
+        progress.stage("digits, SmartDeal int8 on golden", self.test.len() as u64);
+        let (pred, _) = mnist_int(&layers, &mut engine, &self.test, self.batch, &|k| {
+            progress.advance(k as u64)
+        })?;
+        Ok(PointResult::new(
+            *point,
+            agreement(&pred, &self.test.labels),
+            &fp,
+            Some(err),
+            compress_seconds,
+            t1.elapsed().as_secs_f64(),
+        ))
     }
 }
