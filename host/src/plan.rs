@@ -270,7 +270,7 @@ fn to_images(yt: &[i8], c: usize, images: usize, pixels: usize) -> Vec<i8> {
     y
 }
 
-/// A 3×3 convolution as band runs (docs/interface.md). For each image, stream run and strip
+/// A 3×3 convolution as band runs (docs/interface.md). For each stream run, image and strip
 /// of output pixel groups, the band slides down the image: before output row `y` the host
 /// loads the input rows `y·stride − padding + kh` not yet in the band's three ring slots (only
 /// the new rows), then starts one run per pixel group of the strip with the kernel rows' bases
@@ -292,10 +292,11 @@ fn run_band<D: Device>(
     let strip = band.groups as usize;
     let mut stats = RunStats::default();
     let mut y = vec![0i8; dims.images * outs * ho * wo];
-    for n in 0..dims.images {
-        let image = &x[n * c * h * w..(n + 1) * c * h * w];
-        for run in &runs {
-            stats.load_run(dev, run)?;
+    // Runs outside images: each run's weights load once for the whole batch.
+    for run in &runs {
+        stats.load_run(dev, run)?;
+        for n in 0..dims.images {
+            let image = &x[n * c * h * w..(n + 1) * c * h * w];
             for g_lo in (0..groups).step_by(strip) {
                 let mut ring: [Option<usize>; 3] = [None; 3];
                 for oy in 0..ho {
