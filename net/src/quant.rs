@@ -32,6 +32,22 @@ pub struct Calibration {
     pub sentences: usize,
 }
 
+impl Calibration {
+    /// Layer `name`'s input scale and per-output-channel scales (`max / 127`).
+    pub fn scales(&self, name: &str) -> Result<(f32, Vec<f32>), NetError> {
+        let missing = || NetError::Compress(format!("layer `{name}` was not calibrated"));
+        let s_in = scale_of(*self.in_max.get(name).ok_or_else(missing)?);
+        let s_out = self
+            .out_max
+            .get(name)
+            .ok_or_else(missing)?
+            .iter()
+            .map(|&v| scale_of(v))
+            .collect();
+        Ok((s_in, s_out))
+    }
+}
+
 /// Float layers that record their input and output ranges.
 struct Recorder<'a> {
     float: FloatLinears<'a>,
@@ -127,16 +143,7 @@ pub fn compress(
         };
         let fl = decompose_tensor(&name, &[rows, cols], &data, &lo, &|_| {})
             .map_err(|why| NetError::Compress(format!("layer `{name}`: {why}")))?;
-        let missing = || NetError::Compress(format!("layer `{name}` was not calibrated"));
-        let in_max = *cal.in_max.get(&name).ok_or_else(missing)?;
-        let s_in = scale_of(in_max);
-        let s_out: Vec<f32> = cal
-            .out_max
-            .get(&name)
-            .ok_or_else(missing)?
-            .iter()
-            .map(|&v| scale_of(v))
-            .collect();
+        let (s_in, s_out) = cal.scales(&name)?;
         let io = IntOptions {
             exp_bits: cfg.exp_bits as u8,
             basis_bits: cfg.basis_bits,
@@ -158,7 +165,7 @@ pub fn compress(
 }
 
 /// The scale that maps `max` to the largest code (a zero range gets scale 1: all codes 0).
-fn scale_of(max: f32) -> f32 {
+pub(crate) fn scale_of(max: f32) -> f32 {
     if max > 0.0 && max.is_finite() {
         max / ACT_MAX
     } else {

@@ -11,6 +11,7 @@ use smartdeal_core::AccelConfig;
 use smartdeal_decomp::block::Options;
 use smartdeal_gen::GenOptions;
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
+use smartdeal_net::dense;
 use smartdeal_net::digits::{self, Digits};
 use smartdeal_net::energy::{self, EnergyRow};
 use smartdeal_net::eval::{agreement, float_score, int_score, mnist_float, mnist_int};
@@ -87,16 +88,31 @@ pub struct StsArgs {
     /// Also write the results as JSON
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Also count the dense int8 baseline on the same sentences (golden engine) and print the
-    /// energy model's estimate per sentence for both, weights off and on chip
-    #[arg(long)]
+    /// Also print the energy model's estimate per sentence for the SmartDeal and the dense int8
+    /// models, weights off and on chip (needs the dense model)
+    #[arg(long, conflicts_with = "no_dense")]
     pub energy: bool,
+    /// Skip the dense int8 model (plain per-channel int8 weights on the dense baseline)
+    #[arg(long)]
+    pub no_dense: bool,
 }
 
 #[derive(Serialize)]
 struct Scored {
     spearman: f64,
     seconds: f64,
+}
+
+/// The dense int8 model's result: plain per-output-channel int8 weights, 8 bits per weight.
+#[derive(Serialize)]
+struct DenseResult {
+    spearman: f64,
+    seconds: f64,
+    engine: &'static str,
+    config: String,
+    bits_per_weight: f64,
+    weight_bytes: u64,
+    counts: RunStats,
 }
 
 #[derive(Serialize)]
@@ -121,6 +137,8 @@ struct Report {
     data: String,
     pairs: usize,
     float: Option<Scored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dense_int8: Option<DenseResult>,
     smartdeal: SmartDealResult,
     /// `--energy`: per sentence, SmartDeal against the dense int8 baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,21 +296,32 @@ fn sts_main(a: StsArgs) -> Result<()> {
         calibration_sentences: cal.sentences,
         counts,
     };
-    let energy = if a.energy {
-        // The same layers on the dense baseline compute the same outputs (its int8 weights are
-        // the ones the rebuild makes); only the counts differ.
-        let mut dense = GoldenEngine::new(&cfg.dense_baseline());
-        let b = bar(pairs.len(), "pairs, dense int8 counts on golden")?;
-        let (_, dense_counts) = int_score(&model, &layers, &mut dense, pairs, &|| b.inc(1))?;
-        b.finish_and_clear();
-        Some(energy::rows(
-            &cfg,
-            &sd.counts,
-            &dense_counts,
-            2 * pairs.len(),
-        ))
-    } else {
+    let dense_int8 = if a.no_dense {
         None
+    } else {
+        let dcfg = cfg.dense_baseline();
+        let layers = dense::minilm(&model, &cal, &cfg)?;
+        let mut engine = engine_for(a.engine, &dcfg)?;
+        let t0 = Instant::now();
+        let b = bar(
+            pairs.len(),
+            &format!("pairs, dense int8 on {}", engine.name()),
+        )?;
+        let (s, counts) = int_score(&model, &layers, engine.as_mut(), pairs, &|| b.inc(1))?;
+        b.finish_and_clear();
+        Some(DenseResult {
+            spearman: s,
+            seconds: t0.elapsed().as_secs_f64(),
+            engine: engine.name(),
+            config: dcfg.name.clone(),
+            bits_per_weight: 8.0,
+            weight_bytes: fp.weights,
+            counts,
+        })
+    };
+    let energy = match (&dense_int8, a.energy) {
+        (Some(d), true) => Some(energy::rows(&cfg, &sd.counts, &d.counts, 2 * pairs.len())),
+        _ => None,
     };
     let report = Report {
         format_version: 1,
@@ -301,6 +330,7 @@ fn sts_main(a: StsArgs) -> Result<()> {
         data: show(&a.data),
         pairs: pairs.len(),
         float,
+        dense_int8,
         smartdeal: sd,
         energy,
     };
@@ -313,9 +343,14 @@ fn sts_main(a: StsArgs) -> Result<()> {
         .as_ref()
         .map(|f| format!("float {:.4}, ", f.spearman))
         .unwrap_or_default();
+    let d = report
+        .dense_int8
+        .as_ref()
+        .map(|d| format!("dense int8 {:.4} (8 bits per weight), ", d.spearman))
+        .unwrap_or_default();
     let s = &report.smartdeal;
     print_out(&format!(
-        "sts: {} pairs of {}: {f}SmartDeal int8 {:.4} on {} (config `{}`; {:.2} bits per weight, \
+        "sts: {} pairs of {}: {f}{d}SmartDeal int8 {:.4} on {} (config `{}`; {:.2} bits per weight, \
          {} weight bytes, row density {:.3}; {:.0} s)\n",
         report.pairs,
         report.data,
