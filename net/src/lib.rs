@@ -24,6 +24,7 @@ pub mod plot;
 pub mod quant;
 pub mod sts;
 pub mod sweep;
+mod sweep_write;
 
 use std::path::{Path, PathBuf};
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use smartdeal_core::{AccelConfig, WeightRequant};
 use smartdeal_decomp::block::Options as BlockOptions;
 use smartdeal_host::GoldenEngine;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Version of `sweep.json`'s layout.
@@ -399,31 +399,10 @@ impl Sweep {
         }
         t
     }
-
-    /// Writes `sweep.json`, `sweep.md` and the two plots into `dir` (each file replaced whole,
-    /// so an interrupted run leaves the last complete set).
-    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, NetError> {
-        std::fs::create_dir_all(dir).map_err(|e| NetError::io(dir, e))?;
-        let json = serde_json::to_string_pretty(self)
-            .map_err(|e| NetError::Compress(format!("cannot serialize the sweep: {e}")))?
-            + "\n";
-        let mut files = Vec::new();
-        for (name, text) in [(JSON_FILE, json), (MARKDOWN_FILE, self.to_markdown())] {
-            let path = dir.join(name);
-            write_whole(&path, &text)?;
-            files.push(path);
-        }
-        for x in crate::plot::XAxis::ALL {
-            let path = dir.join(x.file_name());
-            write_whole(&path, &crate::plot::svg(self, x)?)?;
-            files.push(path);
-        }
-        Ok(files)
-    }
 }
 
 /// Writes `text` to `path` through a temporary file renamed over it.
-fn write_whole(path: &Path, text: &str) -> Result<(), NetError> {
+pub(crate) fn write_whole(path: &Path, text: &str) -> Result<(), NetError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(|e| NetError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| NetError::io(path, e))
