@@ -129,15 +129,15 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 }
 
 /// The cycles a START of `run` costs beyond its issued entries (the documented cycle model,
-/// docs/interface.md): 8 to drain the pipeline (S1..S7 and the run's last cycle); a run that
+/// docs/interface.md): 7 to drain the pipeline (S1..S6 and the run's last cycle); a run that
 /// ends a tile (it has output channels) 6 more for the drain's and the output requantizer's
 /// registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
 /// drain while later ones stream).
 pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     if run.channels > 0 {
-        14 + u64::from(cfg.lanes * cfg.slots)
+        13 + u64::from(cfg.lanes * cfg.slots)
     } else {
-        8
+        7
     }
 }
 

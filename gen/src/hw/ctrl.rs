@@ -42,7 +42,6 @@ struct Valids {
     v5: Expr,
     v6: Expr,
     v7: Expr,
-    v8: Expr,
 }
 
 pub fn module(cfg: &AccelConfig) -> Module {
@@ -51,7 +50,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
         "Run controller. START latches the index of the run's last stream entry; the\n\
          controller then reads one entry per cycle (S0), decodes its row / basis-select /\n\
          first / last fields (S1) and carries valid, first and last flags down the pipeline\n\
-         to the accumulators (S7) and the drain (S8). busy_o falls once the last output has\n\
+         to the accumulators (S6) and the drain (S7). busy_o falls once the last output has\n\
          been written; cycles_o counts the cycles of the last run.",
         &config_line(cfg),
     );
@@ -110,17 +109,17 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         u(cfg.coef_codes_bits()),
         "S2: all lanes' Ce rows (dense baseline: int8 weights)",
     );
-    let acc_en_o = m.output("acc_en_o", u(1), "S7: accumulate");
-    let first_o = m.output("first_o", u(1), "S7: first entry of a tile");
+    let acc_en_o = m.output("acc_en_o", u(1), "S6: accumulate");
+    let first_o = m.output("first_o", u(1), "S6: first entry of a tile");
     let load_o = m.output(
         "drain_load_o",
         u(1),
-        "S8: the tile's accumulators are final",
+        "S7: the tile's accumulators are final",
     );
     let wrap_o = m.output(
         "drain_wrap_o",
         u(1),
-        "S8: with drain_load_o, the tile is the stream's last (the next pixel group's tiles \
+        "S7: with drain_load_o, the tile is the stream's last (the next pixel group's tiles \
          use output parameters from 0 again)",
     );
     let busy_o = m.output("busy_o", u(1), "a run is in progress");
@@ -333,8 +332,8 @@ fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports, next: &Expr) {
     m.assign(&io.act_valid_o, valid2);
 }
 
-/// S2..S8: valid, first and last flags follow the entry down to the accumulators (S7); a
-/// tile's last entry loads the drain (S8).
+/// S2..S7: valid, first and last flags follow the entry down to the accumulators (S6); a
+/// tile's last entry loads the drain (S7).
 fn pipeline(
     m: &mut Module,
     io: &Ports,
@@ -364,22 +363,18 @@ fn pipeline(
     let f6 = m.reg_next("f6", f5, None, Reset::To(0), "S6 first");
     let l6 = m.reg_next("l6", l5, None, Reset::To(0), "S6 last");
     let e6 = m.reg_next("e6", e5, None, Reset::To(0), "S6 end of a pass");
-    let v7 = m.reg_next("v7", v6.clone(), None, Reset::To(0), "S7 valid");
-    let f7 = m.reg_next("f7", f6, None, Reset::To(0), "S7 first");
-    let l7 = m.reg_next("l7", l6, None, Reset::To(0), "S7 last");
-    let e7 = m.reg_next("e7", e6, None, Reset::To(0), "S7 end of a pass");
-    let v8 = m.reg_next("v8", l7, None, Reset::To(0), "S8: drain load");
-    let e8 = m.reg_next(
-        "e8",
-        e7,
+    let v7 = m.reg_next("v7", l6, None, Reset::To(0), "S7: drain load");
+    let e7 = m.reg_next(
+        "e7",
+        e6,
         None,
         Reset::To(0),
-        "S8: the drained tile ends a pass",
+        "S7: the drained tile ends a pass",
     );
-    m.assign(&io.wrap_o, e8);
-    m.assign(&io.acc_en_o, v7.clone());
-    m.assign(&io.first_o, f7);
-    m.assign(&io.load_o, v8.clone());
+    m.assign(&io.wrap_o, e7);
+    m.assign(&io.acc_en_o, v6.clone());
+    m.assign(&io.first_o, f6);
+    m.assign(&io.load_o, v7.clone());
     Valids {
         issuing,
         v1,
@@ -389,7 +384,6 @@ fn pipeline(
         v5,
         v6,
         v7,
-        v8,
     }
 }
 
@@ -409,7 +403,6 @@ fn run_state(m: &mut Module, io: &Ports, v: Valids) {
             .or(v.v5)
             .or(v.v6)
             .or(v.v7)
-            .or(v.v8)
             .or(io.drain_busy.clone())
             .or(io.out_busy.clone()),
         "anything left to do",

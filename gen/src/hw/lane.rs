@@ -1,5 +1,5 @@
 //! One lane: rebuild (S2) → weight requant (S3 shift, S4 round and saturate) → 3 multiplies
-//! per slot (S5) → their sum (S6) → accumulate (S7).
+//! per slot (S5) → accumulate (S6).
 
 use super::{config_line, signed_net, u};
 use crate::ir::{Expr, Module, Reset, Ty};
@@ -22,7 +22,7 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
         NAME,
         "One output channel of the dense int8 baseline: registers the row's three int8 weights\n\
          (stage S2, in place of the rebuild engine; S3 and S4 pass them on), multiplies them by\n\
-         each slot's three activations (S5), sums (S6) and accumulates (S7; first_i: new tile).",
+         each slot's three activations (S5), and accumulates (S6; first_i starts a new tile).",
         &config_line(cfg),
     );
     m.clock_reset();
@@ -55,9 +55,9 @@ fn slot_ports(m: &mut Module, cfg: &AccelConfig) -> (Expr, Expr, Expr, Expr) {
     let acc_en = m.input(
         "acc_en_i",
         u(1),
-        "S7: a valid entry reaches the accumulator",
+        "S6: a valid entry reaches the accumulator",
     );
-    let first = m.input("first_i", u(1), "S7: first entry of an output tile");
+    let first = m.input("first_i", u(1), "S6: first entry of an output tile");
     let acc_o = m.output(
         "acc_o",
         u(cfg.acc_bits * cfg.slots),
@@ -75,7 +75,7 @@ fn slot_name(cfg: &AccelConfig, p: u32, name: &str) -> String {
     }
 }
 
-/// S5 to S7 of every slot: the row's three MAC weights times the slot's three activations,
+/// S5 and S6 of every slot: the row's three MAC weights times the slot's three activations,
 /// and the slot's accumulator. The weights are shared: one rebuild serves `slots` pixels or
 /// tokens.
 #[allow(clippy::too_many_arguments)]
@@ -143,8 +143,7 @@ fn slots(
     m.assign(acc_o, Expr::concat(accs));
 }
 
-/// S6 and S7, shared by both lanes: `sum` of slot `p`'s three products (S6, registered), then
-/// `acc = first ? sum : acc + sum` (S7) of slot `p`'s three products;
+/// S6, shared by both lanes: `acc = first ? sum : acc + sum` of slot `p`'s three products;
 /// returns the accumulator.
 fn accumulate(
     m: &mut Module,
@@ -156,7 +155,7 @@ fn accumulate(
 ) -> Expr {
     let acc = cfg.acc_bits;
     m.comment(&format!(
-        "S6: sum of the products, S7: accumulate{}",
+        "S6: accumulate{}",
         if cfg.slots == 1 {
             String::new()
         } else {
@@ -169,13 +168,10 @@ fn accumulate(
         .map(|p| p.as_signed().sext(acc))
         .reduce(Expr::add)
         .expect("three products");
-    // Registered: the three-input add and the accumulator's add each get a cycle.
-    let sum = m.reg_next(
+    let sum = m.wire(
         &slot_name(cfg, p, "sum"),
         sum,
-        None,
-        Reset::None,
-        "S7: sum of the row's three products",
+        "sum of the row's three products",
     );
     let acc_q = m.reg(
         &slot_name(cfg, p, "acc"),
@@ -202,8 +198,7 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
         NAME,
         "One output channel: rebuilds the three weights of the current Ce row (stage S2),\n\
          requantizes them (S3 shift, S4 round and saturate), multiplies them by each slot's\n\
-         three activations (S5), sums the products (S6) and accumulates (S7; first_i starts a\n\
-         new output tile).",
+         three activations (S5), and accumulates (S6; first_i starts a new output tile).",
         &config_line(cfg),
     );
     m.clock_reset();

@@ -2,8 +2,8 @@
 //!
 //! Pipeline (one coefficient-stream entry per cycle, see docs/interface.md):
 //! S0 read the stream entry → S1 read activations, basis and weight shifts → S2 rebuild →
-//! S3/S4 weight requant (shift; round and saturate) → S5 multiply → S6 sum of the products →
-//! S7 accumulate → S8 drain → output requant (4 stages) → output buffer.
+//! S3/S4 weight requant (shift; round and saturate) → S5 multiply → S6 accumulate → S7 drain →
+//! output requant (4 stages) → output buffer.
 
 pub mod board_top;
 pub mod buffers;

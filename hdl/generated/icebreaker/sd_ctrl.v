@@ -4,7 +4,7 @@
 // Run controller. START latches the index of the run's last stream entry; the
 // controller then reads one entry per cycle (S0), decodes its row / basis-select /
 // first / last fields (S1) and carries valid, first and last flags down the pipeline
-// to the accumulators (S7) and the drain (S8). busy_o falls once the last output has
+// to the accumulators (S6) and the drain (S7). busy_o falls once the last output has
 // been written; cycles_o counts the cycles of the last run.
 
 module sd_ctrl (
@@ -22,10 +22,10 @@ module sd_ctrl (
   output wire [5:0]  b_raddr_o,  // S1: basis word
   output wire [6:0]  wshift_raddr_o,  // S1: weight-shift word (the tile)
   output wire [14:0] codes_o,  // S2: all lanes' Ce rows (dense baseline: int8 weights)
-  output wire        acc_en_o,  // S7: accumulate
-  output wire        first_o,  // S7: first entry of a tile
-  output wire        drain_load_o,  // S8: the tile's accumulators are final
-  output wire        drain_wrap_o,  // S8: with drain_load_o, the tile is the stream's last (the next pixel group's tiles use output parameters from 0 again)
+  output wire        acc_en_o,  // S6: accumulate
+  output wire        first_o,  // S6: first entry of a tile
+  output wire        drain_load_o,  // S7: the tile's accumulators are final
+  output wire        drain_wrap_o,  // S7: with drain_load_o, the tile is the stream's last (the next pixel group's tiles use output parameters from 0 again)
   output wire        busy_o,  // a run is in progress
   output wire        done_o,  // the last run has finished (cleared by START)
   output wire [31:0] cycles_o  // cycles of the last run
@@ -104,18 +104,10 @@ module sd_ctrl (
   wire l6_d;
   reg  e6_q;  // S6 end of a pass
   wire e6_d;
-  reg  v7_q;  // S7 valid
+  reg  v7_q;  // S7: drain load
   wire v7_d;
-  reg  f7_q;  // S7 first
-  wire f7_d;
-  reg  l7_q;  // S7 last
-  wire l7_d;
-  reg  e7_q;  // S7 end of a pass
+  reg  e7_q;  // S7: the drained tile ends a pass
   wire e7_d;
-  reg  v8_q;  // S8: drain load
-  wire v8_d;
-  reg  e8_q;  // S8: the drained tile ends a pass
-  wire e8_d;
   reg  busy_q;  // run in progress
   wire busy_d;
   wire in_flight;  // anything left to do
@@ -174,20 +166,16 @@ module sd_ctrl (
   assign f6_d = f5_q;
   assign l6_d = l5_q;
   assign e6_d = e5_q;
-  assign v7_d = v6_q;
-  assign f7_d = f6_q;
-  assign l7_d = l6_q;
+  assign v7_d = l6_q;
   assign e7_d = e6_q;
-  assign v8_d = l7_q;
-  assign e8_d = e7_q;
-  assign drain_wrap_o = e8_q;
-  assign acc_en_o = v7_q;
-  assign first_o = f7_q;
-  assign drain_load_o = v8_q;
+  assign drain_wrap_o = e7_q;
+  assign acc_en_o = v6_q;
+  assign first_o = f6_q;
+  assign drain_load_o = v7_q;
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = ((((((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v8_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = (((((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
@@ -229,11 +217,7 @@ module sd_ctrl (
       l6_q <= 1'd0;
       e6_q <= 1'd0;
       v7_q <= 1'd0;
-      f7_q <= 1'd0;
-      l7_q <= 1'd0;
       e7_q <= 1'd0;
-      v8_q <= 1'd0;
-      e8_q <= 1'd0;
       busy_q <= 1'd0;
       done_q <= 1'd0;
       cycles_q <= 32'd0;
@@ -270,11 +254,7 @@ module sd_ctrl (
       l6_q <= l6_d;
       e6_q <= e6_d;
       v7_q <= v7_d;
-      f7_q <= f7_d;
-      l7_q <= l7_d;
       e7_q <= e7_d;
-      v8_q <= v8_d;
-      e8_q <= e8_d;
       busy_q <= busy_d;
       done_q <= done_d;
       if ((start_i | busy_q)) cycles_q <= cycles_d;

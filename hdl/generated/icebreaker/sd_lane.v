@@ -3,8 +3,7 @@
 //
 // One output channel: rebuilds the three weights of the current Ce row (stage S2),
 // requantizes them (S3 shift, S4 round and saturate), multiplies them by each slot's
-// three activations (S5), sums the products (S6) and accumulates (S7; first_i starts a
-// new output tile).
+// three activations (S5), and accumulates (S6; first_i starts a new output tile).
 
 module sd_lane (
   input  wire        clk_i,  // clock
@@ -13,8 +12,8 @@ module sd_lane (
   input  wire [14:0] ce_i,  // S2: this lane's Ce row
   input  wire [3:0]  wshift_i,  // S2: weight shift
   input  wire [23:0] x_i,  // S3: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]
-  input  wire        acc_en_i,  // S7: a valid entry reaches the accumulator
-  input  wire        first_i,  // S7: first entry of an output tile
+  input  wire        acc_en_i,  // S6: a valid entry reaches the accumulator
+  input  wire        first_i,  // S6: first entry of an output tile
   output wire [31:0] acc_o  // slot p's accumulator (signed) at [p*acc_bits +: acc_bits]
 );
 
@@ -48,8 +47,7 @@ module sd_lane (
   wire [7:0] x2;
   reg  [15:0] p2_q;  // S6: product
   wire [15:0] p2_d;
-  reg  [31:0] sum_q;  // S7: sum of the row's three products
-  wire [31:0] sum_d;
+  wire [31:0] sum;  // sum of the row's three products
   reg  [31:0] acc_q;  // accumulator
   wire [31:0] acc_d;
 
@@ -96,9 +94,9 @@ module sd_lane (
   assign x2 = x5_q[23:16];
   assign p2_d = ({{8{x2[7]}}, x2} * {{8{mw2_q[7]}}, mw2_q});
 
-  // S6: sum of the products, S7: accumulate
-  assign sum_d = (({{16{p0_q[15]}}, p0_q} + {{16{p1_q[15]}}, p1_q}) + {{16{p2_q[15]}}, p2_q});
-  assign acc_d = (first_i ? sum_q : (acc_q + sum_q));
+  // S6: accumulate
+  assign sum = (({{16{p0_q[15]}}, p0_q} + {{16{p1_q[15]}}, p1_q}) + {{16{p2_q[15]}}, p2_q});
+  assign acc_d = (first_i ? sum : (acc_q + sum));
   assign acc_o = acc_q;
 
   always @(posedge clk_i or negedge rst_ni) begin
@@ -120,7 +118,6 @@ module sd_lane (
     p0_q <= p0_d;
     p1_q <= p1_d;
     p2_q <= p2_d;
-    sum_q <= sum_d;
   end
 
 endmodule

@@ -3,8 +3,7 @@
 //
 // One output channel: rebuilds the three weights of the current Ce row (stage S2),
 // requantizes them (S3 shift, S4 round and saturate), multiplies them by each slot's
-// three activations (S5), sums the products (S6) and accumulates (S7; first_i starts a
-// new output tile).
+// three activations (S5), and accumulates (S6; first_i starts a new output tile).
 
 module sd_lane (
   input  wire        clk_i,  // clock
@@ -13,8 +12,8 @@ module sd_lane (
   input  wire [14:0] ce_i,  // S2: this lane's Ce row
   input  wire [3:0]  wshift_i,  // S2: weight shift
   input  wire [47:0] x_i,  // S3: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]
-  input  wire        acc_en_i,  // S7: a valid entry reaches the accumulator
-  input  wire        first_i,  // S7: first entry of an output tile
+  input  wire        acc_en_i,  // S6: a valid entry reaches the accumulator
+  input  wire        first_i,  // S6: first entry of an output tile
   output wire [63:0] acc_o  // slot p's accumulator (signed) at [p*acc_bits +: acc_bits]
 );
 
@@ -48,8 +47,7 @@ module sd_lane (
   wire [7:0] s0_x2;
   reg  [15:0] s0_p2_q;  // S6: product
   wire [15:0] s0_p2_d;
-  reg  [31:0] s0_sum_q;  // S7: sum of the row's three products
-  wire [31:0] s0_sum_d;
+  wire [31:0] s0_sum;  // sum of the row's three products
   reg  [31:0] s0_acc_q;  // accumulator
   wire [31:0] s0_acc_d;
   wire [7:0] s1_x0;
@@ -61,8 +59,7 @@ module sd_lane (
   wire [7:0] s1_x2;
   reg  [15:0] s1_p2_q;  // S6: product
   wire [15:0] s1_p2_d;
-  reg  [31:0] s1_sum_q;  // S7: sum of the row's three products
-  wire [31:0] s1_sum_d;
+  wire [31:0] s1_sum;  // sum of the row's three products
   reg  [31:0] s1_acc_q;  // accumulator
   wire [31:0] s1_acc_d;
 
@@ -109,9 +106,9 @@ module sd_lane (
   assign s0_x2 = x5_q[23:16];
   assign s0_p2_d = ({{8{s0_x2[7]}}, s0_x2} * {{8{mw2_q[7]}}, mw2_q});
 
-  // S6: sum of the products, S7: accumulate (slot 0)
-  assign s0_sum_d = (({{16{s0_p0_q[15]}}, s0_p0_q} + {{16{s0_p1_q[15]}}, s0_p1_q}) + {{16{s0_p2_q[15]}}, s0_p2_q});
-  assign s0_acc_d = (first_i ? s0_sum_q : (s0_acc_q + s0_sum_q));
+  // S6: accumulate (slot 0)
+  assign s0_sum = (({{16{s0_p0_q[15]}}, s0_p0_q} + {{16{s0_p1_q[15]}}, s0_p1_q}) + {{16{s0_p2_q[15]}}, s0_p2_q});
+  assign s0_acc_d = (first_i ? s0_sum : (s0_acc_q + s0_sum));
   assign s1_x0 = x5_q[31:24];
   assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{mw0_q[7]}}, mw0_q});
   assign s1_x1 = x5_q[39:32];
@@ -119,9 +116,9 @@ module sd_lane (
   assign s1_x2 = x5_q[47:40];
   assign s1_p2_d = ({{8{s1_x2[7]}}, s1_x2} * {{8{mw2_q[7]}}, mw2_q});
 
-  // S6: sum of the products, S7: accumulate (slot 1)
-  assign s1_sum_d = (({{16{s1_p0_q[15]}}, s1_p0_q} + {{16{s1_p1_q[15]}}, s1_p1_q}) + {{16{s1_p2_q[15]}}, s1_p2_q});
-  assign s1_acc_d = (first_i ? s1_sum_q : (s1_acc_q + s1_sum_q));
+  // S6: accumulate (slot 1)
+  assign s1_sum = (({{16{s1_p0_q[15]}}, s1_p0_q} + {{16{s1_p1_q[15]}}, s1_p1_q}) + {{16{s1_p2_q[15]}}, s1_p2_q});
+  assign s1_acc_d = (first_i ? s1_sum : (s1_acc_q + s1_sum));
   assign acc_o = {s1_acc_q, s0_acc_q};
 
   always @(posedge clk_i or negedge rst_ni) begin
@@ -145,11 +142,9 @@ module sd_lane (
     s0_p0_q <= s0_p0_d;
     s0_p1_q <= s0_p1_d;
     s0_p2_q <= s0_p2_d;
-    s0_sum_q <= s0_sum_d;
     s1_p0_q <= s1_p0_d;
     s1_p1_q <= s1_p1_d;
     s1_p2_q <= s1_p2_d;
-    s1_sum_q <= s1_sum_d;
   end
 
 endmodule
