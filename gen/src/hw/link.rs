@@ -73,33 +73,9 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
 }
 
 fn ports(m: &mut Module, oab: u32) -> Ports {
-    let rxv_i = m.input("rx_valid_i", u(1), "a byte from the UART receiver");
-    let rxd_i = m.input("rx_data_i", u(8), "the received byte");
-    let ferr_i = m.input("rx_ferr_i", u(1), "the receiver saw a bad stop bit");
-    // The engine sees every receiver event one cycle late, so that the compares that depend
-    // only on the byte (the CRC check) get a cycle of their own: nothing else happens between
-    // two UART bytes.
-    let rxv = m.reg_next(
-        "rxv",
-        rxv_i,
-        None,
-        Reset::To(0),
-        "the receiver's strobe, delayed",
-    );
-    let rxd = m.reg_next(
-        "rxd",
-        rxd_i.clone(),
-        None,
-        Reset::None,
-        "the received byte, delayed",
-    );
-    let ferr = m.reg_next(
-        "ferr",
-        ferr_i,
-        None,
-        Reset::To(0),
-        "the framing error, delayed",
-    );
+    let rxv = m.input("rx_valid_i", u(1), "a byte from the UART receiver");
+    let rxd = m.input("rx_data_i", u(8), "the received byte");
+    let ferr = m.input("rx_ferr_i", u(1), "the receiver saw a bad stop bit");
     let tx_ready = m.input("tx_ready_i", u(1), "the UART transmitter is idle");
     let busy_i = m.input("busy_i", u(1), "accelerator busy_o");
     let done_i = m.input("done_i", u(1), "accelerator done_o");
@@ -122,7 +98,6 @@ fn ports(m: &mut Module, oab: u32) -> Ports {
     Ports {
         rxv,
         rxd,
-        rxd_now: rxd_i,
         ferr,
         tx_ready,
         busy_i,

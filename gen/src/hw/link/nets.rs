@@ -120,11 +120,8 @@ impl Dims {
 
 /// The engine's ports.
 pub(super) struct Ports {
-    /// The receiver's strobe and byte, one cycle after the receiver gave them.
     pub(super) rxv: Expr,
     pub(super) rxd: Expr,
-    /// The byte as the receiver gives it, a cycle before `rxd` (for compares made ahead).
-    pub(super) rxd_now: Expr,
     pub(super) ferr: Expr,
     pub(super) tx_ready: Expr,
     pub(super) busy_i: Expr,

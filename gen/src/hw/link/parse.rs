@@ -193,15 +193,6 @@ pub(super) fn request_checks(
     let rxd = &io.rxd;
     m.comment("Request checks (on the CRC byte)");
     let crc_next = crc8_step(m, "crc_next", fr.crc.clone(), rxd.clone());
-    // The CRC byte against the running CRC, compared as the byte arrives: the CRC register
-    // changes only when the engine takes the byte, a cycle later (`rxd`).
-    let crc_bad = m.reg_next(
-        "crc_bad",
-        io.rxd_now.clone().ne(fr.crc.clone()),
-        None,
-        Reset::To(0),
-        "the received byte differs from the running CRC",
-    );
     let c = decode_command(m, fr);
     let len_ok = length_ok(m, d, fr, &c);
     let (rd_base, rd_count, rd_ok) = read_args(m, cfg, fr);
@@ -216,7 +207,7 @@ pub(super) fn request_checks(
         pick(
             l8(proto::err::NONE),
             vec![
-                (crc_bad, l8(proto::err::BAD_CRC)),
+                (rxd.clone().ne(fr.crc.clone()), l8(proto::err::BAD_CRC)),
                 (known.not(), l8(proto::err::UNKNOWN_CMD)),
                 (len_ok.not(), l8(proto::err::BAD_LEN)),
                 (c.rd.clone().and(rd_ok.not()), l8(proto::err::BAD_ARG)),
