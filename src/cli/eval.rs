@@ -36,6 +36,50 @@ pub enum EvalCommand {
     Mnist(MnistArgs),
 }
 
+/// How both networks' layers are compressed (the SmartDeal decomposition's options).
+#[derive(Debug, clap::Args)]
+pub struct CompressArgs {
+    /// Decomposition: element threshold
+    #[arg(long, value_name = "T", default_value_t = 1e-2)]
+    pub threshold: f64,
+    /// Decomposition: maximum iterations
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub iters: u32,
+    /// Structural pruning: fraction of Ce rows zeroed per channel group before decomposing
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    pub prune_ratio: f64,
+    /// Output channels sharing one present-row bitmap
+    #[arg(long, value_name = "G", default_value_t = 32)]
+    pub group_size: usize,
+}
+
+impl CompressArgs {
+    fn check(&self) -> Result<()> {
+        if !(0.0..1.0).contains(&self.prune_ratio) {
+            bail!("--prune-ratio must be in [0, 1)");
+        }
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            bail!("--threshold must be a non-negative number");
+        }
+        if self.iters == 0 || self.group_size == 0 {
+            bail!("--iters and --group-size must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn options(&self) -> CompressOptions {
+        CompressOptions {
+            block: Options {
+                threshold: self.threshold,
+                iters: self.iters,
+                ..Options::default()
+            },
+            group_size: self.group_size,
+            prune_ratio: self.prune_ratio,
+        }
+    }
+}
+
 /// Engines the network runner drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetEngine {
@@ -71,18 +115,8 @@ pub struct StsArgs {
     /// Skip the float model
     #[arg(long)]
     pub no_float: bool,
-    /// Decomposition: element threshold
-    #[arg(long, value_name = "T", default_value_t = 1e-2)]
-    pub threshold: f64,
-    /// Decomposition: maximum iterations
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    pub iters: u32,
-    /// Structural pruning: fraction of Ce rows zeroed per channel group before decomposing
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
-    pub prune_ratio: f64,
-    /// Output channels sharing one present-row bitmap
-    #[arg(long, value_name = "G", default_value_t = 32)]
-    pub group_size: usize,
+    #[command(flatten)]
+    pub compress: CompressArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Also write the results as JSON
@@ -180,16 +214,7 @@ fn check(a: &StsArgs) -> Result<()> {
     if a.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
-    if !(0.0..1.0).contains(&a.prune_ratio) {
-        bail!("--prune-ratio must be in [0, 1)");
-    }
-    if !(a.threshold.is_finite() && a.threshold >= 0.0) {
-        bail!("--threshold must be a non-negative number");
-    }
-    if a.iters == 0 || a.group_size == 0 {
-        bail!("--iters and --group-size must be at least 1");
-    }
-    Ok(())
+    a.compress.check()
 }
 
 pub fn main(cmd: EvalCommand) -> Result<()> {
@@ -262,15 +287,7 @@ fn sts_main(a: StsArgs) -> Result<()> {
     let b = bar(calib.len(), "calibration sentences")?;
     let cal = calibrate(&model, &calib, &|| b.inc(1))?;
     b.finish_and_clear();
-    let opts = CompressOptions {
-        block: Options {
-            threshold: a.threshold,
-            iters: a.iters,
-            ..Options::default()
-        },
-        group_size: a.group_size,
-        prune_ratio: a.prune_ratio,
-    };
+    let opts = a.compress.options();
     let names = model.linear_names();
     let b = bar(names.len(), "layers compressed")?;
     let layers = compress(&model, &cal, &cfg, &opts, &|| b.inc(1))?;
@@ -291,8 +308,8 @@ fn sts_main(a: StsArgs) -> Result<()> {
         engine: engine.name(),
         config: cfg.name.clone(),
         footprint: fp,
-        threshold: a.threshold,
-        prune_ratio: a.prune_ratio,
+        threshold: a.compress.threshold,
+        prune_ratio: a.compress.prune_ratio,
         calibration_sentences: cal.sentences,
         counts,
     };
@@ -396,18 +413,8 @@ pub struct MnistArgs {
     /// Skip the dense int8 model
     #[arg(long)]
     pub no_dense: bool,
-    /// Decomposition: element threshold
-    #[arg(long, value_name = "T", default_value_t = 1e-2)]
-    pub threshold: f64,
-    /// Decomposition: maximum iterations
-    #[arg(long, value_name = "N", default_value_t = 30)]
-    pub iters: u32,
-    /// Structural pruning: fraction of Ce rows zeroed per channel group before decomposing
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
-    pub prune_ratio: f64,
-    /// Output channels sharing one present-row bitmap
-    #[arg(long, value_name = "G", default_value_t = 32)]
-    pub group_size: usize,
+    #[command(flatten)]
+    pub compress: CompressArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Also write the results as JSON
@@ -464,16 +471,7 @@ fn check_mnist(a: &MnistArgs) -> Result<()> {
     if a.limit == Some(0) {
         bail!("--limit must be at least 1");
     }
-    if !(0.0..1.0).contains(&a.prune_ratio) {
-        bail!("--prune-ratio must be in [0, 1)");
-    }
-    if !(a.threshold.is_finite() && a.threshold >= 0.0) {
-        bail!("--threshold must be a non-negative number");
-    }
-    if a.iters == 0 || a.group_size == 0 {
-        bail!("--iters and --group-size must be at least 1");
-    }
-    Ok(())
+    a.compress.check()
 }
 
 /// Runs the int8 `layers` on a new engine of `kind` for `cfg` over `test`.
@@ -560,15 +558,7 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
 
     let t0 = Instant::now();
     let cal = cnn::calibrate(&net, &split.calib, a.batch)?;
-    let opts = CompressOptions {
-        block: Options {
-            threshold: a.threshold,
-            iters: a.iters,
-            ..Options::default()
-        },
-        group_size: a.group_size,
-        prune_ratio: a.prune_ratio,
-    };
+    let opts = a.compress.options();
     let sd_layers = cnn::compress(&net, &cal, &cfg, &opts, &|| {})?;
     let dense_layers = if a.no_dense {
         None
@@ -627,8 +617,8 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
         calibration_images: split.calib.len(),
         test_images: test.len(),
         float_top1_all_images: agreement(&all_pred, &all.labels),
-        threshold: a.threshold,
-        prune_ratio: a.prune_ratio,
+        threshold: a.compress.threshold,
+        prune_ratio: a.compress.prune_ratio,
         prepare_seconds: prepare_s,
         float,
         dense_int8,
