@@ -1238,6 +1238,14 @@ mod tests {
         0xf5, 0x49, 0x3f, 0x9d,
     ];
 
+    /// The reader's error for `base` with bytes `v` written at `at` (CRC fixed up).
+    fn patched_err(base: &[u8], at: usize, v: &[u8]) -> SdmError {
+        let mut b = base.to_vec();
+        b[at..at + v.len()].copy_from_slice(v);
+        fix_crc(&mut b);
+        err(&b)
+    }
+
     fn err(bytes: &[u8]) -> SdmError {
         match read_model(bytes) {
             Ok(_) => panic!("expected an error"),
@@ -1465,12 +1473,7 @@ mod tests {
 
     #[test]
     fn layer_header_checks() {
-        let patched = |at: usize, v: &[u8]| {
-            let mut b = GOLDEN.to_vec();
-            b[at..at + v.len()].copy_from_slice(v);
-            fix_crc(&mut b);
-            err(&b)
-        };
+        let patched = |at: usize, v: &[u8]| patched_err(&GOLDEN, at, v);
         let e = patched(24, &[2]);
         assert!(
             matches!(
@@ -1823,12 +1826,7 @@ mod tests {
 
     #[test]
     fn conv_shape_checks() {
-        let patched = |at: usize, v: &[u8]| {
-            let mut b = GOLDEN_CONV.to_vec();
-            b[at..at + v.len()].copy_from_slice(v);
-            fix_crc(&mut b);
-            err(&b)
-        };
+        let patched = |at: usize, v: &[u8]| patched_err(&GOLDEN_CONV, at, v);
         for (at, v, field, offset, why) in [
             (
                 52,
