@@ -158,7 +158,7 @@ fn dense_layer(net: &MnistNet, cal: &CnnCalibration, i: usize) -> Result<FcLayer
     ))
 }
 
-/// The dense int8 model: the four layers with plain per-channel int8 weights ([`dense_layer`])
+/// The dense int8 model: the four layers with plain per-channel int8 weights ([`crate::dense::int8_layer`])
 /// and the same activation scales as the SmartDeal model, for `cfg`'s dense baseline
 /// ([`AccelConfig::dense_baseline`]).
 pub fn dense(

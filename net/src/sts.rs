@@ -131,6 +131,28 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// The first `n` distinct sentences of `calib` that do not occur in `scored` (calibration never sees a
+/// scored sentence: STS-B's splits share a few), and how many were skipped for occurring there.
+pub fn calibration_sentences(scored: &[Pair], calib: &[Pair], n: usize) -> (Vec<String>, usize) {
+    let seen: std::collections::HashSet<&str> = scored
+        .iter()
+        .flat_map(|p| [p.a.as_str(), p.b.as_str()])
+        .collect();
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for s in sentences(calib) {
+        if out.len() == n {
+            break;
+        }
+        if seen.contains(s.as_str()) {
+            skipped += 1;
+        } else {
+            out.push(s);
+        }
+    }
+    (out, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::mnist::{MnistNet, LAYERS};
 use crate::quant::{
     calibrate, compress, footprint, Calibration, CompressOptions, Footprint, QLayer,
 };
-use crate::sts::{self, Pair};
+use crate::sts::Pair;
 use crate::NetError;
 use serde::{Deserialize, Serialize};
 use smartdeal_core::{AccelConfig, WeightRequant};
@@ -447,28 +447,6 @@ pub trait SweepTask {
         cfg: &AccelConfig,
         progress: &dyn Progress,
     ) -> Result<PointResult, NetError>;
-}
-
-/// The first `n` distinct sentences of `calib` that do not occur in `scored` (the same rule as
-/// `smartdeal eval sts`), and how many were skipped for occurring there.
-pub fn calibration_sentences(scored: &[Pair], calib: &[Pair], n: usize) -> (Vec<String>, usize) {
-    let seen: std::collections::HashSet<&str> = scored
-        .iter()
-        .flat_map(|p| [p.a.as_str(), p.b.as_str()])
-        .collect();
-    let mut out = Vec::new();
-    let mut skipped = 0;
-    for s in sts::sentences(calib) {
-        if out.len() == n {
-            break;
-        }
-        if seen.contains(s.as_str()) {
-            skipped += 1;
-        } else {
-            out.push(s);
-        }
-    }
-    (out, skipped)
 }
 
 /// `‖W − W_hw‖ / ‖W‖` over all of `layers`: the float weights (`float(name)`, C order, as

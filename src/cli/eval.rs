@@ -234,24 +234,10 @@ fn sts_main(a: StsArgs) -> Result<()> {
         )
     })?;
     let all_pairs = sts::read(&a.data)?;
-    // Calibration never sees a sentence of --data (STS-B's splits share a few), whatever
-    // --limit scores: the same model for any --limit.
-    let scored: std::collections::HashSet<&str> = all_pairs
-        .iter()
-        .flat_map(|p| [p.a.as_str(), p.b.as_str()])
-        .collect();
-    let mut calib: Vec<String> = Vec::new();
-    let mut skipped = 0;
-    for s in sts::sentences(&sts::read(&a.calib)?) {
-        if calib.len() == a.calib_sentences {
-            break;
-        }
-        if scored.contains(s.as_str()) {
-            skipped += 1;
-        } else {
-            calib.push(s);
-        }
-    }
+    // Calibration never sees a sentence of --data, whatever --limit scores: the same model for
+    // any --limit.
+    let (calib, skipped) =
+        sts::calibration_sentences(&all_pairs, &sts::read(&a.calib)?, a.calib_sentences);
     if skipped > 0 {
         note(&format!(
             "calibration: skipped {skipped} sentences of {} that also occur in the scored data",

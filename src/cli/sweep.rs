@@ -12,8 +12,8 @@ use smartdeal_net::minilm::MiniLm;
 use smartdeal_net::mnist::MnistNet;
 use smartdeal_net::sts;
 use smartdeal_net::sweep::{
-    calibration_sentences, default_grid, product, MnistTask, Point, Progress, Settings, StsTask,
-    Sweep, SweepTask, JSON_FILE,
+    default_grid, product, MnistTask, Point, Progress, Settings, StsTask, Sweep, SweepTask,
+    JSON_FILE,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -291,7 +291,8 @@ fn sts_main(a: StsArgs) -> Result<()> {
     })?;
     let mut pairs = sts::read(&a.data)?;
     // Calibration never sees a sentence of --data, whatever --limit scores.
-    let (calib, skipped) = calibration_sentences(&pairs, &sts::read(&a.calib)?, a.calib_sentences);
+    let (calib, skipped) =
+        sts::calibration_sentences(&pairs, &sts::read(&a.calib)?, a.calib_sentences);
     if skipped > 0 {
         note(&format!(
             "calibration: skipped {skipped} sentences of {} that also occur in the scored data",
