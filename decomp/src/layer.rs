@@ -2,6 +2,7 @@
 //! prune rows structurally, decompose every block in parallel ([`crate::block`]).
 
 use crate::block::{decompose_block, BlockFit, Options};
+use crate::linalg::M3;
 use crate::reshape::{conv3x3_block_rows, fc_split};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -128,10 +129,159 @@ fn to_rows(kind: LayerKind, shape: &[usize], data: &[f32]) -> (usize, usize, Vec
     (outputs, per_out, w)
 }
 
-/// Structural group pruning: in each group of `group_size` consecutive output channels, score
-/// every row by its L1 norm summed over the group and zero the `ceil(ratio · rows)` lowest rows
-/// for all channels of the group (ties: the lower row index is pruned first). Returns the number
-/// of (group, row) pairs pruned.
+/// Which rows structural pruning removes: for each group of `group_size` consecutive output
+/// channels, the rows zeroed for every channel of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowMask {
+    pub outputs: usize,
+    /// Ce rows per output channel.
+    pub rows: usize,
+    pub group_size: usize,
+    /// `pruned[g · rows + r]`: row `r` is zeroed in group `g` (channels `g·group_size ..`).
+    pub pruned: Vec<bool>,
+}
+
+impl RowMask {
+    /// Whether row `r` of output channel `o` is pruned.
+    pub fn is_pruned(&self, o: usize, r: usize) -> bool {
+        self.pruned[(o / self.group_size) * self.rows + r]
+    }
+
+    /// The number of (group, row) pairs pruned.
+    pub fn count(&self) -> usize {
+        self.pruned.iter().filter(|p| **p).count()
+    }
+
+    /// Zeroes the pruned rows of `w` (`[o · rows + r]`, as [`FloatLayer::w`]).
+    pub fn zero_rows(&self, w: &mut [[f64; 3]]) {
+        for o in 0..self.outputs {
+            for r in 0..self.rows {
+                if self.is_pruned(o, r) {
+                    w[o * self.rows + r] = [0.0; 3];
+                }
+            }
+        }
+    }
+
+    /// Zeroes the pruned weights of a tensor in its own layout (C order, `outputs` channels of
+    /// `data.len() / outputs` weights each; row `r` = weights `3r..3r+2` of a channel, for
+    /// fully connected and 3×3 kernels alike).
+    pub fn zero_weights(&self, data: &mut [f32]) {
+        let per_out = data.len() / self.outputs.max(1);
+        for (o, chan) in data.chunks_mut(per_out.max(1)).enumerate() {
+            for (r, triple) in chan.chunks_mut(3).enumerate() {
+                if self.is_pruned(o, r) {
+                    triple.fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// How much row `r` of the group `chans` matters: with input second moments `h` (one 3×3
+/// matrix per row), the expected squared contribution of the row to the group's outputs,
+/// `Σ_o w_{o,r}ᵀ H_r w_{o,r}`; without, its L1 norm summed over the group.
+fn row_score(
+    w: &[[f64; 3]],
+    rows: usize,
+    chans: std::ops::Range<usize>,
+    r: usize,
+    h: Option<&[M3]>,
+) -> f64 {
+    chans
+        .map(|o| {
+            let v = &w[o * rows + r];
+            match h {
+                Some(h) => quad_form(&h[r], v),
+                None => v.iter().map(|x| x.abs()).sum::<f64>(),
+            }
+        })
+        .sum()
+}
+
+/// `vᵀ H v`.
+pub fn quad_form(h: &M3, v: &[f64; 3]) -> f64 {
+    (0..3)
+        .map(|i| v[i] * (0..3).map(|j| h[i][j] * v[j]).sum::<f64>())
+        .sum()
+}
+
+/// The structural row mask without changing the weights: in each group of `group_size`
+/// consecutive output channels, every row is scored ([`row_score`]: the L1 norm summed over
+/// the group, or with `moments` the expected squared output contribution) and the
+/// `ceil(ratio · rows)` lowest rows are pruned (ties: the lower row index first).
+pub fn prune_mask(
+    w: &[[f64; 3]],
+    outputs: usize,
+    rows: usize,
+    group: usize,
+    ratio: f64,
+    moments: Option<&[M3]>,
+) -> RowMask {
+    let group = group.max(1);
+    let groups = outputs.div_ceil(group);
+    let mut pruned = vec![false; groups * rows];
+    if ratio > 0.0 {
+        let k = ((ratio * rows as f64).ceil() as usize).min(rows);
+        for g in 0..groups {
+            let chans = g * group..((g + 1) * group).min(outputs);
+            let mut score: Vec<(f64, usize)> = (0..rows)
+                .map(|r| (row_score(w, rows, chans.clone(), r, moments), r))
+                .collect();
+            score.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for &(_, r) in &score[..k] {
+                pruned[g * rows + r] = true;
+            }
+        }
+    }
+    RowMask {
+        outputs,
+        rows,
+        group_size: group,
+        pruned,
+    }
+}
+
+/// [`prune_mask`] of a weight tensor as stored (`shape` and C-order `data`, as
+/// [`decompose_tensor`] takes them); `moments`, if given, has one 3×3 matrix per Ce row.
+pub fn tensor_prune_mask(
+    shape: &[usize],
+    data: &[f32],
+    group_size: usize,
+    ratio: f64,
+    moments: Option<&[M3]>,
+) -> Result<RowMask, String> {
+    let kind = LayerKind::of_shape(shape)?;
+    check_len(shape, data)?;
+    let (outputs, _, w) = to_rows(kind, shape, data);
+    let rows = w.len() / outputs;
+    check_moments(moments, rows)?;
+    Ok(prune_mask(&w, outputs, rows, group_size, ratio, moments))
+}
+
+fn check_len(shape: &[usize], data: &[f32]) -> Result<(), String> {
+    let expect: usize = shape.iter().product();
+    if data.len() != expect || expect == 0 {
+        return Err(format!(
+            "tensor has {} values, shape {shape:?} needs {expect}",
+            data.len()
+        ));
+    }
+    Ok(())
+}
+
+fn check_moments(moments: Option<&[M3]>, rows: usize) -> Result<(), String> {
+    match moments {
+        Some(h) if h.len() != rows => Err(format!(
+            "input moments for {} rows, the layer has {rows}",
+            h.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Structural group pruning by L1 norm ([`prune_mask`] without moments), applied to `w`.
+/// Returns the number of (group, row) pairs pruned.
 pub fn prune_rows(
     w: &mut [[f64; 3]],
     outputs: usize,
@@ -139,31 +289,9 @@ pub fn prune_rows(
     group: usize,
     ratio: f64,
 ) -> usize {
-    if ratio <= 0.0 {
-        return 0;
-    }
-    let k = ((ratio * rows as f64).ceil() as usize).min(rows);
-    let mut pruned = 0;
-    for g0 in (0..outputs).step_by(group) {
-        let chans = g0..(g0 + group).min(outputs);
-        let mut score: Vec<(f64, usize)> = (0..rows)
-            .map(|r| {
-                let s = chans
-                    .clone()
-                    .map(|o| w[o * rows + r].iter().map(|v| v.abs()).sum::<f64>())
-                    .sum();
-                (s, r)
-            })
-            .collect();
-        score.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for &(_, r) in &score[..k] {
-            for o in chans.clone() {
-                w[o * rows + r] = [0.0; 3];
-            }
-        }
-        pruned += k;
-    }
-    pruned
+    let mask = prune_mask(w, outputs, rows, group, ratio, None);
+    mask.zero_rows(w);
+    mask.count()
 }
 
 /// Decomposes one weight tensor. `progress(n)` is called (from worker threads) as blocks finish.
@@ -175,13 +303,7 @@ pub fn decompose_tensor(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FloatLayer, String> {
     let kind = LayerKind::of_shape(shape)?;
-    let expect: usize = shape.iter().product();
-    if data.len() != expect || expect == 0 {
-        return Err(format!(
-            "tensor has {} values, shape {shape:?} needs {expect}",
-            data.len()
-        ));
-    }
+    check_len(shape, data)?;
     let (outputs, inputs, w) = to_rows(kind, shape, data);
     let rows = w.len() / outputs;
     let rows_per_block = match kind {
@@ -296,6 +418,55 @@ mod tests {
         // ceil(0.3 · 4) = 2 rows as well; ratio 0 prunes nothing.
         assert_eq!(prune_rows(&mut w.clone(), 2, 4, 1, 0.3), 4);
         assert_eq!(prune_rows(&mut w, 2, 4, 2, 0.0), 0);
+    }
+
+    #[test]
+    fn the_mask_zeroes_the_same_rows_in_the_tensor_layout() {
+        // 3 channels × 7 inputs (3 rows, the last padded), groups of 2: group 0 = channels
+        // 0–1, group 1 = channel 2. Row L1 scores: group 0 rows (2, 12, 0.5) → prune rows 2
+        // and 0 at ratio 0.5 (ceil 1.5 = 2); group 1 rows (9, 1, 3) → rows 1 and 2.
+        #[rustfmt::skip]
+        let data: Vec<f32> = vec![
+            1., 0., 0., 6., 0., 0., 0.5,
+            1., 0., 0., 6., 0., 0., 0.0,
+            9., 0., 0., 1., 0., 0., 3.0,
+        ];
+        let m = tensor_prune_mask(&[3, 7], &data, 2, 0.5, None).unwrap();
+        assert_eq!(m.pruned, vec![true, false, true, false, true, true]);
+        assert!(m.is_pruned(1, 0) && !m.is_pruned(2, 0) && m.is_pruned(2, 2));
+        assert_eq!(m.count(), 4);
+        let mut z = data.clone();
+        m.zero_weights(&mut z);
+        #[rustfmt::skip]
+        assert_eq!(z, vec![
+            0., 0., 0., 6., 0., 0., 0.0,
+            0., 0., 0., 6., 0., 0., 0.0,
+            9., 0., 0., 0., 0., 0., 0.0,
+        ]);
+        // Decomposing the zeroed tensor without pruning = decomposing with pruning.
+        let lo = LayerOptions {
+            prune_ratio: 0.5,
+            ..opts()
+        };
+        let a = decompose_tensor("fc", &[3, 7], &data, &lo, &|_| {}).unwrap();
+        let b = decompose_tensor("fc", &[3, 7], &z, &opts(), &|_| {}).unwrap();
+        assert_eq!(a.fits, b.fits);
+        assert!(tensor_prune_mask(&[3, 7], &data, 2, 0.5, Some(&[[[0.0; 3]; 3]; 2])).is_err());
+    }
+
+    #[test]
+    fn output_moments_change_which_rows_are_pruned() {
+        // One channel, 2 rows with the same L1 norm; the first row's inputs carry 100× the
+        // variance, so by expected output contribution the second row goes.
+        let w = vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
+        let by_l1 = prune_mask(&w, 1, 2, 1, 0.5, None);
+        assert_eq!(by_l1.pruned, vec![true, false]); // tie: the lower index
+        let mut big = [[0.0; 3]; 3];
+        big[0][0] = 100.0;
+        big[1][1] = 1.0;
+        let h = vec![big, big];
+        let by_out = prune_mask(&w, 1, 2, 1, 0.5, Some(&h));
+        assert_eq!(by_out.pruned, vec![false, true]);
     }
 
     #[test]

@@ -15,11 +15,11 @@
 use crate::dense::int8_layer;
 use crate::digits::{Digits, PIXELS};
 use crate::mnist::{input, top1, MnistNet, LAYERS, SIDE};
-use crate::quant::{quantize, scale_of, CompressOptions, QLayer};
+use crate::quant::{int_options, quantize, scale_of, CompressOptions, FloatLinear, QLayer};
 use crate::NetError;
 use smartdeal_core::{AccelConfig, ConvShape, FcLayer, ImageDims};
-use smartdeal_decomp::integer::{to_int_layer, IntOptions};
-use smartdeal_decomp::layer::{decompose_tensor, LayerOptions};
+use smartdeal_decomp::integer::to_int_layer;
+use smartdeal_decomp::layer::decompose_tensor;
 use smartdeal_host::{Engine, Loaded, RunStats};
 
 /// What calibration measured on the float network.
@@ -98,9 +98,60 @@ fn conv_shape(i: usize) -> Option<ConvShape> {
     })
 }
 
-/// The SmartDeal form of the four layers (decomposed like `smartdeal decompose` does, the
-/// kernels as 3×3 convolutions), converted to the accelerator's integers for `cfg` with the
-/// calibrated scales.
+/// The float SmartDeal decomposition of the four layers (decomposed like `smartdeal
+/// decompose` does, the kernels as 3×3 convolutions; `progress` once per layer). `cal` is the
+/// calibration the activation-aware options read.
+pub fn decompose_layers(
+    net: &MnistNet,
+    _cal: &CnnCalibration,
+    opts: &CompressOptions,
+    progress: &dyn Fn(),
+) -> Result<Vec<FloatLinear>, NetError> {
+    let mut out = Vec::new();
+    for (i, spec) in LAYERS.iter().enumerate() {
+        let name = spec.name;
+        let data = net.weight(i).flatten_all()?.to_vec1::<f32>()?;
+        let b = net.bias(i).to_vec1::<f32>()?;
+        let fl = decompose_tensor(name, spec.shape, &data, &opts.layer_options(), &|_| {})
+            .map_err(|w| NetError::Compress(format!("layer `{name}`: {w}")))?;
+        out.push((name.to_string(), fl, b));
+        progress();
+    }
+    Ok(out)
+}
+
+/// The accelerator's integer layers for `cfg` of the decomposed four layers
+/// ([`decompose_layers`], in [`LAYERS`] order) with the calibrated scales, the convolution
+/// geometry and ReLU on the hidden layers; each checked to fit `cfg`.
+pub fn int_layers(
+    floats: &[FloatLinear],
+    cal: &CnnCalibration,
+    cfg: &AccelConfig,
+    opts: &CompressOptions,
+    progress: &dyn Fn(),
+) -> Result<Vec<QLayer>, NetError> {
+    if floats.len() != LAYERS.len() || floats.iter().zip(LAYERS).any(|(f, s)| f.0 != s.name) {
+        return Err(NetError::Compress(
+            "the layers are not the MNIST CNN's four layers".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, (name, fl, b)) in floats.iter().enumerate() {
+        let why = |w: String| NetError::Compress(format!("layer `{name}`: {w}"));
+        let s_in = cal.input_scale(i);
+        let s_out = cal.output_scales(i);
+        let io = int_options(cfg, opts, s_in, &s_out, i + 1 < LAYERS.len());
+        let (mut fc, _) = to_int_layer(fl, Some(b), &io).map_err(why)?;
+        fc.conv = conv_shape(i);
+        fc.check_fits(cfg).map_err(|e| why(e.why))?;
+        out.push(QLayer { fc, s_in, s_out });
+        progress();
+    }
+    Ok(out)
+}
+
+/// The SmartDeal form of the four layers, converted to the accelerator's integers for `cfg`
+/// with the calibrated scales: [`decompose_layers`], then [`int_layers`].
 pub fn compress(
     net: &MnistNet,
     cal: &CnnCalibration,
@@ -108,37 +159,8 @@ pub fn compress(
     opts: &CompressOptions,
     progress: &dyn Fn(),
 ) -> Result<Vec<QLayer>, NetError> {
-    let mut out = Vec::new();
-    for (i, spec) in LAYERS.iter().enumerate() {
-        let name = spec.name;
-        let why = |w: String| NetError::Compress(format!("layer `{name}`: {w}"));
-        let data = net.weight(i).flatten_all()?.to_vec1::<f32>()?;
-        let b = net.bias(i).to_vec1::<f32>()?;
-        let lo = LayerOptions {
-            block: opts.block.clone(),
-            group_size: opts.group_size,
-            prune_ratio: opts.prune_ratio,
-        };
-        let fl = decompose_tensor(name, spec.shape, &data, &lo, &|_| {}).map_err(why)?;
-        let s_in = cal.input_scale(i);
-        let s_out = cal.output_scales(i);
-        let io = IntOptions {
-            exp_bits: cfg.exp_bits as u8,
-            basis_bits: cfg.basis_bits,
-            weight_requant: cfg.weight_requant,
-            group_size: opts.group_size as u32,
-            act_scale: f64::from(s_in),
-            out_scale: None,
-            out_scales: Some(s_out.iter().map(|&s| f64::from(s)).collect()),
-            relu: i + 1 < LAYERS.len(),
-        };
-        let (mut fc, _) = to_int_layer(&fl, Some(&b), &io).map_err(why)?;
-        fc.conv = conv_shape(i);
-        fc.check_fits(cfg).map_err(|e| why(e.why))?;
-        out.push(QLayer { fc, s_in, s_out });
-        progress();
-    }
-    Ok(out)
+    let floats = decompose_layers(net, cal, opts, progress)?;
+    int_layers(&floats, cal, cfg, opts, &|| {})
 }
 
 /// One layer of the dense int8 model ([`int8_layer`]): layer `i` of the network with its

@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use smartdeal_core::{AccelConfig, FcLayer, Model};
 use smartdeal_decomp::block::Options as BlockOptions;
 use smartdeal_decomp::integer::{to_int_layer, IntOptions};
-use smartdeal_decomp::layer::{decompose_tensor, LayerOptions};
+use smartdeal_decomp::layer::{decompose_tensor, FloatLayer, LayerOptions};
 use smartdeal_host::{Engine, Loaded, RunStats};
 use std::collections::BTreeMap;
 
@@ -101,6 +101,17 @@ pub struct CompressOptions {
     pub prune_ratio: f64,
 }
 
+impl CompressOptions {
+    /// The decomposition's options for one layer.
+    pub fn layer_options(&self) -> LayerOptions {
+        LayerOptions {
+            block: self.block.clone(),
+            group_size: self.group_size,
+            prune_ratio: self.prune_ratio,
+        }
+    }
+}
+
 impl Default for CompressOptions {
     fn default() -> Self {
         CompressOptions {
@@ -121,40 +132,46 @@ pub struct QLayer {
     pub s_out: Vec<f32>,
 }
 
-/// The SmartDeal form of every encoder linear layer, converted to the accelerator's integers
-/// for `cfg` with the calibrated scales.
-pub fn compress(
+/// A decomposed layer before the integer conversion: its name, the float decomposition and
+/// its bias.
+pub type FloatLinear = (String, FloatLayer, Vec<f32>);
+
+/// The float SmartDeal decomposition of every encoder linear layer (`progress` once per
+/// layer). `cal` is the calibration the activation-aware options read.
+pub fn decompose_layers(
     m: &MiniLm,
-    cal: &Calibration,
-    cfg: &AccelConfig,
+    _cal: &Calibration,
     opts: &CompressOptions,
     progress: &dyn Fn(),
-) -> Result<Vec<QLayer>, NetError> {
+) -> Result<Vec<FloatLinear>, NetError> {
     let mut out = Vec::new();
     for name in m.linear_names() {
         let w = m.tensor(&format!("{name}.weight"))?;
         let b = m.tensor(&format!("{name}.bias"))?.to_vec1::<f32>()?;
         let (rows, cols) = w.dims2()?;
         let data = w.flatten_all()?.to_vec1::<f32>()?;
-        let lo = LayerOptions {
-            block: opts.block.clone(),
-            group_size: opts.group_size,
-            prune_ratio: opts.prune_ratio,
-        };
-        let fl = decompose_tensor(&name, &[rows, cols], &data, &lo, &|_| {})
+        let fl = decompose_tensor(&name, &[rows, cols], &data, &opts.layer_options(), &|_| {})
             .map_err(|why| NetError::Compress(format!("layer `{name}`: {why}")))?;
-        let (s_in, s_out) = cal.scales(&name)?;
-        let io = IntOptions {
-            exp_bits: cfg.exp_bits as u8,
-            basis_bits: cfg.basis_bits,
-            weight_requant: cfg.weight_requant,
-            group_size: opts.group_size as u32,
-            act_scale: f64::from(s_in),
-            out_scale: None,
-            out_scales: Some(s_out.iter().map(|&s| f64::from(s)).collect()),
-            relu: false,
-        };
-        let (fc, _) = to_int_layer(&fl, Some(&b), &io)
+        out.push((name, fl, b));
+        progress();
+    }
+    Ok(out)
+}
+
+/// The accelerator's integer layers for `cfg` of decomposed layers ([`decompose_layers`]),
+/// with the calibrated scales; each checked to fit `cfg` (`progress` once per layer).
+pub fn int_layers(
+    floats: &[FloatLinear],
+    cal: &Calibration,
+    cfg: &AccelConfig,
+    opts: &CompressOptions,
+    progress: &dyn Fn(),
+) -> Result<Vec<QLayer>, NetError> {
+    let mut out = Vec::new();
+    for (name, fl, b) in floats {
+        let (s_in, s_out) = cal.scales(name)?;
+        let io = int_options(cfg, opts, s_in, &s_out, false);
+        let (fc, _) = to_int_layer(fl, Some(b), &io)
             .map_err(|why| NetError::Compress(format!("layer `{name}`: {why}")))?;
         fc.check_fits(cfg)
             .map_err(|e| NetError::Compress(format!("layer `{name}`: {e}")))?;
@@ -162,6 +179,39 @@ pub fn compress(
         progress();
     }
     Ok(out)
+}
+
+/// The integer conversion's options for `cfg` with the given activation scales.
+pub(crate) fn int_options(
+    cfg: &AccelConfig,
+    opts: &CompressOptions,
+    s_in: f32,
+    s_out: &[f32],
+    relu: bool,
+) -> IntOptions {
+    IntOptions {
+        exp_bits: cfg.exp_bits as u8,
+        basis_bits: cfg.basis_bits,
+        weight_requant: cfg.weight_requant,
+        group_size: opts.group_size as u32,
+        act_scale: f64::from(s_in),
+        out_scale: None,
+        out_scales: Some(s_out.iter().map(|&s| f64::from(s)).collect()),
+        relu,
+    }
+}
+
+/// The SmartDeal form of every encoder linear layer, converted to the accelerator's integers
+/// for `cfg` with the calibrated scales: [`decompose_layers`], then [`int_layers`].
+pub fn compress(
+    m: &MiniLm,
+    cal: &Calibration,
+    cfg: &AccelConfig,
+    opts: &CompressOptions,
+    progress: &dyn Fn(),
+) -> Result<Vec<QLayer>, NetError> {
+    let floats = decompose_layers(m, cal, opts, progress)?;
+    int_layers(&floats, cal, cfg, opts, &|| {})
 }
 
 /// The scale that maps `max` to the largest code (a zero range gets scale 1: all codes 0).
