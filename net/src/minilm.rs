@@ -191,7 +191,7 @@ impl MiniLm {
         pooled(&self.encode(t, lin)?)
     }
 
-    fn layer_norm(&self, x: &Tensor, name: &str) -> Result<Tensor, NetError> {
+    pub(crate) fn layer_norm(&self, x: &Tensor, name: &str) -> Result<Tensor, NetError> {
         let w = self.tensor(&format!("{name}.weight"))?;
         let b = self.tensor(&format!("{name}.bias"))?;
         let mean = x.mean_keepdim(D::Minus1)?;
@@ -202,7 +202,7 @@ impl MiniLm {
     }
 
     /// Word + position + token-type embeddings, then LayerNorm.
-    fn embed(&self, t: &Tokens) -> Result<Tensor, NetError> {
+    pub(crate) fn embed(&self, t: &Tokens) -> Result<Tensor, NetError> {
         let n = t.ids.len();
         let ids = Tensor::new(t.ids.as_slice(), &Device::Cpu)?;
         let types = Tensor::new(t.type_ids.as_slice(), &Device::Cpu)?;

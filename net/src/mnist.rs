@@ -140,38 +140,9 @@ impl MnistNet {
         &self.params[i].1
     }
 
-    /// Layer `i` in float, ReLU included for the hidden layers (no pooling).
-    fn layer(&self, i: usize, x: &Tensor) -> Result<Tensor, NetError> {
-        let (w, b) = &self.params[i];
-        let y = if LAYERS[i].is_conv() {
-            x.conv2d(w, 1, 1, 1, 1)?
-                .broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?
-        } else {
-            x.matmul(&w.t()?)?.broadcast_add(b)?
-        };
-        Ok(if i + 1 < LAYERS.len() { y.relu()? } else { y })
-    }
-
     /// The float network on `x` (`[N, 1, 28, 28]`, normalized), every layer's output kept.
     pub fn trace(&self, x: &Tensor) -> Result<Trace, NetError> {
-        let mut outputs = Vec::with_capacity(LAYERS.len());
-        let mut h = x.clone();
-        for (i, spec) in LAYERS.iter().enumerate() {
-            if i == 2 {
-                h = h.flatten_from(1)?;
-            }
-            let y = self.layer(i, &h)?;
-            h = if spec.is_conv() {
-                y.max_pool2d(2)?
-            } else {
-                y.clone()
-            };
-            outputs.push(y);
-        }
-        Ok(Trace {
-            input: x.clone(),
-            outputs,
-        })
+        trace_with(x, &|i| Ok(self.params[i].clone()))
     }
 
     /// The float network's logits `[N, 10]` for `x` (`[N, 1, 28, 28]`, normalized).
@@ -187,6 +158,40 @@ impl MnistNet {
             .map(|s| s.shape.iter().product::<usize>() as u64)
             .sum()
     }
+}
+
+/// The network's graph on `x` with layer `i`'s weight and bias from `params(i)` (the trained
+/// network's, or a student's during fine-tuning): every layer's output kept, ReLU included for
+/// the hidden layers (before pooling).
+pub fn trace_with(
+    x: &Tensor,
+    params: &dyn Fn(usize) -> Result<(Tensor, Tensor), NetError>,
+) -> Result<Trace, NetError> {
+    let mut outputs = Vec::with_capacity(LAYERS.len());
+    let mut h = x.clone();
+    for (i, spec) in LAYERS.iter().enumerate() {
+        if i == 2 {
+            h = h.flatten_from(1)?;
+        }
+        let (w, b) = params(i)?;
+        let y = if spec.is_conv() {
+            h.conv2d(&w, 1, 1, 1, 1)?
+                .broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?
+        } else {
+            h.matmul(&w.t()?)?.broadcast_add(&b)?
+        };
+        let y = if i + 1 < LAYERS.len() { y.relu()? } else { y };
+        h = if spec.is_conv() {
+            y.max_pool2d(2)?
+        } else {
+            y.clone()
+        };
+        outputs.push(y);
+    }
+    Ok(Trace {
+        input: x.clone(),
+        outputs,
+    })
 }
 
 /// Normalized input `[n, 1, 28, 28]` from raw pixels (`[n][784]`, `0..=1`).

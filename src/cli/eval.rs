@@ -179,7 +179,7 @@ struct Report {
     energy: Option<Vec<EnergyRow>>,
 }
 
-fn bar(len: usize, what: &str) -> Result<ProgressBar> {
+pub(super) fn bar(len: usize, what: &str) -> Result<ProgressBar> {
     let b = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
     b.set_style(
         ProgressStyle::with_template(&format!(
@@ -191,7 +191,7 @@ fn bar(len: usize, what: &str) -> Result<ProgressBar> {
     Ok(b)
 }
 
-fn engine_for(kind: NetEngine, cfg: &AccelConfig) -> Result<Box<dyn Engine>> {
+pub(super) fn engine_for(kind: NetEngine, cfg: &AccelConfig) -> Result<Box<dyn Engine>> {
     Ok(match kind {
         NetEngine::Golden => Box::new(GoldenEngine::new(cfg)),
         NetEngine::Verilator => {
