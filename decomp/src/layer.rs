@@ -3,7 +3,9 @@
 
 use crate::block::{decompose_block, BlockFit, Options};
 use crate::linalg::M3;
+use crate::moments::damped;
 use crate::reshape::{conv3x3_block_rows, fc_split};
+use crate::weighted::decompose_block_weighted;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -28,6 +30,32 @@ impl LayerKind {
             )),
             other => Err(format!(
                 "shape {other:?} is neither [out, in] nor [out, cin, kh, kw]"
+            )),
+        }
+    }
+}
+
+/// What the decomposition minimizes (docs/decomposition.md §2.1); callers choose it by passing
+/// input moments to [`decompose_tensor_with`] or not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// `‖W − Ce·B‖²`, the reference's; rows pruned by their L1 norm.
+    #[default]
+    Weight,
+    /// The expected squared output error `Σ_r e_rᵀ H_r e_r` under the layer's input moments
+    /// `H_r`; rows pruned by their expected output contribution.
+    Output,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Objective, String> {
+        match s {
+            "weight" => Ok(Objective::Weight),
+            "output" => Ok(Objective::Output),
+            other => Err(format!(
+                "objective `{other}` is neither `weight` nor `output`"
             )),
         }
     }
@@ -294,12 +322,28 @@ pub fn prune_rows(
     mask.count()
 }
 
-/// Decomposes one weight tensor. `progress(n)` is called (from worker threads) as blocks finish.
+/// Decomposes one weight tensor under the weight objective. `progress(n)` is called (from
+/// worker threads) as blocks finish.
 pub fn decompose_tensor(
     name: &str,
     shape: &[usize],
     data: &[f32],
     opts: &LayerOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FloatLayer, String> {
+    decompose_tensor_with(name, shape, data, opts, None, progress)
+}
+
+/// Decomposes one weight tensor: under the weight objective without `moments`, under
+/// [`Objective::Output`] with them (`H_r`, one per Ce row, e.g.
+/// [`crate::moments::RowMoments::mean`]), which then choose the pruned rows
+/// ([`prune_mask`]) and weigh the block fits ([`decompose_block_weighted`]).
+pub fn decompose_tensor_with(
+    name: &str,
+    shape: &[usize],
+    data: &[f32],
+    opts: &LayerOptions,
+    moments: Option<&[M3]>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FloatLayer, String> {
     let kind = LayerKind::of_shape(shape)?;
@@ -311,14 +355,17 @@ pub fn decompose_tensor(
         LayerKind::Conv3x3 { cin } => conv3x3_block_rows(cin),
     };
     let blocks = rows.div_ceil(rows_per_block);
+    if let Some(h) = moments {
+        check_moments(Some(h), rows)?;
+        if opts.block.scale {
+            return Err("the output objective does not support `scale`".into());
+        }
+    }
+    let h = moments;
     let mut a = w.clone();
-    let pruned_rows = prune_rows(
-        &mut a,
-        outputs,
-        rows,
-        opts.group_size.max(1),
-        opts.prune_ratio,
-    );
+    let mask = prune_mask(&a, outputs, rows, opts.group_size, opts.prune_ratio, h);
+    mask.zero_rows(&mut a);
+    let hd = h.map(damped);
     let mut block_opts = opts.block.clone();
     // The reference thresholds whole rows for 3×3 convolutions only.
     block_opts.threshold_row &= matches!(kind, LayerKind::Conv3x3 { .. });
@@ -326,9 +373,12 @@ pub fn decompose_tensor(
         .into_par_iter()
         .map(|i| {
             let (o, b) = (i / blocks, i % blocks);
-            let lo = o * rows + b * rows_per_block;
-            let hi = o * rows + ((b + 1) * rows_per_block).min(rows);
-            let fit = decompose_block(&a[lo..hi], &block_opts);
+            let (r0, r1) = (b * rows_per_block, ((b + 1) * rows_per_block).min(rows));
+            let rows_of = &a[o * rows + r0..o * rows + r1];
+            let fit = match &hd {
+                None => decompose_block(rows_of, &block_opts),
+                Some(hd) => decompose_block_weighted(rows_of, &hd[r0..r1], &block_opts),
+            };
             progress(1);
             fit
         })
@@ -343,7 +393,7 @@ pub fn decompose_tensor(
         blocks,
         w,
         fits,
-        pruned_rows,
+        pruned_rows: mask.count(),
     })
 }
 
@@ -488,6 +538,68 @@ mod tests {
         // Deterministic: the same input gives the same fits.
         let again = decompose_tensor("fc", &[3, 20], &data, &opts(), &|_| {}).unwrap();
         assert_eq!(l.fits, again.fits);
+    }
+
+    #[test]
+    fn the_output_objective_lowers_the_layers_output_error() {
+        // 8 outputs × 30 inputs (10 rows); the inputs of rows 0–4 carry 50× the variance of
+        // rows 5–8, row 9's inputs are dead (H = 0: the damping keeps the fit finite).
+        let data: Vec<f32> = (0..240)
+            .map(|i| ((i * 53 % 29) as f32 - 14.0) / 20.0)
+            .collect();
+        let h: Vec<M3> = (0..10)
+            .map(|r| {
+                let s = if r < 5 {
+                    50.0
+                } else if r < 9 {
+                    1.0
+                } else {
+                    0.0
+                };
+                [
+                    [s, 0.3 * s, 0.0],
+                    [0.3 * s, s, 0.1 * s],
+                    [0.0, 0.1 * s, 2.0 * s],
+                ]
+            })
+            .collect();
+        let out_err = |l: &FloatLayer| -> f64 {
+            let mut e = 0.0;
+            for o in 0..l.outputs {
+                for (r, hr) in h.iter().enumerate() {
+                    let rec = l.reconstruct_row(o, r);
+                    let d = [0, 1, 2].map(|j| l.w[o * l.rows + r][j] - rec[j]);
+                    e += quad_form(hr, &d);
+                }
+            }
+            e
+        };
+        let plain = decompose_tensor("fc", &[8, 30], &data, &opts(), &|_| {}).unwrap();
+        let aware =
+            decompose_tensor_with("fc", &[8, 30], &data, &opts(), Some(&h), &|_| {}).unwrap();
+        assert!(aware
+            .fits
+            .iter()
+            .all(|f| f.b.iter().flatten().all(|v| v.is_finite())));
+        assert!(
+            out_err(&aware) < 0.9 * out_err(&plain),
+            "{} vs {}",
+            out_err(&aware),
+            out_err(&plain)
+        );
+        // Pruning half the rows by output contribution keeps the high-variance rows.
+        let lo = LayerOptions {
+            prune_ratio: 0.5,
+            ..opts()
+        };
+        let p = decompose_tensor_with("fc", &[8, 30], &data, &lo, Some(&h), &|_| {}).unwrap();
+        assert_eq!(p.pruned_rows, 4 * 5);
+        for o in 0..8 {
+            for r in 0..5 {
+                assert_ne!(p.reconstruct_row(o, r), [0.0; 3], "row {r} of channel {o}");
+            }
+        }
+        assert!(decompose_tensor_with("fc", &[8, 30], &data, &lo, Some(&h[..9]), &|_| {}).is_err());
     }
 
     #[test]

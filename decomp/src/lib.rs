@@ -4,7 +4,8 @@
 //! * [`weights`]: reading `.safetensors` / `.npy` tensors, with [`npy`]'s strict header parser
 //!   (shared with the CLI);
 //! * [`reshape`]: how a layer is cut into blocks (the reference's tables);
-//! * [`block`]: `core_decompose` on one block, with [`pow2`] and [`linalg`];
+//! * [`block`]: `core_decompose` on one block, with [`pow2`] and [`linalg`]; [`weighted`]: the
+//!   same under the activation-aware objective, with the input moments of [`moments`];
 //! * [`layer`]: a whole tensor (blocks in parallel, structural row pruning);
 //! * [`integer`]: the float decomposition → the accelerator's integer layer.
 //! * [`conv`]: convolution geometry (stride, padding, groups) and which kernels are supported;
@@ -17,9 +18,11 @@ pub mod conv;
 pub mod integer;
 pub mod layer;
 pub mod linalg;
+pub mod moments;
 pub mod npy;
 pub mod pipeline;
 pub mod pow2;
 pub mod report;
 pub mod reshape;
+pub mod weighted;
 pub mod weights;

@@ -156,6 +156,16 @@ fn inverse_if_well_conditioned(m: &M3, scale: f64) -> Option<M3> {
     ])
 }
 
+/// `m⁻¹` when [`pinv`] would take its fast path (the plain inverse, same bits), else `None`.
+pub fn inverse_checked(m: &M3, rcond: f64) -> Option<M3> {
+    let f2: f64 = m.iter().flatten().map(|v| v * v).sum();
+    if rcond < 1e-6 {
+        inverse_if_well_conditioned(m, f2 * f2.sqrt())
+    } else {
+        None
+    }
+}
+
 /// Singular value decomposition `m = U · diag(σ) · Vᵀ` by one-sided Jacobi rotations on the
 /// columns (accurate to high relative precision, so `rcond` cuts behave like gelsd's).
 pub fn svd(m: &M3) -> (M3, [f64; 3], M3) {
@@ -207,11 +217,8 @@ pub fn svd(m: &M3) -> (M3, [f64; 3], M3) {
 pub fn pinv(m: &M3, rcond: f64) -> M3 {
     // Fast path: σ_min/σ_max ≥ |det|/‖m‖_F³; above 1e-6 no singular value is dropped (rcond is
     // far smaller) and the adjugate inverse is accurate.
-    let f2: f64 = m.iter().flatten().map(|v| v * v).sum();
-    if rcond < 1e-6 {
-        if let Some(inv) = inverse_if_well_conditioned(m, f2 * f2.sqrt()) {
-            return inv;
-        }
+    if let Some(inv) = inverse_checked(m, rcond) {
+        return inv;
     }
     let (u, sigma, v) = svd(m);
     let smax = sigma.iter().cloned().fold(0.0, f64::max);
