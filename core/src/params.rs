@@ -39,6 +39,31 @@ impl WeightFormat {
     }
 }
 
+/// How a lane turns Ce rows and activations into a channel's sum (see `docs/numerics.md` §4b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataflow {
+    /// Rebuild each row's three weights `w = Ce·B` with shifts and adds, then multiply them by
+    /// the activations (three multipliers per lane and slot).
+    #[default]
+    Rebuild,
+    /// Never form the weights: per row, shift-add `Ce[r][k]·x[r][j]` into nine block
+    /// accumulators; per block, add `Σ_k Σ_j B[k][j]·acc[k][j]` to the channel's sum with one
+    /// multiplier per lane and slot sequenced over the nine terms. Needs exact weights.
+    Factorized,
+}
+
+impl Dataflow {
+    fn is_rebuild(&self) -> bool {
+        *self == Dataflow::Rebuild
+    }
+}
+
+/// Cycles a factorized lane's block flush takes: one product `B[k][j]·acc[k][j]` per cycle on
+/// its one multiplier per slot. The stream keeps every block segment at least this long
+/// (docs/interface.md), so a flush always ends before the next one starts.
+pub const FACTOR_FLUSH_CYCLES: u32 = 9;
+
 /// The accelerator's parameters. Every field is an independent design choice.
 ///
 /// ```
@@ -100,6 +125,11 @@ pub struct AccelConfig {
     /// from the TOML text).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub slots: u32,
+    /// `"rebuild"` (default, omitted from the TOML text so existing fingerprints stay) or
+    /// `"factorized"`: the DSP-free lane of `docs/numerics.md` §4b (needs
+    /// `weight_requant = "exact"`).
+    #[serde(default, skip_serializing_if = "Dataflow::is_rebuild")]
+    pub dataflow: Dataflow,
 }
 
 fn one() -> u32 {
@@ -186,6 +216,7 @@ impl AccelConfig {
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: false,
                 slots: 2,
+                dataflow: Dataflow::Rebuild,
             },
             // iCE40UP5K (iCEBreaker): one lane (its multipliers and the output requantizer's
             // take 6 of the 8 SB_MAC16 DSPs; two lanes would need 9). Single-port buffers so the
@@ -208,6 +239,7 @@ impl AccelConfig {
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: true,
                 slots: 1,
+                dataflow: Dataflow::Rebuild,
             },
             // ECP5-85F (ULX3S): 16 lanes, buffers for layers up to 3072 inputs.
             "ulx3s" => AccelConfig {
@@ -226,6 +258,7 @@ impl AccelConfig {
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: false,
                 slots: 2,
+                dataflow: Dataflow::Rebuild,
             },
             other => return Err(ConfigError::UnknownPreset(other.to_string())),
         };
@@ -326,6 +359,22 @@ impl AccelConfig {
                     .to_string(),
             );
         }
+        if self.is_factorized() && self.is_dense() {
+            return bad(
+                "dataflow",
+                "the dense baseline streams int8 weights, not Ce codes to factor: it needs \
+                 dataflow = \"rebuild\""
+                    .to_string(),
+            );
+        }
+        if self.is_factorized() && self.weight_requant != WeightRequant::Exact {
+            return bad(
+                "dataflow",
+                "\"factorized\" never forms the rebuilt weights, so it cannot requantize them \
+                 to int8: it needs weight_requant = \"exact\""
+                    .to_string(),
+            );
+        }
         let need = self.acc_bits_required();
         if self.acc_bits < need {
             return bad(
@@ -364,6 +413,7 @@ impl AccelConfig {
         }
         c.weight_format = WeightFormat::Dense;
         c.weight_requant = WeightRequant::Int8;
+        c.dataflow = Dataflow::Rebuild;
         c
     }
 
@@ -372,6 +422,37 @@ impl AccelConfig {
     /// The dense int8 baseline (no rebuild engine, no basis or weight-shift buffers).
     pub fn is_dense(&self) -> bool {
         self.weight_format == WeightFormat::Dense
+    }
+
+    /// The factorized dataflow (docs/numerics.md §4b).
+    pub fn is_factorized(&self) -> bool {
+        self.dataflow == Dataflow::Factorized
+    }
+
+    /// Most rows one block can present to a factorized lane between two flushes: a flush ends
+    /// every block segment, and a segment lies inside one tile of one run, whose present rows
+    /// are distinct activation rows (at most `act_depth`) and stream entries (at most
+    /// `coef_depth`). Bounds the block accumulators whatever a layer's `rows_per_block`.
+    pub fn factor_rows_max(&self) -> u32 {
+        self.act_depth.min(self.coef_depth)
+    }
+
+    /// Width of one exact per-row term `Ce·x = ±x·2^code`: |term| ≤ 2^(act_bits−1+code_max),
+    /// reached by −(−2^(act_bits−1))·2^code_max, so act_bits + code_max + 1 signed bits.
+    pub fn factor_term_bits(&self) -> u32 {
+        signed_bits_for(1u128 << (self.act_bits - 1 + self.code_max()))
+    }
+
+    /// Width of a factorized lane's block accumulator `acc[k][j] = Σ_r Ce[r][k]·x[r][j]`: at
+    /// most [`factor_rows_max`](Self::factor_rows_max) terms of |term| ≤ 2^(act_bits−1+code_max).
+    pub fn factor_acc_bits(&self) -> u32 {
+        let bound = u128::from(self.factor_rows_max()) << (self.act_bits - 1 + self.code_max());
+        signed_bits_for(bound)
+    }
+
+    /// Width of one block product `B[k][j]·acc[k][j]` (exact: basis_bits + factor_acc_bits).
+    pub fn factor_product_bits(&self) -> u32 {
+        self.basis_bits + self.factor_acc_bits()
     }
 
     /// The basis buffer exists (SmartDeal only).
@@ -653,6 +734,62 @@ mod tests {
             Err(ConfigError::Field { field, .. }) => assert_eq!(field, "weight_requant"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn factorized_dataflow_needs_exact_smartdeal_and_keeps_rebuild_toml() {
+        let tiny = AccelConfig::preset("tiny").unwrap();
+        // Existing configs do not write the field, and TOML without it loads as rebuild.
+        assert!(!tiny.to_toml().contains("dataflow"));
+        assert_eq!(tiny.dataflow, Dataflow::Rebuild);
+        let mut f = tiny.clone();
+        f.dataflow = Dataflow::Factorized;
+        let field = |c: &AccelConfig| match c.validate() {
+            Err(ConfigError::Field { field, why }) => {
+                assert!(!why.contains('\n'), "{why}");
+                field
+            }
+            other => panic!("{other:?}"),
+        };
+        // int8 weight requant is refused, naming the field.
+        assert_eq!(field(&f), "dataflow");
+        let e = f.validate().unwrap_err().to_string();
+        assert!(e.contains("weight_requant = \"exact\""), "{e}");
+        f.weight_requant = WeightRequant::Exact;
+        assert_eq!(field(&f), "acc_bits"); // exact mode's 34 bits
+        f.acc_bits = 34;
+        f.validate().unwrap();
+        let text = f.to_toml();
+        assert!(text.contains("dataflow = \"factorized\""), "{text}");
+        assert_eq!(AccelConfig::from_toml_str(&text).unwrap(), f);
+        assert_ne!(f.fingerprint(), tiny.fingerprint());
+        // Its dense baseline is the plain dense design.
+        assert_eq!(f.dense_baseline().dataflow, Dataflow::Rebuild);
+        f.dense_baseline().validate().unwrap();
+        let mut d = f.clone();
+        d.weight_format = WeightFormat::Dense;
+        d.weight_requant = WeightRequant::Int8;
+        assert_eq!(field(&d), "dataflow");
+        let e = AccelConfig::from_toml_str(&text.replace("factorized", "dense"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dense"), "{e}");
+    }
+
+    #[test]
+    fn factorized_widths() {
+        let mut c = AccelConfig::preset("tiny").unwrap();
+        c.dataflow = Dataflow::Factorized;
+        c.weight_requant = WeightRequant::Exact;
+        c.acc_bits = 34;
+        // min(act_depth 256, coef_depth 1024) rows of |±x·2^code| ≤ 128 · 128 = 2^14:
+        // |acc| ≤ 2^22 → 24 signed bits; a term alone 2^14 → 16 bits; B·acc 8 + 24 bits.
+        assert_eq!(c.factor_rows_max(), 256);
+        assert_eq!(c.factor_term_bits(), 16);
+        assert_eq!(c.factor_acc_bits(), 24);
+        assert_eq!(c.factor_product_bits(), 32);
+        c.coef_depth = 64;
+        assert_eq!(c.factor_acc_bits(), 22);
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             weight_format: smartdeal_core::WeightFormat::Smartdeal,
             single_port_buffers: false,
             slots: 1,
+            dataflow: smartdeal_core::Dataflow::Rebuild,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);
@@ -63,6 +64,30 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             return cfg;
         }
     }
+}
+
+/// A random valid configuration of the factorized dataflow (exact weights, as it requires): the
+/// [`random_config`] of `slot` with `dataflow = "factorized"`, `weight_requant = "exact"` and an
+/// accumulator as wide as exact weights need, or of the next slots (offset by 2^32) when that
+/// exceeds 40 bits.
+pub fn random_factorized_config(seed: u64, slot: u64) -> AccelConfig {
+    (0..)
+        .find_map(|i: u64| {
+            let mut cfg = random_config(seed, slot + (i << 32));
+            cfg.name = format!("rand{slot}-factorized");
+            factorized(&mut cfg).then_some(cfg)
+        })
+        .expect("some slot makes a valid configuration")
+}
+
+/// Turns `cfg` into its factorized variant: `dataflow = "factorized"`, exact weights and the
+/// accumulator they need (at least the current one). False (and `cfg` invalid) when the exact
+/// accumulator would exceed 40 bits.
+pub fn factorized(cfg: &mut AccelConfig) -> bool {
+    cfg.dataflow = smartdeal_core::Dataflow::Factorized;
+    cfg.weight_requant = WeightRequant::Exact;
+    cfg.acc_bits = cfg.acc_bits.max(cfg.acc_bits_required());
+    cfg.validate().is_ok()
 }
 
 /// How a random layer's output requantization is chosen.
