@@ -9,11 +9,13 @@
 //! * [`prove_equiv`] — formal equivalence of a DUT against a reference module
 //!   (e.g. `hdl/formal/sd_rebuild_ref.v`);
 //! * [`prove_equiv_split`] — the same proof split into cases (one per value of chosen input
-//!   fields), each decided by a BDD; [`rebuild_proof`] holds the rebuild lane's split.
+//!   fields), each decided by a BDD; [`rebuild_proof`] holds the rebuild lane's split,
+//!   [`factor_proof`] the factorized dataflow's per-row update's.
 //!
 //! Tools are found through the `VERILATOR`, `YOSYS` and `YOSYS_ABC` environment variables,
 //! falling back to `PATH` (see [`tools`]).
 
+pub mod factor_proof;
 pub mod flow;
 pub mod formal;
 pub mod lint;
@@ -21,6 +23,7 @@ pub mod rebuild_proof;
 pub mod synth;
 pub mod tools;
 
+pub use factor_proof::{prove_factor_row, FactorLayout};
 pub use flow::{
     build, Bitstream, Board, BuildOptions, BuildReport, BuildStatus, ClockTiming, Family, Resource,
     StepTime, ToolVersions, Utilization,

@@ -7,6 +7,8 @@
 pub enum Fault {
     /// The rebuild engine forgets one +1 carry of the folded negation.
     RebuildDropCarry,
+    /// The factorized per-row update (`sd_factor_row`) forgets the negation carry of element 2.
+    FactorDropCarry,
 }
 
 /// Generator options beyond the accelerator configuration.

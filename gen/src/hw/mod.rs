@@ -10,6 +10,7 @@ pub mod buffers;
 pub mod ctrl;
 pub mod decoder;
 pub mod drain;
+pub mod factor_row;
 pub mod host_if;
 pub mod lane;
 pub mod link;
