@@ -182,6 +182,57 @@ fn eval_mnist_scores_a_small_folder_and_writes_json() {
     assert_eq!(r["smartdeal_int8"]["engine"], "golden");
 }
 
+#[test]
+fn eval_mnist_output_objective_at_a_row_density() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_digits(dir.path(), 4);
+    let json = dir.path().join("r.json");
+    let weights = mnist_cache().join("mnist.pth");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "eval",
+            "mnist",
+            "--weights",
+            p(&weights),
+            "--data",
+            p(&data),
+            "--calib-per-digit",
+            "2",
+            "--json",
+            p(&json),
+        ];
+        a.extend(extra);
+        a
+    };
+    ok(
+        &args(&["--objective", "output", "--row-density", "0.5"]),
+        dir.path(),
+    );
+    let r = read_json(&json);
+    assert_eq!(r["objective"], "output");
+    assert_eq!(r["prune_ratio"], 0.5);
+    let sd = &r["smartdeal_int8"];
+    // Half of every group's rows pruned (the first convolution's 3 rows: 2 of them).
+    let density = sd["row_density"].as_f64().unwrap();
+    assert!((0.45..=0.5).contains(&density), "{density}");
+    assert!(sd["top1"].as_f64().unwrap() >= 0.5, "{sd}");
+    fails(
+        &args(&["--row-density", "0.5", "--prune-ratio", "0.5"]),
+        dir.path(),
+        &["--prune-ratio", "--row-density"],
+    );
+    fails(
+        &args(&["--row-density", "0"]),
+        dir.path(),
+        &["--row-density"],
+    );
+    fails(
+        &args(&["--objective", "outputs"]),
+        dir.path(),
+        &["outputs", "weight"],
+    );
+}
+
 /// `mnist.pth` rewritten: every entry through `edit(name, bytes)`.
 fn rewrite_pth(to: &Path, edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) {
     use std::io::{Read, Write};

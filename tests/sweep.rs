@@ -8,7 +8,8 @@ mod common;
 use common::{fails, ok, p, read_json};
 use smartdeal_net::plot::{svg, XAxis};
 use smartdeal_net::sweep::{
-    default_grid, pareto_front, Point, PointResult, Settings, Sweep, JSON_FILE, MARKDOWN_FILE,
+    default_grid, pareto_front, Method, Point, PointResult, Settings, Sweep, JSON_FILE,
+    MARKDOWN_FILE,
 };
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,7 @@ fn default_grid_has_every_prune_ratio_and_three_exponent_widths() {
     }
     assert!(g.iter().all(|p| p.check().is_ok()));
     assert!(Point {
+        method: Method::Plain,
         threshold: 1e-2,
         prune_ratio: 1.0,
         exp_bits: 3
@@ -55,6 +57,7 @@ fn default_grid_has_every_prune_ratio_and_three_exponent_widths() {
 fn result(t: f64, r: f64, e: u32, score: f64, bits: f64, density: f64) -> PointResult {
     PointResult {
         point: Point {
+            method: Method::Plain,
             threshold: t,
             prune_ratio: r,
             exp_bits: e,
@@ -108,10 +111,7 @@ fn table_is_sorted_by_bits_and_marks_the_front() {
     let dens: Vec<bool> = s.points.iter().map(|r| r.pareto_row_density).collect();
     assert_eq!(dens, [true, false, true, false, false]);
     let md = s.to_markdown();
-    let rows: Vec<&str> = md
-        .lines()
-        .filter(|l| l.starts_with("| 1e-2") || l.starts_with("| 3e-2"))
-        .collect();
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| plain | ")).collect();
     assert_eq!(rows.len(), 5, "{md}");
     assert!(
         rows[0].contains("| 2.500 |") && rows[0].contains("**0.5000**"),
@@ -159,8 +159,8 @@ fn plots_are_svg_with_axes_legend_and_front_labels() {
         let has = |needle: &str| t.iter().any(|l| l.contains(needle));
         assert!(has("STS-B Spearman"), "{t:?}");
         assert!(has("float model (0.8200)"), "{t:?}");
-        assert!(has("prune 50 %, exp_bits 2"), "{t:?}");
-        assert!(has("Pareto front"), "{t:?}");
+        assert!(has("plain: points, Pareto front"), "{t:?}");
+        assert!(has("exp_bits 2") && has("exp_bits 4"), "{t:?}");
         match x {
             XAxis::BitsPerWeight => assert!(has("bits per weight") && has("3e-2 / 0 / 3")),
             XAxis::RowDensity => assert!(has("row density") && !has("3e-2 / 0 / 3")),
@@ -219,7 +219,7 @@ fn sweep_sts_runs_two_points_and_resumes() {
     let d = dir.path();
     let (data, calib) = write_sts(d);
     let out = d.join("out");
-    let args = |extra: &[&'static str]| {
+    let args = |extra: &[&str]| {
         let mut a: Vec<String> = [
             "sweep",
             "sts",
@@ -267,11 +267,49 @@ fn sweep_sts_runs_two_points_and_resumes() {
     for f in ["sweep.md", "score_vs_bits.svg", "score_vs_row_density.svg"] {
         assert!(out.join(f).is_file(), "{f}");
     }
-    // --resume measures only the new point.
-    let second = run(args(&["--resume"]));
+    // --resume measures only the new point: a sweep.json from before there were methods
+    // (no "method" field) is read as plain, so only the aware point is measured; an --extra row
+    // joins as a third method with its own front.
+    let mut old = read_json(&out.join("sweep.json"));
+    for q in old["points"].as_array_mut().unwrap() {
+        q.as_object_mut().unwrap().remove("method");
+    }
+    std::fs::write(out.join("sweep.json"), old.to_string()).unwrap();
+    let mut extra = pts[1].clone();
+    extra["method"] = "finetuned".into();
+    extra["score"] = 0.01.into();
+    let extra_file = d.join("finetuned.json");
+    std::fs::write(&extra_file, extra.to_string()).unwrap();
+    let second = run(args(&[
+        "--resume",
+        "--methods",
+        "plain,aware",
+        "--extra",
+        p(&extra_file),
+    ]));
     assert!(
-        second.contains("grid of 1 (0 measured, 1 reused)"),
+        second.contains("grid of 2 (1 measured, 1 reused)"),
         "{second}"
+    );
+    let r = read_json(&out.join("sweep.json"));
+    let pts = r["points"].as_array().unwrap();
+    let methods: Vec<&str> = pts.iter().map(|q| q["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["plain", "plain", "finetuned", "aware"]);
+    // Each method has its own front: the fine-tuned row is worse than both plain points but
+    // alone in its method, the aware point alone in its.
+    assert!(pts[2]["pareto_bits"].as_bool().unwrap());
+    assert!(pts[3]["pareto_bits"].as_bool().unwrap());
+    assert!(pts[3]["score"].as_f64().unwrap() > 0.7, "{}", pts[3]);
+    let plot = std::fs::read_to_string(out.join("score_vs_bits.svg")).unwrap();
+    for m in ["plain", "aware", "finetuned"] {
+        assert!(plot.contains(&format!("{m}: points, Pareto front")), "{m}");
+    }
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("| aware | 1e-2 | 0 | 3 |"), "{md}");
+    fails(
+        &["sweep", "sts", "--methods", "finetuned"],
+        d,
+        &["finetuned", "--extra"],
     );
 }
 

@@ -237,7 +237,8 @@ pub fn quad_form(h: &M3, v: &[f64; 3]) -> f64 {
 /// The structural row mask without changing the weights: in each group of `group_size`
 /// consecutive output channels, every row is scored ([`row_score`]: the L1 norm summed over
 /// the group, or with `moments` the expected squared output contribution) and the
-/// `ceil(ratio · rows)` lowest rows are pruned (ties: the lower row index first).
+/// `ceil(ratio · rows)` lowest rows are pruned (ties: the lower row index first; a product a
+/// rounding above an integer counts as that integer).
 pub fn prune_mask(
     w: &[[f64; 3]],
     outputs: usize,
@@ -250,7 +251,10 @@ pub fn prune_mask(
     let groups = outputs.div_ceil(group);
     let mut pruned = vec![false; groups * rows];
     if ratio > 0.0 {
-        let k = ((ratio * rows as f64).ceil() as usize).min(rows);
+        // `ceil(ratio · rows)`, the product shrunk by a relative 1e-12 first: a ratio given as
+        // `1 − density` is a rounding above the intended value (1 − 0.3 = 0.7000000000000001,
+        // times 10 rows = 7.000000000000001), which must not prune an extra row.
+        let k = ((ratio * rows as f64 * (1.0 - 1e-12)).ceil() as usize).min(rows);
         for g in 0..groups {
             let chans = g * group..((g + 1) * group).min(outputs);
             let mut score: Vec<(f64, usize)> = (0..rows)

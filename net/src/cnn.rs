@@ -14,12 +14,13 @@
 
 use crate::dense::int8_layer;
 use crate::digits::{Digits, PIXELS};
-use crate::mnist::{input, top1, MnistNet, LAYERS, SIDE};
+use crate::mnist::{input, top1, LayerSpec, MnistNet, Trace, LAYERS, SIDE};
 use crate::quant::{int_options, quantize, scale_of, CompressOptions, FloatLinear, QLayer};
 use crate::NetError;
 use smartdeal_core::{AccelConfig, ConvShape, FcLayer, ImageDims};
 use smartdeal_decomp::integer::to_int_layer;
-use smartdeal_decomp::layer::decompose_tensor;
+use smartdeal_decomp::layer::decompose_tensor_with;
+use smartdeal_decomp::moments::RowMoments;
 use smartdeal_host::{Engine, Loaded, RunStats};
 
 /// What calibration measured on the float network.
@@ -31,6 +32,9 @@ pub struct CnnCalibration {
     pub hidden_max: Vec<f32>,
     /// `max |logit|` per class.
     pub logit_max: Vec<f32>,
+    /// Each layer's input moments per Ce row (a convolution's over every output pixel, zero
+    /// padding included; docs/decomposition.md §2.1).
+    pub moments: Vec<RowMoments>,
     /// Images seen.
     pub images: usize,
 }
@@ -66,6 +70,10 @@ pub fn calibrate(
         input_max: 0.0,
         hidden_max: vec![0.0; LAYERS.len() - 1],
         logit_max: vec![0.0; LAYERS[LAYERS.len() - 1].outputs()],
+        moments: LAYERS
+            .iter()
+            .map(|s| RowMoments::new(row_count(s)))
+            .collect(),
         images: 0,
     };
     for start in (0..images.len()).step_by(batch.max(1)) {
@@ -83,9 +91,38 @@ pub fn calibrate(
         for (m, v) in cal.logit_max.iter_mut().zip(per_class) {
             *m = m.max(v);
         }
+        add_moments(&mut cal.moments, &t)?;
         cal.images += end - start;
     }
     Ok(cal)
+}
+
+/// Ce rows of a layer: a 3×3 convolution's `cin · 3` kernel rows, a linear layer's input
+/// triples.
+fn row_count(s: &LayerSpec) -> usize {
+    if s.is_conv() {
+        s.in_channels() * 3
+    } else {
+        s.in_channels().div_ceil(3)
+    }
+}
+
+/// Adds every layer's float input in `t` to its moments: the image, then the pooled outputs
+/// of the convolutions (flattened for the first linear layer), then the hidden linear output.
+fn add_moments(moments: &mut [RowMoments], t: &Trace) -> Result<(), NetError> {
+    let mut x = t.input.clone();
+    for (i, spec) in LAYERS.iter().enumerate() {
+        let v = x.flatten_all()?.to_vec1::<f32>()?;
+        if spec.is_conv() {
+            let (_, c, h, w) = x.dims4()?;
+            moments[i].add_conv3x3(&v, c, (h, w), 1, 1);
+            x = t.outputs[i].max_pool2d(2)?;
+        } else {
+            moments[i].add_vectors(&v, spec.in_channels());
+            x = t.outputs[i].clone();
+        }
+    }
+    Ok(())
 }
 
 /// The convolution geometry of the network's 3×3 layers.
@@ -99,11 +136,11 @@ fn conv_shape(i: usize) -> Option<ConvShape> {
 }
 
 /// The float SmartDeal decomposition of the four layers (decomposed like `smartdeal
-/// decompose` does, the kernels as 3×3 convolutions; `progress` once per layer). `cal` is the
-/// calibration the activation-aware options read.
+/// decompose` does, the kernels as 3×3 convolutions; `progress` once per layer); under the
+/// output objective with `cal`'s input moments.
 pub fn decompose_layers(
     net: &MnistNet,
-    _cal: &CnnCalibration,
+    cal: &CnnCalibration,
     opts: &CompressOptions,
     progress: &dyn Fn(),
 ) -> Result<Vec<FloatLinear>, NetError> {
@@ -112,7 +149,9 @@ pub fn decompose_layers(
         let name = spec.name;
         let data = net.weight(i).flatten_all()?.to_vec1::<f32>()?;
         let b = net.bias(i).to_vec1::<f32>()?;
-        let fl = decompose_tensor(name, spec.shape, &data, &opts.layer_options(), &|_| {})
+        let h = opts.moments_for(|| Ok(cal.moments[i].mean()))?;
+        let lo = opts.layer_options();
+        let fl = decompose_tensor_with(name, spec.shape, &data, &lo, h.as_deref(), &|_| {})
             .map_err(|w| NetError::Compress(format!("layer `{name}`: {w}")))?;
         out.push((name.to_string(), fl, b));
         progress();

@@ -1,9 +1,9 @@
 //! The compression sweep's plots (SVG, `plotters`): score against bits per weight or row
-//! density, one series per (prune ratio, exp_bits) — colour from the prune ratio, marker from
-//! exp_bits, the points of a series (its thresholds) joined by a thin line — the float model's
-//! score as a dashed line, and the Pareto front as a black line through ringed, labelled points.
+//! density, one series per compression method (plain, aware, fine-tuned) — colour from the
+//! method, marker from exp_bits — each method's Pareto front as a staircase in its colour
+//! through ringed, labelled points, and the float model's score as a dashed line.
 
-use crate::sweep::{fmt_threshold, PointResult, Sweep};
+use crate::sweep::{fmt_threshold, Method, PointResult, Sweep};
 use crate::NetError;
 use plotters::coord::Shift;
 use plotters::element::DynElement;
@@ -63,20 +63,13 @@ pub const SIZE: (u32, u32) = (1200, 640);
 /// Width of the legend column right of the plot.
 const LEGEND_WIDTH: u32 = 310;
 
-/// Series colours by prune-ratio rank (repeating after eight).
-const COLOURS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
-
-fn colour(rank: usize) -> RGBColor {
-    COLOURS[rank % COLOURS.len()]
+/// A method's colour.
+fn colour(m: Method) -> RGBColor {
+    match m {
+        Method::Plain => RGBColor(31, 119, 180),
+        Method::Aware => RGBColor(214, 39, 40),
+        Method::Finetuned => RGBColor(44, 160, 44),
+    }
 }
 
 /// exp_bits 3: filled circle, 2: triangle, 4: cross, others: an empty circle.
@@ -125,10 +118,10 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 enum Key {
     /// The float model's dashed line.
     Float,
-    /// A series: exp_bits and colour.
-    Series(u32, RGBColor),
-    /// The Pareto front.
-    Front,
+    /// A method: its colour, front line and ring.
+    Method(RGBColor),
+    /// An exp_bits marker (in grey).
+    ExpBits(u32),
 }
 
 const GREY: RGBColor = RGBColor(90, 90, 90);
@@ -168,35 +161,38 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, s: &Sweep, x: XAxis) -> DrawResul
         keys.push((Key::Float, format!("float model ({f:.4})")));
     }
 
-    // One series per (prune ratio, exp_bits), its points ordered along x.
-    let mut prunes: Vec<f64> = pts.iter().map(|r| r.point.prune_ratio).collect();
-    prunes.sort_by(f64::total_cmp);
-    prunes.dedup();
-    let mut series: Vec<(f64, u32)> = pts
-        .iter()
-        .map(|r| (r.point.prune_ratio, r.point.exp_bits))
-        .collect();
-    series.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.total_cmp(&b.0)));
-    series.dedup();
-    for (prune, e) in series {
-        let rank = prunes.iter().position(|&p| p == prune).unwrap_or(0);
-        let c = colour(rank);
-        let mut xy: Vec<(f64, f64)> = pts
-            .iter()
-            .filter(|r| r.point.prune_ratio == prune && r.point.exp_bits == e)
-            .map(|r| (x.value(r), r.score))
-            .collect();
-        xy.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart.draw_series(LineSeries::new(xy.clone(), c.mix(0.45).stroke_width(1)))?;
-        chart.draw_series(xy.iter().map(|&p| marker(e, p, c)))?;
+    for m in s.methods() {
+        let c = colour(m);
+        let mine: Vec<&PointResult> = pts.iter().filter(|r| r.point.method == m).collect();
+        chart.draw_series(
+            mine.iter()
+                .map(|r| marker(r.point.exp_bits, (x.value(r), r.score), c)),
+        )?;
+        front_of(&mut chart, &mine, x, c)?;
         keys.push((
-            Key::Series(e, c),
-            format!("prune {:.0} %, exp_bits {e}", prune * 100.0),
+            Key::Method(c),
+            format!("{}: points, Pareto front", m.name()),
         ));
     }
+    let mut exps: Vec<u32> = pts.iter().map(|r| r.point.exp_bits).collect();
+    exps.sort();
+    exps.dedup();
+    for e in exps {
+        keys.push((Key::ExpBits(e), format!("exp_bits {e}")));
+    }
+    legend(&legend_area, s, &keys)
+}
 
-    // The front as a staircase: the best score reachable within each budget.
-    let mut front: Vec<&PointResult> = pts.iter().filter(|r| x.on_front(r)).collect();
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One method's Pareto front (of `pts`, its points) as a staircase, the best score reachable
+/// within each budget, through ringed points labelled threshold / prune ratio / exp_bits.
+fn front_of(chart: &mut Chart, pts: &[&PointResult], x: XAxis, c: RGBColor) -> DrawResult {
+    let mut front: Vec<&PointResult> = pts.iter().copied().filter(|r| x.on_front(r)).collect();
     front.sort_by(|a, b| x.value(a).total_cmp(&x.value(b)));
     let mut stairs: Vec<(f64, f64)> = Vec::new();
     for r in &front {
@@ -206,8 +202,7 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, s: &Sweep, x: XAxis) -> DrawResul
         }
         stairs.push(p);
     }
-    chart.draw_series(LineSeries::new(stairs, BLACK.stroke_width(2)))?;
-    keys.push((Key::Front, "Pareto front".into()));
+    chart.draw_series(LineSeries::new(stairs, c.stroke_width(2)))?;
     // Labels alternate below and above the ring so neighbours stay readable.
     chart.draw_series(front.iter().enumerate().map(|(i, r)| {
         let at = (x.value(r), r.score);
@@ -219,10 +214,10 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, s: &Sweep, x: XAxis) -> DrawResul
         );
         let dy = if i % 2 == 0 { 6 } else { -18 };
         EmptyElement::at(at)
-            + Circle::new((0, 0), 9, BLACK.stroke_width(2))
-            + Text::new(tag, (10, dy), ("sans-serif", 12))
+            + Circle::new((0, 0), 9, c.stroke_width(2))
+            + Text::new(tag, (10, dy), ("sans-serif", 12).into_font().color(&c))
     }))?;
-    legend(&legend_area, s, &keys)
+    Ok(())
 }
 
 /// The legend column: the entries, then what the front's labels and the run were.
@@ -239,13 +234,10 @@ fn legend(area: &DrawingArea<SVGBackend, Shift>, s: &Sweep, keys: &[(Key, String
                     ))?;
                 }
             }
-            Key::Series(e, c) => area.draw(&marker(*e, (x + 10, y), *c))?,
-            Key::Front => {
-                area.draw(&PathElement::new(
-                    [(x, y), (x + 21, y)],
-                    BLACK.stroke_width(2),
-                ))?;
-                area.draw(&Circle::new((x + 10, y), 7, BLACK.stroke_width(2)))?;
+            Key::ExpBits(e) => area.draw(&marker(*e, (x + 10, y), GREY))?,
+            Key::Method(c) => {
+                area.draw(&PathElement::new([(x, y), (x + 21, y)], c.stroke_width(2)))?;
+                area.draw(&Circle::new((x + 10, y), 7, c.stroke_width(2)))?;
             }
         }
         area.draw(&Text::new(text.as_str(), (x + 30, y - 8), font.clone()))?;

@@ -14,7 +14,9 @@ use candle_core::{Device, Tensor};
 use smartdeal_core::{AccelConfig, FcLayer, Model};
 use smartdeal_decomp::block::Options as BlockOptions;
 use smartdeal_decomp::integer::{to_int_layer, IntOptions};
-use smartdeal_decomp::layer::{decompose_tensor, FloatLayer, LayerOptions};
+use smartdeal_decomp::layer::{decompose_tensor_with, FloatLayer, LayerOptions, Objective};
+use smartdeal_decomp::linalg::M3;
+use smartdeal_decomp::moments::RowMoments;
 use smartdeal_host::{Engine, Loaded, RunStats};
 use std::collections::BTreeMap;
 
@@ -28,11 +30,21 @@ pub struct Calibration {
     pub in_max: BTreeMap<String, f32>,
     /// `max |y[·, o]|` per output channel.
     pub out_max: BTreeMap<String, Vec<f32>>,
+    /// Per Ce row of the layer, `Σ x_r x_rᵀ` over every token's input (the activation-aware
+    /// objective's statistics, docs/decomposition.md §2.1).
+    pub moments: BTreeMap<String, RowMoments>,
     /// Sentences seen.
     pub sentences: usize,
 }
 
 impl Calibration {
+    /// Layer `name`'s input moments `H_r` (means over the calibration tokens).
+    pub fn row_moments(&self, name: &str) -> Result<Vec<M3>, NetError> {
+        self.moments.get(name).map(RowMoments::mean).ok_or_else(|| {
+            NetError::Compress(format!("layer `{name}` has no calibrated input moments"))
+        })
+    }
+
     /// Layer `name`'s input scale and per-output-channel scales (`max / 127`).
     pub fn scales(&self, name: &str) -> Result<(f32, Vec<f32>), NetError> {
         let missing = || NetError::Compress(format!("layer `{name}` was not calibrated"));
@@ -60,6 +72,12 @@ impl Linears for Recorder<'_> {
         let xm = x.abs()?.max_all()?.to_scalar::<f32>()?;
         let e = self.cal.in_max.entry(name.to_string()).or_insert(0.0);
         *e = e.max(xm);
+        let inputs = x.dim(candle_core::D::Minus1)?;
+        self.cal
+            .moments
+            .entry(name.to_string())
+            .or_insert_with(|| RowMoments::new(inputs.div_ceil(3)))
+            .add_vectors(&x.flatten_all()?.to_vec1::<f32>()?, inputs);
         let ym = y.abs()?.max(0)?.to_vec1::<f32>()?;
         let o = self
             .cal
@@ -99,9 +117,24 @@ pub struct CompressOptions {
     pub block: BlockOptions,
     pub group_size: usize,
     pub prune_ratio: f64,
+    /// What the decomposition minimizes; [`Objective::Output`] reads the calibration's input
+    /// moments, for the block fits and for choosing the pruned rows.
+    pub objective: Objective,
 }
 
 impl CompressOptions {
+    /// The input moments layer `name`'s decomposition reads (`None` under the weight objective):
+    /// `moments()` gives them.
+    pub fn moments_for(
+        &self,
+        moments: impl FnOnce() -> Result<Vec<M3>, NetError>,
+    ) -> Result<Option<Vec<M3>>, NetError> {
+        match self.objective {
+            Objective::Weight => Ok(None),
+            Objective::Output => moments().map(Some),
+        }
+    }
+
     /// The decomposition's options for one layer.
     pub fn layer_options(&self) -> LayerOptions {
         LayerOptions {
@@ -118,6 +151,7 @@ impl Default for CompressOptions {
             block: BlockOptions::default(),
             group_size: 32,
             prune_ratio: 0.0,
+            objective: Objective::Weight,
         }
     }
 }
@@ -137,10 +171,10 @@ pub struct QLayer {
 pub type FloatLinear = (String, FloatLayer, Vec<f32>);
 
 /// The float SmartDeal decomposition of every encoder linear layer (`progress` once per
-/// layer). `cal` is the calibration the activation-aware options read.
+/// layer); under the output objective with `cal`'s input moments.
 pub fn decompose_layers(
     m: &MiniLm,
-    _cal: &Calibration,
+    cal: &Calibration,
     opts: &CompressOptions,
     progress: &dyn Fn(),
 ) -> Result<Vec<FloatLinear>, NetError> {
@@ -150,7 +184,9 @@ pub fn decompose_layers(
         let b = m.tensor(&format!("{name}.bias"))?.to_vec1::<f32>()?;
         let (rows, cols) = w.dims2()?;
         let data = w.flatten_all()?.to_vec1::<f32>()?;
-        let fl = decompose_tensor(&name, &[rows, cols], &data, &opts.layer_options(), &|_| {})
+        let h = opts.moments_for(|| cal.row_moments(&name))?;
+        let lo = opts.layer_options();
+        let fl = decompose_tensor_with(&name, &[rows, cols], &data, &lo, h.as_deref(), &|_| {})
             .map_err(|why| NetError::Compress(format!("layer `{name}`: {why}")))?;
         out.push((name, fl, b));
         progress();

@@ -23,6 +23,7 @@ use crate::NetError;
 use serde::{Deserialize, Serialize};
 use smartdeal_core::{AccelConfig, WeightRequant};
 use smartdeal_decomp::block::Options as BlockOptions;
+use smartdeal_decomp::layer::Objective;
 use smartdeal_host::GoldenEngine;
 use std::path::Path;
 use std::time::Instant;
@@ -38,9 +39,59 @@ pub const DEFAULT_PRUNE_RATIOS: [f64; 4] = [0.0, 0.25, 0.5, 0.75];
 /// and 0.5.
 pub const DEFAULT_EXTRA_EXP_BITS: [u32; 2] = [2, 4];
 
+/// How a point's layers are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The reference's decomposition, rows pruned by their L1 norm.
+    #[default]
+    Plain,
+    /// The activation-aware decomposition and row selection (objective `output`).
+    Aware,
+    /// Fine-tuned by distillation: measured elsewhere, only read from `--extra` files.
+    Finetuned,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Plain => "plain",
+            Method::Aware => "aware",
+            Method::Finetuned => "finetuned",
+        }
+    }
+
+    /// The decomposition objective of a method the sweep runs itself.
+    pub fn objective(self) -> Option<Objective> {
+        match self {
+            Method::Plain => Some(Objective::Weight),
+            Method::Aware => Some(Objective::Output),
+            Method::Finetuned => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Method, String> {
+        match s.trim() {
+            "plain" => Ok(Method::Plain),
+            "aware" => Ok(Method::Aware),
+            "finetuned" => Ok(Method::Finetuned),
+            other => Err(format!(
+                "method `{other}` is none of plain, aware, finetuned"
+            )),
+        }
+    }
+}
+
 /// One compression setting.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
+    /// How the layers are compressed (a `sweep.json` without it is `plain`, the only method
+    /// before there were more).
+    #[serde(default)]
+    pub method: Method,
     /// Decomposition element threshold (`|c| < threshold` → 0).
     pub threshold: f64,
     /// Fraction of Ce rows zeroed per channel group before decomposing.
@@ -67,13 +118,20 @@ impl Point {
         if !(2..=4).contains(&self.exp_bits) {
             return Err(format!("exp_bits {} is outside 2..=4", self.exp_bits));
         }
+        if self.method.objective().is_none() {
+            return Err(format!(
+                "method `{}` is not one the sweep runs (only from --extra files)",
+                self.method.name()
+            ));
+        }
         Ok(())
     }
 
-    /// `threshold 1e-2, prune 0.25, exp_bits 3`.
+    /// `plain, threshold 1e-2, prune 0.25, exp_bits 3`.
     pub fn label(&self) -> String {
         format!(
-            "threshold {}, prune {}, exp_bits {}",
+            "{}, threshold {}, prune {}, exp_bits {}",
+            self.method.name(),
             fmt_threshold(self.threshold),
             self.prune_ratio,
             self.exp_bits
@@ -90,6 +148,7 @@ impl Point {
             },
             group_size,
             prune_ratio: self.prune_ratio,
+            objective: self.method.objective().unwrap_or_default(),
         }
     }
 
@@ -116,13 +175,15 @@ pub fn fmt_threshold(t: f64) -> String {
     }
 }
 
-/// Every combination of the three lists, exp_bits outermost, then prune ratio, then threshold.
+/// Every combination of the three lists, exp_bits outermost, then prune ratio, then threshold
+/// (method plain).
 pub fn product(thresholds: &[f64], prune_ratios: &[f64], exp_bits: &[u32]) -> Vec<Point> {
     let mut out = Vec::new();
     for &e in exp_bits {
         for &r in prune_ratios {
             for &t in thresholds {
                 out.push(Point {
+                    method: Method::Plain,
                     threshold: t,
                     prune_ratio: r,
                     exp_bits: e,
@@ -131,6 +192,14 @@ pub fn product(thresholds: &[f64], prune_ratios: &[f64], exp_bits: &[u32]) -> Ve
         }
     }
     out
+}
+
+/// `points` once per method, methods outermost.
+pub fn with_methods(points: &[Point], methods: &[Method]) -> Vec<Point> {
+    methods
+        .iter()
+        .flat_map(|&m| points.iter().map(move |p| Point { method: m, ..*p }))
+        .collect()
 }
 
 /// The default grid, 16 points: thresholds {1e-3, 1e-2, 3e-2} × prune ratios {0, 0.25, 0.5,
@@ -305,23 +374,53 @@ impl Sweep {
         self.mark_pareto();
     }
 
-    /// Sets `pareto_bits` and `pareto_row_density` of every point.
+    /// Sets `pareto_bits` and `pareto_row_density` of every point: one front per method.
     pub fn mark_pareto(&mut self) {
-        let bits: Vec<_> = self
-            .points
-            .iter()
-            .map(|r| (r.bits_per_weight, r.score))
-            .collect();
-        let dens: Vec<_> = self
-            .points
-            .iter()
-            .map(|r| (r.row_density, r.score))
-            .collect();
-        let (fb, fd) = (pareto_front(&bits), pareto_front(&dens));
-        for (i, r) in self.points.iter_mut().enumerate() {
-            r.pareto_bits = fb[i];
-            r.pareto_row_density = fd[i];
+        for m in self.methods() {
+            let idx: Vec<usize> = (0..self.points.len())
+                .filter(|&i| self.points[i].point.method == m)
+                .collect();
+            let xy = |f: fn(&PointResult) -> f64| -> Vec<(f64, f64)> {
+                idx.iter()
+                    .map(|&i| (f(&self.points[i]), self.points[i].score))
+                    .collect()
+            };
+            let fb = pareto_front(&xy(|r| r.bits_per_weight));
+            let fd = pareto_front(&xy(|r| r.row_density));
+            for (k, &i) in idx.iter().enumerate() {
+                self.points[i].pareto_bits = fb[k];
+                self.points[i].pareto_row_density = fd[k];
+            }
         }
+    }
+
+    /// The methods of the points, in [`Method`] order.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut m: Vec<Method> = self.points.iter().map(|r| r.point.method).collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+
+    /// Adds result rows measured elsewhere (e.g. a fine-tuned model's, `"method":
+    /// "finetuned"`) from `path`: one `sweep.json` result row, or an array of them.
+    pub fn add_extra(&mut self, path: &Path) -> Result<usize, NetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NetError::io(path, e))?;
+        let bad = |e: serde_json::Error| NetError::Model {
+            path: path.to_path_buf(),
+            why: format!("not a sweep result row or an array of them: {e}"),
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+        let rows: Vec<PointResult> = if v.is_array() {
+            serde_json::from_value(v).map_err(bad)?
+        } else {
+            vec![serde_json::from_value(v).map_err(bad)?]
+        };
+        let n = rows.len();
+        for r in rows {
+            self.record(r);
+        }
+        Ok(n)
     }
 
     /// The points sorted by bits per weight (then score, best first).
@@ -358,13 +457,16 @@ impl Sweep {
             Some(f) => t += &format!("Float model: **{f:.4}**.\n\n"),
             None => t += "Float model: not measured (`--no-float`).\n\n",
         }
-        t += "Sorted by bits per weight. Pareto: optimal in score vs bits per weight (`bits`, \
-              score in bold) and in score vs row density (`density`): no other point is at \
-              least as good on both axes and better on one.\n\n";
-        t += "| threshold | prune ratio | exp bits | score | vs float | bits / weight | \
+        t += "Sorted by bits per weight. Pareto, per method: optimal in score vs bits per weight \
+              (`bits`, score in bold) and in score vs row density (`density`): no other point \
+              of the same method is at least as good on both axes and better on one. Methods: \
+              `plain` (the reference's decomposition, rows pruned by L1 norm), `aware` \
+              (objective output: fit and row selection weighted by the calibration inputs' \
+              second moments), `finetuned` (measured elsewhere, added with --extra).\n\n";
+        t += "| method | threshold | prune ratio | exp bits | score | vs float | bits / weight | \
               weight bytes | row density | weight rel. error | compress (s) | score (s) | \
               Pareto |\n";
-        t += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n";
+        t += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n";
         for r in self.sorted_by_bits() {
             let score = if r.pareto_bits {
                 format!("**{:.4}**", r.score)
@@ -385,7 +487,8 @@ impl Sweep {
                 .map(|(_, w)| *w)
                 .collect();
             t += &format!(
-                "| {} | {} | {} | {score} | {delta} | {:.3} | {} | {:.3} | {err} | {:.0} | {:.0} | {} |\n",
+                "| {} | {} | {} | {} | {score} | {delta} | {:.3} | {} | {:.3} | {err} | {:.0} | {:.0} | {} |\n",
+                r.point.method.name(),
                 fmt_threshold(r.point.threshold),
                 r.point.prune_ratio,
                 r.point.exp_bits,

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use smartdeal_core::AccelConfig;
 use smartdeal_decomp::block::Options;
+use smartdeal_decomp::layer::Objective;
 use smartdeal_gen::GenOptions;
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
 use smartdeal_net::dense;
@@ -46,16 +47,43 @@ pub struct CompressArgs {
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub iters: u32,
     /// Structural pruning: fraction of Ce rows zeroed per channel group before decomposing
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
-    pub prune_ratio: f64,
+    /// [default: 0]
+    #[arg(long, value_name = "R")]
+    pub prune_ratio: Option<f64>,
+    /// Structural pruning given as the fraction of Ce rows kept per channel group, 1 − R (not
+    /// with --prune-ratio)
+    #[arg(long, value_name = "D")]
+    pub row_density: Option<f64>,
+    /// What the decomposition minimizes: `weight`, ‖W − Ce·B‖ with rows pruned by their L1
+    /// norm; or `output`, the expected output error under the calibration inputs' second
+    /// moments, rows pruned by their expected output contribution (docs/decomposition.md)
+    #[arg(long, value_name = "OBJ", default_value = "weight")]
+    pub objective: Objective,
     /// Output channels sharing one present-row bitmap
     #[arg(long, value_name = "G", default_value_t = 32)]
     pub group_size: usize,
 }
 
 impl CompressArgs {
+    /// The prune ratio, from --prune-ratio or --row-density.
+    pub fn prune_ratio(&self) -> f64 {
+        match (self.prune_ratio, self.row_density) {
+            (Some(r), _) => r,
+            (None, Some(d)) => 1.0 - d,
+            (None, None) => 0.0,
+        }
+    }
+
     fn check(&self) -> Result<()> {
-        if !(0.0..1.0).contains(&self.prune_ratio) {
+        if self.prune_ratio.is_some() && self.row_density.is_some() {
+            bail!("--prune-ratio and --row-density say the same thing; give one");
+        }
+        if let Some(d) = self.row_density {
+            if !(d > 0.0 && d <= 1.0) {
+                bail!("--row-density must be in (0, 1]");
+            }
+        }
+        if !(0.0..1.0).contains(&self.prune_ratio()) {
             bail!("--prune-ratio must be in [0, 1)");
         }
         if !(self.threshold.is_finite() && self.threshold >= 0.0) {
@@ -75,7 +103,8 @@ impl CompressArgs {
                 ..Options::default()
             },
             group_size: self.group_size,
-            prune_ratio: self.prune_ratio,
+            prune_ratio: self.prune_ratio(),
+            objective: self.objective,
         }
     }
 }
@@ -159,6 +188,7 @@ struct SmartDealResult {
     footprint: Footprint,
     threshold: f64,
     prune_ratio: f64,
+    objective: Objective,
     calibration_sentences: usize,
     counts: RunStats,
 }
@@ -295,7 +325,8 @@ fn sts_main(a: StsArgs) -> Result<()> {
         config: cfg.name.clone(),
         footprint: fp,
         threshold: a.compress.threshold,
-        prune_ratio: a.compress.prune_ratio,
+        prune_ratio: a.compress.prune_ratio(),
+        objective: a.compress.objective,
         calibration_sentences: cal.sentences,
         counts,
     };
@@ -440,6 +471,7 @@ struct MnistReport {
     float_top1_all_images: f64,
     threshold: f64,
     prune_ratio: f64,
+    objective: Objective,
     /// Calibration and compression of both int8 models.
     prepare_seconds: f64,
     float: Classifier,
@@ -604,7 +636,8 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
         test_images: test.len(),
         float_top1_all_images: agreement(&all_pred, &all.labels),
         threshold: a.compress.threshold,
-        prune_ratio: a.compress.prune_ratio,
+        prune_ratio: a.compress.prune_ratio(),
+        objective: a.compress.objective,
         prepare_seconds: prepare_s,
         float,
         dense_int8,

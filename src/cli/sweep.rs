@@ -12,8 +12,8 @@ use smartdeal_net::minilm::MiniLm;
 use smartdeal_net::mnist::MnistNet;
 use smartdeal_net::sts;
 use smartdeal_net::sweep::{
-    default_grid, product, MnistTask, Point, Progress, Settings, StsTask, Sweep, SweepTask,
-    JSON_FILE,
+    default_grid, product, with_methods, Method, MnistTask, Point, Progress, Settings, StsTask,
+    Sweep, SweepTask, JSON_FILE,
 };
 use std::path::PathBuf;
 use std::time::Instant;
@@ -59,6 +59,21 @@ pub struct GridArgs {
     /// One more point THRESHOLD:PRUNE_RATIO:EXP_BITS (repeatable), e.g. 1e-2:0.5:3
     #[arg(long = "point", value_name = "T:R:E", value_parser = parse_point)]
     pub points: Vec<Point>,
+    /// Compression methods, each run at every point (comma-separated): `plain` (the
+    /// reference's decomposition, rows pruned by L1 norm), `aware` (objective output: the
+    /// decomposition and row selection weighted by the calibration inputs' second moments)
+    #[arg(long, value_name = "M,...", value_delimiter = ',', default_value = "plain", value_parser = parse_method)]
+    pub methods: Vec<Method>,
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    let m: Method = s.parse()?;
+    if m.objective().is_none() {
+        return Err(format!(
+            "method `{s}` is not one the sweep runs (--extra reads its results)"
+        ));
+    }
+    Ok(m)
 }
 
 fn parse_point(s: &str) -> Result<Point, String> {
@@ -74,6 +89,7 @@ fn parse_point(s: &str) -> Result<Point, String> {
             .map_err(|_| format!("`{s}`: {what} `{v}` is not a number"))
     };
     let p = Point {
+        method: Method::Plain,
         threshold: num(t, "threshold")?,
         prune_ratio: num(r, "prune ratio")?,
         exp_bits: e
@@ -110,7 +126,7 @@ impl GridArgs {
         };
         pts.extend(self.points.iter().copied());
         let mut out: Vec<Point> = Vec::new();
-        for p in pts {
+        for p in with_methods(&pts, &self.methods) {
             p.check().map_err(|why| anyhow!("grid point: {why}"))?;
             if !out.contains(&p) {
                 out.push(p);
@@ -143,6 +159,11 @@ pub struct CommonArgs {
     /// Skip the float model's score (the plots' reference line)
     #[arg(long)]
     pub no_float: bool,
+    /// Result rows measured elsewhere, drawn as their method's series (repeatable): a JSON file
+    /// with one row of sweep.json's `points` (e.g. a fine-tuned model's, `"method":
+    /// "finetuned"`) or an array of them; kept in OUT/sweep.json
+    #[arg(long, value_name = "FILE")]
+    pub extra: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -403,6 +424,10 @@ fn run(
                 false,
             )?;
         }
+    }
+    for f in &c.extra {
+        let n = sweep.add_extra(f)?;
+        bars.line(&format!("{}: {n} result rows added", show(f)), false)?;
     }
     if !c.no_float && sweep.float_score.is_none() {
         let t0 = Instant::now();
