@@ -76,6 +76,12 @@ enum Command {
     /// density with the Pareto front marked
     #[command(subcommand)]
     Sweep(cli::sweep::SweepCommand),
+    /// SmartDeal fine-tuning by distillation (`finetune sts`, `finetune mnist`): rows masked at
+    /// --row-density, the masked float network distilled from the float one, decomposed, then
+    /// B and the coefficient exponents distilled; writes the int8 model (.sdm), a loss log,
+    /// checkpoints and result.json, and prints its score
+    #[command(subcommand)]
+    Finetune(cli::finetune::FinetuneCommand),
 }
 
 /// Collapses any multi-line text into one line.
@@ -163,6 +169,7 @@ fn main() -> ExitCode {
         Command::Fpga(c) => cli::fpga::main(c),
         Command::Eval(c) => cli::eval::main(c),
         Command::Sweep(c) => cli::sweep::main(c),
+        Command::Finetune(c) => cli::finetune::main(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

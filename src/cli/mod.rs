@@ -4,6 +4,7 @@ pub mod bench;
 pub mod board_build;
 pub mod decompose;
 pub mod eval;
+pub mod finetune;
 pub mod fpga;
 pub mod inspect;
 pub mod npy;
