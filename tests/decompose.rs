@@ -361,6 +361,91 @@ fn calibration_sample_sets_the_scales_of_matching_layers() {
 }
 
 #[test]
+fn the_output_objective_prunes_the_rows_whose_inputs_are_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = synthetic(d);
+    // fc1 has 96 inputs (32 rows): in the sample, inputs 48..95 are 30× quieter than 0..47.
+    // At row density 0.5 the output objective keeps rows 0..15 (inputs 0..47) for every
+    // channel; the weight objective, by L1 norm of i.i.d. weights, keeps a mix.
+    let x: Vec<f32> = gaussian(64 * 96, 1.0, 22)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 96 < 48 { *v } else { v / 30.0 })
+        .collect();
+    let xf = d.join("calib.npy");
+    write_npy(&xf, &[64, 96], &x);
+    let kept_loud_rows = |objective: &str| -> f64 {
+        let out = d.join(format!("{objective}.sdm"));
+        let args = [
+            "decompose",
+            p(&w),
+            "--tensor",
+            "fc1.weight",
+            "--out",
+            p(&out),
+            "--calib",
+            p(&xf),
+            "--row-density",
+            "0.5",
+            "--objective",
+            objective,
+        ];
+        ok(&args, d);
+        let ints = d.join(format!("ints-{objective}"));
+        ok(&["inspect", p(&out), "--export-int", p(&ints)], d);
+        let bytes = std::fs::read(ints.join("fc1.w_int8.npy")).unwrap();
+        let w8: Vec<i8> = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap();
+        let (mut loud, mut present) = (0usize, 0usize);
+        for ch in w8.chunks(96) {
+            for (r, t) in ch.chunks(3).enumerate() {
+                if t.iter().any(|v| *v != 0) {
+                    present += 1;
+                    loud += usize::from(r < 16);
+                }
+            }
+        }
+        loud as f64 / present as f64
+    };
+    assert_eq!(kept_loud_rows("output"), 1.0);
+    let plain = kept_loud_rows("weight");
+    assert!(plain < 0.8, "{plain}");
+    // Without a sample of the layer's input count the output objective is an error naming it;
+    // --row-density with --prune-ratio is an error too.
+    let out = d.join("x.sdm");
+    fails_after_notes(
+        &[
+            "decompose",
+            p(&w),
+            "--tensor",
+            "fc*.weight",
+            "--out",
+            p(&out),
+            "--calib",
+            p(&xf),
+            "--objective",
+            "output",
+        ],
+        d,
+        &["fc2.weight", "40 inputs"],
+    );
+    fails_after_notes(
+        &[
+            "decompose",
+            p(&w),
+            "--out",
+            p(&out),
+            "--row-density",
+            "0.5",
+            "--prune-ratio",
+            "0.5",
+        ],
+        d,
+        &["--row-density", "--prune-ratio"],
+    );
+}
+
+#[test]
 fn an_integer_tensor_is_an_unsupported_dtype_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

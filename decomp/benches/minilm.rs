@@ -65,6 +65,7 @@ fn main() {
             prune_ratio: 0.0,
         },
         prune_ratios: None,
+        objective: smartdeal_decomp::layer::Objective::Weight,
         int: IntOptions {
             exp_bits: cfg.exp_bits as u8,
             basis_bits: cfg.basis_bits,

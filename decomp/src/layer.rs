@@ -209,7 +209,7 @@ impl RowMask {
 /// How much row `r` of the group `chans` matters: with input second moments `h` (one 3×3
 /// matrix per row), the expected squared contribution of the row to the group's outputs,
 /// `Σ_o w_{o,r}ᵀ H_r w_{o,r}`; without, its L1 norm summed over the group.
-fn row_score(
+pub(crate) fn row_score_of(
     w: &[[f64; 3]],
     rows: usize,
     chans: std::ops::Range<usize>,
@@ -235,7 +235,7 @@ pub fn quad_form(h: &M3, v: &[f64; 3]) -> f64 {
 }
 
 /// The structural row mask without changing the weights: in each group of `group_size`
-/// consecutive output channels, every row is scored ([`row_score`]: the L1 norm summed over
+/// consecutive output channels, every row is scored ([`row_score_of`]: the L1 norm summed over
 /// the group, or with `moments` the expected squared output contribution) and the
 /// `ceil(ratio · rows)` lowest rows are pruned (ties: the lower row index first; a product a
 /// rounding above an integer counts as that integer).
@@ -258,7 +258,7 @@ pub fn prune_mask(
         for g in 0..groups {
             let chans = g * group..((g + 1) * group).min(outputs);
             let mut score: Vec<(f64, usize)> = (0..rows)
-                .map(|r| (row_score(w, rows, chans.clone(), r, moments), r))
+                .map(|r| (row_score_of(w, rows, chans.clone(), r, moments), r))
                 .collect();
             score.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             for &(_, r) in &score[..k] {
@@ -283,12 +283,23 @@ pub fn tensor_prune_mask(
     ratio: f64,
     moments: Option<&[M3]>,
 ) -> Result<RowMask, String> {
+    let (outputs, rows, w) = tensor_rows(shape, data, moments)?;
+    Ok(prune_mask(&w, outputs, rows, group_size, ratio, moments))
+}
+
+/// A tensor's output channels, Ce rows per channel and rows (`[o · rows + r]`), checked
+/// against its shape and the moments' row count.
+pub(crate) fn tensor_rows(
+    shape: &[usize],
+    data: &[f32],
+    moments: Option<&[M3]>,
+) -> Result<(usize, usize, Vec<[f64; 3]>), String> {
     let kind = LayerKind::of_shape(shape)?;
     check_len(shape, data)?;
     let (outputs, _, w) = to_rows(kind, shape, data);
     let rows = w.len() / outputs;
     check_moments(moments, rows)?;
-    Ok(prune_mask(&w, outputs, rows, group_size, ratio, moments))
+    Ok((outputs, rows, w))
 }
 
 fn check_len(shape: &[usize], data: &[f32]) -> Result<(), String> {
@@ -350,6 +361,21 @@ pub fn decompose_tensor_with(
     moments: Option<&[M3]>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FloatLayer, String> {
+    decompose_tensor_masked(name, shape, data, opts, moments, None, progress)
+}
+
+/// [`decompose_tensor_with`] with the pruned rows given (`mask`, e.g. from
+/// [`crate::budget::global_masks`]; `opts.prune_ratio` is then not read) instead of chosen
+/// per layer. The layer keeps the unpruned weights as its reference ([`FloatLayer::w`]).
+pub fn decompose_tensor_masked(
+    name: &str,
+    shape: &[usize],
+    data: &[f32],
+    opts: &LayerOptions,
+    moments: Option<&[M3]>,
+    mask: Option<&RowMask>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FloatLayer, String> {
     let kind = LayerKind::of_shape(shape)?;
     check_len(shape, data)?;
     let (outputs, inputs, w) = to_rows(kind, shape, data);
@@ -367,7 +393,16 @@ pub fn decompose_tensor_with(
     }
     let h = moments;
     let mut a = w.clone();
-    let mask = prune_mask(&a, outputs, rows, opts.group_size, opts.prune_ratio, h);
+    let mask = match mask {
+        Some(m) if (m.outputs, m.rows) != (outputs, rows) => {
+            return Err(format!(
+                "row mask for {} channels × {} rows, the layer has {outputs} × {rows}",
+                m.outputs, m.rows
+            ))
+        }
+        Some(m) => m.clone(),
+        None => prune_mask(&a, outputs, rows, opts.group_size, opts.prune_ratio, h),
+    };
     mask.zero_rows(&mut a);
     let hd = h.map(damped);
     let mut block_opts = opts.block.clone();

@@ -6,7 +6,8 @@
 //! * [`reshape`]: how a layer is cut into blocks (the reference's tables);
 //! * [`block`]: `core_decompose` on one block, with [`pow2`] and [`linalg`]; [`weighted`]: the
 //!   same under the activation-aware objective, with the input moments of [`moments`];
-//! * [`layer`]: a whole tensor (blocks in parallel, structural row pruning);
+//! * [`layer`]: a whole tensor (blocks in parallel, structural row pruning); [`budget`]: one
+//!   row density for a whole network, spread over its layers;
 //! * [`integer`]: the float decomposition → the accelerator's integer layer.
 //! * [`conv`]: convolution geometry (stride, padding, groups) and which kernels are supported;
 //!   [`batchnorm`]: folding a batch norm into the convolution before it;
@@ -14,6 +15,7 @@
 
 pub mod batchnorm;
 pub mod block;
+pub mod budget;
 pub mod conv;
 pub mod integer;
 pub mod layer;

@@ -3,7 +3,9 @@
 use crate::batchnorm::Folded;
 use crate::conv::ConvSettings;
 use crate::integer::{to_int_layer, IntOptions, IntStats};
-use crate::layer::{decompose_tensor, LayerKind, LayerOptions};
+use crate::layer::{decompose_tensor_with, LayerKind, LayerOptions, Objective};
+use crate::linalg::M3;
+use crate::moments::RowMoments;
 use crate::report::{c_bits, float_stats, FloatStats};
 use crate::reshape::{conv3x3_block_rows, fc_split};
 use crate::weights::Tensor;
@@ -30,6 +32,9 @@ pub struct Settings {
     pub calib: Option<Calibration>,
     /// Stride, padding and groups of convolutions, and the batch norms folded into them.
     pub conv: ConvSettings,
+    /// [`Objective::Output`] takes each layer's input moments from `calib` (a layer whose
+    /// input count it does not match is an error).
+    pub objective: Objective,
 }
 
 /// Where a layer's activation scales came from.
@@ -263,7 +268,10 @@ fn one_tensor(
     let t0 = Instant::now();
     let decomposed = match s.conv.unsupported(t) {
         Some(why) => Err(why),
-        None => decompose_tensor(&t.name, &t.shape, &t.data, lo, progress),
+        None => {
+            let h = moments_of(t, s)?;
+            decompose_tensor_with(&t.name, &t.shape, &t.data, lo, h.as_deref(), progress)
+        }
     };
     let fl = match decomposed {
         Ok(fl) => fl,
@@ -369,6 +377,25 @@ impl LayerReport {
             seconds: 0.0,
         }
     }
+}
+
+/// Under the output objective, the input moments of decomposable tensor `t` from the
+/// calibration sample (its rows are the layer's inputs: a convolution's im2col patches).
+fn moments_of(t: &Tensor, s: &Settings) -> Result<Option<Vec<M3>>, String> {
+    if s.objective == Objective::Weight || LayerKind::of_shape(&t.shape).is_err() {
+        return Ok(None);
+    }
+    let n: usize = t.shape[1..].iter().product();
+    let c = s.calib.as_ref().filter(|c| c.n == n).ok_or_else(|| {
+        format!(
+            "tensor `{}`: the output objective needs a calibration sample with {n} inputs \
+             (--calib [T, {n}])",
+            t.name
+        )
+    })?;
+    let mut m = RowMoments::new(n.div_ceil(3));
+    m.add_vectors(&c.data, n);
+    Ok(Some(m.mean()))
 }
 
 /// Input and output scales from a sample: `max|x| / 127` and `max|x·Wᵀ + b| / 127`

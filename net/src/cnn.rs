@@ -15,11 +15,13 @@
 use crate::dense::int8_layer;
 use crate::digits::{Digits, PIXELS};
 use crate::mnist::{input, top1, LayerSpec, MnistNet, Trace, LAYERS, SIDE};
-use crate::quant::{int_options, quantize, scale_of, CompressOptions, FloatLinear, QLayer};
+use crate::quant::{
+    decompose_sources, int_options, quantize, scale_of, CompressOptions, FloatLinear, QLayer,
+    Source,
+};
 use crate::NetError;
 use smartdeal_core::{AccelConfig, ConvShape, FcLayer, ImageDims};
 use smartdeal_decomp::integer::to_int_layer;
-use smartdeal_decomp::layer::decompose_tensor_with;
 use smartdeal_decomp::moments::RowMoments;
 use smartdeal_host::{Engine, Loaded, RunStats};
 
@@ -144,19 +146,17 @@ pub fn decompose_layers(
     opts: &CompressOptions,
     progress: &dyn Fn(),
 ) -> Result<Vec<FloatLinear>, NetError> {
-    let mut out = Vec::new();
+    let mut sources = Vec::new();
     for (i, spec) in LAYERS.iter().enumerate() {
-        let name = spec.name;
-        let data = net.weight(i).flatten_all()?.to_vec1::<f32>()?;
-        let b = net.bias(i).to_vec1::<f32>()?;
-        let h = opts.moments_for(|| Ok(cal.moments[i].mean()))?;
-        let lo = opts.layer_options();
-        let fl = decompose_tensor_with(name, spec.shape, &data, &lo, h.as_deref(), &|_| {})
-            .map_err(|w| NetError::Compress(format!("layer `{name}`: {w}")))?;
-        out.push((name.to_string(), fl, b));
-        progress();
+        sources.push(Source {
+            name: spec.name.to_string(),
+            shape: spec.shape.to_vec(),
+            data: net.weight(i).flatten_all()?.to_vec1::<f32>()?,
+            bias: net.bias(i).to_vec1::<f32>()?,
+            moments: opts.moments_for(|| Ok(cal.moments[i].mean()))?,
+        });
     }
-    Ok(out)
+    decompose_sources(sources, opts, progress)
 }
 
 /// The accelerator's integer layers for `cfg` of the decomposed four layers

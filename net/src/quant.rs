@@ -13,8 +13,9 @@ use crate::NetError;
 use candle_core::{Device, Tensor};
 use smartdeal_core::{AccelConfig, FcLayer, Model};
 use smartdeal_decomp::block::Options as BlockOptions;
+use smartdeal_decomp::budget::{global_masks, Budget, LayerRows};
 use smartdeal_decomp::integer::{to_int_layer, IntOptions};
-use smartdeal_decomp::layer::{decompose_tensor_with, FloatLayer, LayerOptions, Objective};
+use smartdeal_decomp::layer::{decompose_tensor_masked, FloatLayer, LayerOptions, Objective};
 use smartdeal_decomp::linalg::M3;
 use smartdeal_decomp::moments::RowMoments;
 use smartdeal_host::{Engine, Loaded, RunStats};
@@ -120,6 +121,8 @@ pub struct CompressOptions {
     /// What the decomposition minimizes; [`Objective::Output`] reads the calibration's input
     /// moments, for the block fits and for choosing the pruned rows.
     pub objective: Objective,
+    /// Whether `prune_ratio` applies to every layer or to the network as a whole.
+    pub budget: Budget,
 }
 
 impl CompressOptions {
@@ -152,6 +155,7 @@ impl Default for CompressOptions {
             group_size: 32,
             prune_ratio: 0.0,
             objective: Objective::Weight,
+            budget: Budget::Layer,
         }
     }
 }
@@ -170,6 +174,53 @@ pub struct QLayer {
 /// its bias.
 pub type FloatLinear = (String, FloatLayer, Vec<f32>);
 
+/// A layer to decompose: its name, weight shape and C-order weights, bias, and input moments
+/// (under the output objective).
+pub(crate) struct Source {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub moments: Option<Vec<M3>>,
+}
+
+/// The float SmartDeal decomposition of `sources` (`progress` once per layer): each layer
+/// pruned by its own ratio, or, with [`Budget::Global`], all by one mask set
+/// ([`global_masks`]) at row density `1 − prune_ratio`.
+pub(crate) fn decompose_sources(
+    sources: Vec<Source>,
+    opts: &CompressOptions,
+    progress: &dyn Fn(),
+) -> Result<Vec<FloatLinear>, NetError> {
+    let lo = opts.layer_options();
+    let masks = if opts.budget == Budget::Global && opts.prune_ratio > 0.0 {
+        let rows: Vec<LayerRows> = sources
+            .iter()
+            .map(|s| LayerRows {
+                shape: &s.shape,
+                data: &s.data,
+                moments: s.moments.as_deref(),
+            })
+            .collect();
+        Some(
+            global_masks(&rows, opts.group_size, 1.0 - opts.prune_ratio)
+                .map_err(NetError::Compress)?,
+        )
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for (i, s) in sources.into_iter().enumerate() {
+        let mask = masks.as_ref().map(|m| &m[i]);
+        let h = s.moments.as_deref();
+        let fl = decompose_tensor_masked(&s.name, &s.shape, &s.data, &lo, h, mask, &|_| {})
+            .map_err(|why| NetError::Compress(format!("layer `{}`: {why}", s.name)))?;
+        out.push((s.name, fl, s.bias));
+        progress();
+    }
+    Ok(out)
+}
+
 /// The float SmartDeal decomposition of every encoder linear layer (`progress` once per
 /// layer); under the output objective with `cal`'s input moments.
 pub fn decompose_layers(
@@ -178,20 +229,19 @@ pub fn decompose_layers(
     opts: &CompressOptions,
     progress: &dyn Fn(),
 ) -> Result<Vec<FloatLinear>, NetError> {
-    let mut out = Vec::new();
+    let mut sources = Vec::new();
     for name in m.linear_names() {
         let w = m.tensor(&format!("{name}.weight"))?;
-        let b = m.tensor(&format!("{name}.bias"))?.to_vec1::<f32>()?;
         let (rows, cols) = w.dims2()?;
-        let data = w.flatten_all()?.to_vec1::<f32>()?;
-        let h = opts.moments_for(|| cal.row_moments(&name))?;
-        let lo = opts.layer_options();
-        let fl = decompose_tensor_with(&name, &[rows, cols], &data, &lo, h.as_deref(), &|_| {})
-            .map_err(|why| NetError::Compress(format!("layer `{name}`: {why}")))?;
-        out.push((name, fl, b));
-        progress();
+        sources.push(Source {
+            shape: vec![rows, cols],
+            data: w.flatten_all()?.to_vec1::<f32>()?,
+            bias: m.tensor(&format!("{name}.bias"))?.to_vec1::<f32>()?,
+            moments: opts.moments_for(|| cal.row_moments(&name))?,
+            name,
+        });
     }
-    Ok(out)
+    decompose_sources(sources, opts, progress)
 }
 
 /// The accelerator's integer layers for `cfg` of decomposed layers ([`decompose_layers`]),

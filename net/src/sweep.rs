@@ -23,6 +23,7 @@ use crate::NetError;
 use serde::{Deserialize, Serialize};
 use smartdeal_core::{AccelConfig, WeightRequant};
 use smartdeal_decomp::block::Options as BlockOptions;
+use smartdeal_decomp::budget::Budget;
 use smartdeal_decomp::layer::Objective;
 use smartdeal_host::GoldenEngine;
 use std::path::Path;
@@ -149,6 +150,7 @@ impl Point {
             group_size,
             prune_ratio: self.prune_ratio,
             objective: self.method.objective().unwrap_or_default(),
+            budget: Budget::Layer,
         }
     }
 

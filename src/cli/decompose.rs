@@ -8,7 +8,7 @@ use smartdeal_decomp::batchnorm::{self, BnOptions};
 use smartdeal_decomp::block::Options;
 use smartdeal_decomp::conv::{self, ConvSettings};
 use smartdeal_decomp::integer::IntOptions;
-use smartdeal_decomp::layer::LayerOptions;
+use smartdeal_decomp::layer::{LayerOptions, Objective};
 use smartdeal_decomp::pipeline::{self, Calibration, LayerReport, Report, Settings};
 use smartdeal_decomp::weights::{self, Tensor};
 use std::collections::BTreeMap;
@@ -103,6 +103,20 @@ pub struct Args {
     /// Structural pruning ratios, one per selected tensor in order (whitespace-separated numbers)
     #[arg(long, value_name = "FILE")]
     pub prune_ratios: Option<PathBuf>,
+    /// Structural pruning given as the fraction of rows kept in every channel group, 1 − R
+    #[arg(
+        long,
+        value_name = "D",
+        conflicts_with_all = ["prune_ratio", "prune_ratios"],
+        allow_negative_numbers = true
+    )]
+    pub row_density: Option<f64>,
+    /// What the decomposition minimizes: `weight`, ‖W − Ce·B‖ with rows pruned by L1 norm; or
+    /// `output`, the expected output error under the input moments of the --calib sample (every
+    /// decomposed layer needs one with its input count), rows pruned by their expected output
+    /// contribution (docs/decomposition.md §2.1)
+    #[arg(long, value_name = "OBJ", default_value = "weight")]
+    pub objective: Objective,
     /// Real value of one input activation step (x = S · x_int) [default: 4/127]
     #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub act_scale: Option<f64>,
@@ -233,11 +247,12 @@ fn settings(a: &Args, cfg: &smartdeal_core::AccelConfig) -> Result<Settings> {
                 scale: a.scale,
             },
             group_size: a.group_size as usize,
-            prune_ratio: a
-                .prune_ratio
-                .map(|r| fraction("--prune-ratio", r))
-                .transpose()?
-                .unwrap_or(0.0),
+            prune_ratio: match (a.prune_ratio, a.row_density) {
+                (Some(r), _) => fraction("--prune-ratio", r)?,
+                (None, Some(d)) if d > 0.0 && d <= 1.0 => 1.0 - d,
+                (None, Some(d)) => bail!("--row-density {d}: must be in (0, 1]"),
+                (None, None) => 0.0,
+            },
         },
         prune_ratios: a.prune_ratios.as_ref().map(read_ratios).transpose()?,
         int: IntOptions {
@@ -255,6 +270,7 @@ fn settings(a: &Args, cfg: &smartdeal_core::AccelConfig) -> Result<Settings> {
         },
         calib,
         conv: ConvSettings::default(),
+        objective: a.objective,
     })
 }
 

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use smartdeal_core::AccelConfig;
 use smartdeal_decomp::block::Options;
+use smartdeal_decomp::budget::Budget;
 use smartdeal_decomp::layer::Objective;
 use smartdeal_gen::GenOptions;
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
@@ -59,6 +60,11 @@ pub struct CompressArgs {
     /// moments, rows pruned by their expected output contribution (docs/decomposition.md)
     #[arg(long, value_name = "OBJ", default_value = "weight")]
     pub objective: Objective,
+    /// How the prune ratio (row density) is spread: `layer`, the same in every layer; or
+    /// `global`, one density for the whole network, each row ranked by the share of its
+    /// layer's output energy (or L1 norm) it carries (docs/decomposition.md)
+    #[arg(long, value_name = "B", default_value = "layer")]
+    pub budget: Budget,
     /// Output channels sharing one present-row bitmap
     #[arg(long, value_name = "G", default_value_t = 32)]
     pub group_size: usize,
@@ -105,6 +111,7 @@ impl CompressArgs {
             group_size: self.group_size,
             prune_ratio: self.prune_ratio(),
             objective: self.objective,
+            budget: self.budget,
         }
     }
 }
@@ -189,6 +196,7 @@ struct SmartDealResult {
     threshold: f64,
     prune_ratio: f64,
     objective: Objective,
+    budget: Budget,
     calibration_sentences: usize,
     counts: RunStats,
 }
@@ -327,6 +335,7 @@ fn sts_main(a: StsArgs) -> Result<()> {
         threshold: a.compress.threshold,
         prune_ratio: a.compress.prune_ratio(),
         objective: a.compress.objective,
+        budget: a.compress.budget,
         calibration_sentences: cal.sentences,
         counts,
     };
@@ -472,6 +481,7 @@ struct MnistReport {
     threshold: f64,
     prune_ratio: f64,
     objective: Objective,
+    budget: Budget,
     /// Calibration and compression of both int8 models.
     prepare_seconds: f64,
     float: Classifier,
@@ -638,6 +648,7 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
         threshold: a.compress.threshold,
         prune_ratio: a.compress.prune_ratio(),
         objective: a.compress.objective,
+        budget: a.compress.budget,
         prepare_seconds: prepare_s,
         float,
         dense_int8,
