@@ -6,7 +6,9 @@
 use smartdeal_core::params::PRESETS;
 use smartdeal_core::AccelConfig;
 use smartdeal_gen::{generate, GenOptions};
-use smartdeal_golden::strategies::{random_config, test_seed};
+use smartdeal_golden::strategies::{
+    factorized, random_config, random_factorized_config, test_seed,
+};
 use std::path::{Path, PathBuf};
 
 /// Writes the design for `cfg` into `dir` and returns its files (top last).
@@ -48,6 +50,20 @@ fn random_configs_lint_clean_with_verilator_wall() {
             lint_clean(&cfg.dense_baseline());
         }
         lint_clean(&cfg);
+    }
+}
+
+/// The factorized dataflow's design (`sd_factor_lane`, `sd_factor_row`, the controller's flush)
+/// for every preset made factorized and random factorized configurations.
+#[test]
+fn factorized_configs_lint_clean_with_verilator_wall() {
+    for p in PRESETS {
+        let mut cfg = AccelConfig::preset(p).unwrap();
+        assert!(factorized(&mut cfg), "{p}");
+        lint_clean(&cfg);
+    }
+    for slot in 0..6 {
+        lint_clean(&random_factorized_config(test_seed(), 300 + slot));
     }
 }
 

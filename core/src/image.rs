@@ -6,7 +6,7 @@
 //! therefore computed by the caller and passed in ([`pack_layer_dense`]).
 
 use crate::layer::{Coef, ConvShape, FcLayer, LayerError};
-use crate::params::{AccelConfig, BIAS_BITS, OUT_MULT_BITS};
+use crate::params::{AccelConfig, BIAS_BITS, FACTOR_FLUSH_CYCLES, OUT_MULT_BITS};
 
 /// A buffer word of any width, as little-endian 32-bit chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -362,7 +362,8 @@ fn pack(
                 .to_string(),
         ));
     }
-    if band.is_none() && layer.rows() > cfg.act_depth as usize {
+    if band.is_none() && (layer.rows() > cfg.act_depth as usize || factor_needs_tiling(cfg, layer))
+    {
         return pack_input_tiled(cfg, layer, dense);
     }
     let lanes = cfg.lanes as usize;
@@ -383,7 +384,8 @@ fn pack(
             .filter(|&r| dense.is_some() || chans.iter().any(|&o| layer.row_is_present(o, r)))
             .collect();
         // The drain rule: lanes × slots accumulators drain one per cycle.
-        let entries = present.len().max(lanes * cfg.slots as usize);
+        let order = tile_entries(cfg, layer, &present, lanes * cfg.slots as usize, 0);
+        let entries = order.len();
         if entries > cfg.coef_depth as usize {
             return Err(err(format!(
                 "output tile {t} needs {entries} stream entries but coef_depth = {}",
@@ -431,10 +433,8 @@ fn pack(
         }
         run.oparam.extend(oparam_words(cfg, layer, &chans));
         // Stream entries: present rows in ascending order, then padding.
-        for e in 0..entries {
+        for (e, &(row, r)) in order.iter().enumerate() {
             let mut w = Word::zero(cfg.coef_word_bits());
-            let row = present.get(e).copied();
-            let r = row.unwrap_or(0);
             if let Some(r) = row {
                 set_lane_codes(cfg, layer, dense, &chans, r, &mut w);
                 run.useful_entries += 1;
@@ -484,7 +484,7 @@ fn set_lane_codes(
 
 /// Input tiling, for a layer with more Ce rows than the activation buffer holds.
 ///
-/// Each output tile becomes one run per input chunk of `min(act_depth, coef_depth)` rows; the
+/// Each output tile becomes one run per input chunk of [`chunk_rows`] rows; the
 /// accumulators keep their values between runs (START does not clear them, only an entry's
 /// `first` flag does), so only the tile's first entry carries `first` and only its last entry
 /// carries `last` (which drains the tile into the output buffer). A chunk without present rows is
@@ -501,7 +501,7 @@ fn pack_input_tiled(
     let lanes = cfg.lanes as usize;
     let rows = layer.rows();
     let rpb = layer.rows_per_block as usize;
-    let chunk = (cfg.act_depth as usize).min(cfg.coef_depth as usize);
+    let chunk = chunk_rows(cfg);
     let chunks = rows.div_ceil(chunk);
     let lay = CoefLayout::of(cfg);
     let tiles = (layer.outputs as usize).div_ceil(lanes);
@@ -518,7 +518,8 @@ fn pack_input_tiled(
             if present.is_empty() && !first && !last {
                 continue;
             }
-            let entries = present.len().max(1);
+            let order = tile_entries(cfg, layer, &present, 1, lo);
+            let entries = order.len();
             let (b_lo, b_hi) = (lo / rpb, (hi - 1) / rpb);
             let basis = if cfg.has_basis() {
                 if b_hi - b_lo + 1 > cfg.b_depth as usize {
@@ -556,10 +557,8 @@ fn pack_input_tiled(
                 relu: layer.relu,
                 useful_entries: 0,
             };
-            for e in 0..entries {
+            for (e, &(row, r)) in order.iter().enumerate() {
                 let mut w = Word::zero(cfg.coef_word_bits());
-                let row = present.get(e).copied();
-                let r = row.unwrap_or(lo);
                 if let Some(r) = row {
                     set_lane_codes(cfg, layer, dense, &chans, r, &mut w);
                     run.useful_entries += 1;
@@ -574,6 +573,77 @@ fn pack_input_tiled(
         }
     }
     Ok(runs)
+}
+
+/// The stream entries of one tile (or one input chunk of it), in issue order: `(Some(r), r)` for
+/// present row `r`, `(None, r)` for an all-absent padding entry that carries row `r`'s block and
+/// address. At least `min_entries` (the drain rule); padding carries `pad_row` in the rebuild
+/// dataflow (where a padding entry's block does not matter), so its streams stay as they were.
+///
+/// The factorized dataflow flushes a lane's block accumulators when the block changes
+/// (docs/interface.md): each run of entries of one block (a **segment**) is padded to at least
+/// [`FACTOR_FLUSH_CYCLES`] entries with its own block, so one flush ends before the next begins,
+/// and the drain rule's padding extends the last segment.
+fn tile_entries(
+    cfg: &AccelConfig,
+    layer: &FcLayer,
+    present: &[usize],
+    min_entries: usize,
+    pad_row: usize,
+) -> Vec<(Option<usize>, usize)> {
+    let mut out: Vec<(Option<usize>, usize)> = present.iter().map(|&r| (Some(r), r)).collect();
+    if cfg.is_factorized() {
+        let (rpb, f) = (layer.rows_per_block as usize, FACTOR_FLUSH_CYCLES as usize);
+        out.clear();
+        for seg in present.chunk_by(|a, b| a / rpb == b / rpb) {
+            out.extend(seg.iter().map(|&r| (Some(r), r)));
+            let last = seg[seg.len() - 1];
+            out.extend(std::iter::repeat_n(
+                (None, last),
+                f.saturating_sub(seg.len()),
+            ));
+        }
+        if out.is_empty() {
+            out.extend(std::iter::repeat_n((None, pad_row), f));
+        }
+    }
+    let pad = out.last().map_or(
+        pad_row,
+        |&(_, r)| if cfg.is_factorized() { r } else { pad_row },
+    );
+    while out.len() < min_entries {
+        out.push((None, pad));
+    }
+    out
+}
+
+/// Rows of one input chunk: `min(act_depth, coef_depth)`; for the factorized dataflow at most
+/// `coef_depth / FACTOR_FLUSH_CYCLES`, so a chunk's entries fit the stream even when every row
+/// is its own padded segment.
+fn chunk_rows(cfg: &AccelConfig) -> usize {
+    let stream = if cfg.is_factorized() {
+        cfg.coef_depth / FACTOR_FLUSH_CYCLES
+    } else {
+        cfg.coef_depth
+    };
+    (cfg.act_depth.min(stream) as usize).max(1)
+}
+
+/// Whether a factorized layer that fits the activation buffer still needs input tiling: some
+/// tile's padded segments overflow the stream.
+fn factor_needs_tiling(cfg: &AccelConfig, layer: &FcLayer) -> bool {
+    if !cfg.is_factorized() {
+        return false;
+    }
+    let lanes = cfg.lanes as usize;
+    (0..(layer.outputs as usize).div_ceil(lanes)).any(|t| {
+        let chans = t * lanes..((t + 1) * lanes).min(layer.outputs as usize);
+        let present: Vec<usize> = (0..layer.rows())
+            .filter(|&r| chans.clone().any(|o| layer.row_is_present(o, r)))
+            .collect();
+        tile_entries(cfg, layer, &present, lanes * cfg.slots as usize, 0).len()
+            > cfg.coef_depth as usize
+    })
 }
 
 /// The basis word of block `blk` for the channels `chans` of one tile (lane l = chans[l]).
@@ -659,6 +729,50 @@ mod tests {
                 assert_eq!(w.get(i as u32, 1) == 1, b, "bit {i} after {lo}+{width}");
             }
         }
+    }
+
+    #[test]
+    fn factorized_streams_pad_every_block_segment_to_the_flush_length() {
+        use crate::random::{random_layer, RandomLayerSpec};
+        let rebuild = AccelConfig::preset("tiny").unwrap();
+        let mut cfg = rebuild.clone();
+        cfg.dataflow = crate::params::Dataflow::Factorized;
+        cfg.weight_requant = crate::params::WeightRequant::Exact;
+        cfg.acc_bits = cfg.acc_bits_required();
+        cfg.validate().unwrap();
+        // 60 rows in blocks of 8, 40 % of them present: segments of 0–8 present rows.
+        let mut spec = RandomLayerSpec::for_config(&cfg, 180, 8, 0.4, 11);
+        spec.rows_per_block = 8;
+        let layer = random_layer(&spec);
+        let lay = CoefLayout::of(&cfg);
+        let f = FACTOR_FLUSH_CYCLES as usize;
+        let runs = pack_layer(&cfg, &layer).unwrap();
+        let mut segments = 0;
+        for run in &runs {
+            // Split the stream where the controller ends a segment: a tile's last entry, or a
+            // change of basis word.
+            let mut len = 0;
+            for (i, w) in run.coef.iter().enumerate() {
+                len += 1;
+                let next = run.coef.get(i + 1);
+                let ends = w.get(lay.last_bit, 1) == 1
+                    || next.is_none_or(|n| {
+                        n.get(lay.bsel_lo, cfg.bsel_bits()) != w.get(lay.bsel_lo, cfg.bsel_bits())
+                    });
+                if ends {
+                    assert!(len >= f, "a segment of {len} entries");
+                    segments += 1;
+                    len = 0;
+                }
+            }
+        }
+        assert!(segments > 8, "{segments} segments");
+        // The same present rows as the rebuild dataflow, whose streams are unpadded.
+        let useful = |runs: &[RunImage]| runs.iter().map(|r| r.useful_entries).sum::<u32>();
+        let plain = pack_layer(&rebuild, &layer).unwrap();
+        assert_eq!(useful(&runs), useful(&plain));
+        let entries = |runs: &[RunImage]| runs.iter().map(|r| r.coef.len()).sum::<usize>();
+        assert!(entries(&runs) > entries(&plain));
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
     let mut leaves = Vec::new();
     let lane = if cfg.is_dense() {
         hw::lane::dense_module(cfg)
+    } else if cfg.is_factorized() {
+        let row = hw::factor_row::module(cfg, opts.fault);
+        let lane = hw::factor_lane::module(cfg, &row);
+        leaves.push(row);
+        lane
     } else {
         let decoder = hw::decoder::module(cfg);
         let rebuild = hw::rebuild::module(cfg, &decoder, opts.fault);
@@ -87,9 +92,14 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
 }
 
 /// Signed operand widths of every multiplier in the design (three per lane and slot: activation × MAC
-/// weight; one in the output requantizer): what an FPGA flow needs to budget DSP blocks.
+/// weight, or in the factorized dataflow one per lane and slot: basis × block accumulator; one in
+/// the output requantizer): what an FPGA flow needs to budget DSP blocks.
 pub fn multipliers(cfg: &AccelConfig) -> Vec<(u32, u32)> {
-    let mut v = vec![(cfg.act_bits, cfg.mac_weight_bits()); (3 * cfg.lanes * cfg.slots) as usize];
+    let mut v = if cfg.is_factorized() {
+        vec![(cfg.basis_bits, cfg.factor_acc_bits()); (cfg.lanes * cfg.slots) as usize]
+    } else {
+        vec![(cfg.act_bits, cfg.mac_weight_bits()); (3 * cfg.lanes * cfg.slots) as usize]
+    };
     v.push(hw::out_requant::multiplier_widths(cfg));
     v
 }

@@ -284,8 +284,19 @@ impl ConvCase {
     /// (see [`conv_case`]), which callers skip.
     pub fn fits(&self, cfg: &AccelConfig) -> bool {
         let stream = 3 * self.shape.in_channels;
-        (self.shape.kernel != 3 || (stream <= cfg.act_depth && stream <= cfg.coef_depth))
+        (self.shape.kernel != 3 || (stream <= cfg.act_depth && stream <= stream_rows(cfg)))
             && self.build(cfg).0.check_fits(cfg).is_ok()
+    }
+}
+
+/// Present rows one tile's stream surely holds: `coef_depth`, or in the factorized dataflow
+/// `coef_depth / FACTOR_FLUSH_CYCLES` (each block segment is padded to that many entries, and a
+/// band run cannot be input-tiled).
+fn stream_rows(cfg: &AccelConfig) -> u32 {
+    if cfg.is_factorized() {
+        cfg.coef_depth / smartdeal_core::params::FACTOR_FLUSH_CYCLES
+    } else {
+        cfg.coef_depth
     }
 }
 
@@ -293,7 +304,7 @@ impl ConvCase {
 /// a 3×3 kernel streams `3 · in_channels` Ce rows per tile, which must fit the activation buffer
 /// and the stream buffer; a 1×1 kernel's `ceil(in_channels / 3)` rows likewise (no input tiling).
 pub fn max_conv_in_channels(cfg: &AccelConfig, kernel: u8) -> u32 {
-    let rows = cfg.act_depth.min(cfg.coef_depth);
+    let rows = cfg.act_depth.min(stream_rows(cfg));
     match kernel {
         3 => rows / 3,
         _ => 3 * rows,

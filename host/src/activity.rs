@@ -132,14 +132,27 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 /// docs/interface.md): 7 to drain the pipeline (S1..S6 and the run's last cycle); a run that
 /// ends a tile (it has output channels) 6 more for the drain's and the output requantizer's
 /// registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
-/// drain while later ones stream).
+/// drain while later ones stream). The factorized dataflow adds [`FACTOR_EXTRA_LATENCY`]: its
+/// last channel add comes after the last block's flush.
 pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
-    if run.channels > 0 {
-        13 + u64::from(cfg.lanes * cfg.slots)
+    let extra = if cfg.is_factorized() {
+        FACTOR_EXTRA_LATENCY
     } else {
-        7
-    }
+        0
+    };
+    extra
+        + if run.channels > 0 {
+            13 + u64::from(cfg.lanes * cfg.slots)
+        } else {
+            7
+        }
 }
+
+/// The factorized dataflow's extra latency per START: the rebuild dataflow adds a run's last
+/// entry into the channel accumulators at S6; the factorized lane adds it into its block
+/// accumulators at S3, and the block's nine flush terms reach the channel accumulators at S6 …
+/// S14 (operands S4 … S12, products S5 … S13): 8 cycles later.
+pub const FACTOR_EXTRA_LATENCY: u64 = 8;
 
 /// A device that computes nothing: the planner's dry run. It accepts every load, reports the
 /// cycle model's cycles for every START (`passes × entries + start_latency`) and reads zeros, so

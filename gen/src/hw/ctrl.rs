@@ -1,6 +1,7 @@
 //! Controller: streams a run's coefficient entries (one per cycle, absent rows were never
 //! stored, so they cost no cycles), tracks the pipeline, and reports busy/done/cycles.
 
+use super::factor_ctrl::{self, FactorPorts, Stages};
 use super::{config_line, u};
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::image::CoefLayout;
@@ -30,6 +31,8 @@ struct Ports {
     busy_o: Expr,
     done_o: Expr,
     cycles_o: Expr,
+    /// The factorized dataflow's row and flush controls.
+    factor: Option<FactorPorts>,
 }
 
 /// The valid flags of every pipeline stage, which keep the run busy while set.
@@ -58,8 +61,27 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let io = ports(&mut m, cfg);
     let (issuing, v1, end1) = issue(&mut m, cfg, &io);
     let (first1, last1) = decode(&mut m, cfg, &io, &v1, &end1);
-    let valids = pipeline(&mut m, &io, issuing, v1, first1, last1, end1);
-    run_state(&mut m, &io, valids);
+    let in_flight = match &io.factor {
+        None => pipeline(&mut m, &io, issuing, v1, first1, last1, end1).flags(),
+        Some(f) => {
+            let lay = CoefLayout::of(cfg);
+            let stages = Stages {
+                issuing,
+                v1,
+                first1,
+                last1,
+                end1,
+                bsel1: io.rdata.field(lay.bsel_lo, cfg.bsel_bits()),
+                b_raddr_o: io.b_o.as_ref().expect("factorized configs have a basis"),
+                acc_en_o: &io.acc_en_o,
+                first_o: &io.first_o,
+                load_o: &io.load_o,
+                wrap_o: &io.wrap_o,
+            };
+            factor_ctrl::pipeline(&mut m, f, stages)
+        }
+    };
+    run_state(&mut m, &io, in_flight);
     m
 }
 
@@ -94,9 +116,14 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         u(1),
         "S2: the activation word is inside the image (else the lanes see zeros)",
     );
-    let b_o = cfg
-        .has_basis()
-        .then(|| m.output("b_raddr_o", u(cfg.b_addr_bits()), "S1: basis word"));
+    let b_o = cfg.has_basis().then(|| {
+        let doc = if cfg.is_factorized() {
+            "basis word of the block being flushed"
+        } else {
+            "S1: basis word"
+        };
+        m.output("b_raddr_o", u(cfg.b_addr_bits()), doc)
+    });
     let ws_o = cfg.has_wshift().then(|| {
         m.output(
             "wshift_raddr_o",
@@ -129,6 +156,7 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         "the last run has finished (cleared by START)",
     );
     let cycles_o = m.output("cycles_o", u(32), "cycles of the last run");
+    let factor = cfg.is_factorized().then(|| factor_ctrl::ports(m));
     Ports {
         start,
         last_idx,
@@ -149,6 +177,7 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         busy_o,
         done_o,
         cycles_o,
+        factor,
     }
 }
 
@@ -237,7 +266,8 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr, end1: &Expr)
     let first1 = m.wire("first1", v1.clone().and(rdata.bit(lay.first_bit)), "");
     let last1 = m.wire("last1", v1.clone().and(rdata.bit(lay.last_bit)), "");
     band_address(m, cfg, io, &v1.clone().and(end1.clone()));
-    if let Some(b_o) = &io.b_o {
+    // The factorized dataflow reads the basis only to flush a block (`factor_ctrl`).
+    if let Some(b_o) = io.b_o.as_ref().filter(|_| io.factor.is_none()) {
         m.assign(b_o, rdata.field(lay.bsel_lo, cfg.bsel_bits()));
     }
     if let Some(ws_o) = &io.ws_o {
@@ -387,24 +417,35 @@ fn pipeline(
     }
 }
 
-/// busy from START until nothing is left in flight (pipeline, drain, output requantizer),
-/// done when a run ends, and the run's cycle count.
-fn run_state(m: &mut Module, io: &Ports, v: Valids) {
+impl Valids {
+    /// The flags in pipeline order.
+    fn flags(self) -> Vec<Expr> {
+        vec![
+            self.issuing,
+            self.v1,
+            self.v2,
+            self.v3,
+            self.v4,
+            self.v5,
+            self.v6,
+            self.v7,
+        ]
+    }
+}
+
+/// busy from START until nothing is left in flight (`valids`: the pipeline's; the drain, the
+/// output requantizer), done when a run ends, and the run's cycle count.
+fn run_state(m: &mut Module, io: &Ports, valids: Vec<Expr>) {
     let start = &io.start;
     m.comment("Run state");
     let busy = m.reg("busy", u(1), Reset::To(0), "run in progress");
     let in_flight = m.wire(
         "in_flight",
-        v.issuing
-            .or(v.v1)
-            .or(v.v2)
-            .or(v.v3)
-            .or(v.v4)
-            .or(v.v5)
-            .or(v.v6)
-            .or(v.v7)
-            .or(io.drain_busy.clone())
-            .or(io.out_busy.clone()),
+        valids
+            .into_iter()
+            .chain([io.drain_busy.clone(), io.out_busy.clone()])
+            .reduce(Expr::or)
+            .expect("the issue flag at least"),
         "anything left to do",
     );
     m.set_d(

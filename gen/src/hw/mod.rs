@@ -3,13 +3,16 @@
 //! Pipeline (one coefficient-stream entry per cycle, see docs/interface.md):
 //! S0 read the stream entry → S1 read activations, basis and weight shifts → S2 rebuild →
 //! S3/S4 weight requant (shift; round and saturate) → S5 multiply → S6 accumulate → S7 drain →
-//! output requant (4 stages) → output buffer.
+//! output requant (4 stages) → output buffer. The factorized dataflow (`factor_*`): S3 block
+//! accumulators → per block F1..F3 (B·acc, nine terms) → drain.
 
 pub mod board_top;
 pub mod buffers;
 pub mod ctrl;
 pub mod decoder;
 pub mod drain;
+pub mod factor_ctrl;
+pub mod factor_lane;
 pub mod factor_row;
 pub mod host_if;
 pub mod lane;
@@ -28,7 +31,7 @@ use smartdeal_core::AccelConfig;
 pub fn config_line(cfg: &AccelConfig) -> String {
     format!(
         "{} [fingerprint {}]: lanes={} act_bits={} basis_bits={} exp_bits={} acc_bits={} \
-         rows_per_block={} act_depth={} coef_depth={} b_depth={} out_depth={} weight_requant={}{}{}",
+         rows_per_block={} act_depth={} coef_depth={} b_depth={} out_depth={} weight_requant={}{}{}{}",
         cfg.name,
         cfg.fingerprint(),
         cfg.lanes,
@@ -47,6 +50,11 @@ pub fn config_line(cfg: &AccelConfig) -> String {
         },
         if cfg.is_dense() {
             " weight_format=dense (int8 baseline)"
+        } else {
+            ""
+        },
+        if cfg.is_factorized() {
+            " dataflow=factorized"
         } else {
             ""
         },

@@ -65,6 +65,8 @@ struct CtrlNets {
     cycles: Expr,
     b_raddr: Option<Expr>,
     wshift_raddr: Option<Expr>,
+    /// The factorized dataflow's row and flush controls: row_en, seg_end, flush, term.
+    factor: Option<[Expr; 4]>,
 }
 
 /// The nets around the buffers that the drain and the output requantizer drive, and every
@@ -298,6 +300,22 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         ctrl_conns.push(("wshift_raddr_o", w.clone()));
         w
     });
+    let factor = cfg.is_factorized().then(|| {
+        let tb = crate::hw::factor_ctrl::term_bits();
+        let nets = [
+            m.out_wire("row_en", u(1), "S3: a valid row"),
+            m.out_wire("seg_end", u(1), "S3: the row ends its block segment"),
+            m.out_wire("flush", u(1), "F1: a flush term is selected"),
+            m.out_wire("term", u(tb), "F1: the flush term"),
+        ];
+        for (port, net) in ["row_en_o", "seg_end_o", "flush_o", "term_o"]
+            .into_iter()
+            .zip(&nets)
+        {
+            ctrl_conns.push((port, net.clone()));
+        }
+        nets
+    });
     m.instance(p.ctrl, "u_ctrl", ctrl_conns);
     CtrlNets {
         coef_raddr,
@@ -315,6 +333,7 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         cycles,
         b_raddr,
         wshift_raddr,
+        factor,
     }
 }
 
@@ -462,7 +481,14 @@ fn lanes(
             ("first_i", ctl.first.clone()),
             ("acc_o", acc.clone()),
         ];
-        if cfg.is_dense() {
+        if let Some([row_en, seg_end, flush, term]) = &ctl.factor {
+            conns.push(("b_i", rdata["b"].field(lane * bb9, bb9)));
+            conns.push(("ce_i", ctl.codes.field(lane * ce, ce)));
+            conns.push(("row_en_i", row_en.clone()));
+            conns.push(("seg_end_i", seg_end.clone()));
+            conns.push(("flush_i", flush.clone()));
+            conns.push(("term_i", term.clone()));
+        } else if cfg.is_dense() {
             conns.push(("w_i", ctl.codes.field(lane * ce, ce)));
         } else {
             conns.push(("b_i", rdata["b"].field(lane * bb9, bb9)));
