@@ -47,7 +47,8 @@ pub enum Method {
     /// The reference's decomposition, rows pruned by their L1 norm.
     #[default]
     Plain,
-    /// The activation-aware decomposition and row selection (objective `output`).
+    /// The activation-aware decomposition and row selection (objective `output`), the row
+    /// density as one budget for the whole network (`Budget::Global`).
     Aware,
     /// Fine-tuned by distillation: measured elsewhere, only read from `--extra` files.
     Finetuned,
@@ -150,7 +151,10 @@ impl Point {
             group_size,
             prune_ratio: self.prune_ratio,
             objective: self.method.objective().unwrap_or_default(),
-            budget: Budget::Layer,
+            budget: match self.method {
+                Method::Aware => Budget::Global,
+                _ => Budget::Layer,
+            },
         }
     }
 
@@ -462,9 +466,10 @@ impl Sweep {
         t += "Sorted by bits per weight. Pareto, per method: optimal in score vs bits per weight \
               (`bits`, score in bold) and in score vs row density (`density`): no other point \
               of the same method is at least as good on both axes and better on one. Methods: \
-              `plain` (the reference's decomposition, rows pruned by L1 norm), `aware` \
-              (objective output: fit and row selection weighted by the calibration inputs' \
-              second moments), `finetuned` (measured elsewhere, added with --extra).\n\n";
+              `plain` (the reference's decomposition, rows pruned by L1 norm in every layer \
+              alike), `aware` (objective output: fit and row selection weighted by the \
+              calibration inputs' second moments, the prune ratio as one budget for the whole \
+              network), `finetuned` (measured elsewhere, added with --extra).\n\n";
         t += "| method | threshold | prune ratio | exp bits | score | vs float | bits / weight | \
               weight bytes | row density | weight rel. error | compress (s) | score (s) | \
               Pareto |\n";

@@ -60,8 +60,9 @@ pub struct GridArgs {
     #[arg(long = "point", value_name = "T:R:E", value_parser = parse_point)]
     pub points: Vec<Point>,
     /// Compression methods, each run at every point (comma-separated): `plain` (the
-    /// reference's decomposition, rows pruned by L1 norm), `aware` (objective output: the
-    /// decomposition and row selection weighted by the calibration inputs' second moments)
+    /// reference's decomposition, rows pruned by L1 norm in every layer alike), `aware`
+    /// (objective output: the decomposition and row selection weighted by the calibration
+    /// inputs' second moments, the prune ratio as one budget for the whole network)
     #[arg(long, value_name = "M,...", value_delimiter = ',', default_value = "plain", value_parser = parse_method)]
     pub methods: Vec<Method>,
 }
