@@ -12,7 +12,7 @@ use smartdeal_decomp::block::Options;
 use smartdeal_net::digits;
 use smartdeal_net::eval::{agreement, float_score, int_score, mnist_float, mnist_int};
 use smartdeal_net::finetune::run::{self, Densities, Observer, Recipe, Tuned};
-use smartdeal_net::finetune::{peak_memory_bytes, write_log, LogEntry, TrainOptions};
+use smartdeal_net::finetune::{loss_plot, peak_memory_bytes, write_log, LogEntry, TrainOptions};
 use smartdeal_net::minilm::MiniLm;
 use smartdeal_net::mnist::MnistNet;
 use smartdeal_net::quant::{self, footprint, CompressOptions, Footprint, QLayer};
@@ -76,7 +76,7 @@ pub struct RecipeArgs {
     /// Write a checkpoint every N steps (and at the end of each phase)
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub checkpoint_every: usize,
-    /// Output folder: model.sdm, result.json, loss.csv and the checkpoints
+    /// Output folder: model.sdm, result.json, loss.csv, loss.svg and the checkpoints
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue from the checkpoints in --out (a finished phase is skipped; without this flag
@@ -338,7 +338,7 @@ fn result_json(
     })
 }
 
-/// Writes `model.sdm`, `loss.csv` and `result.json` into `dir`.
+/// Writes `model.sdm`, `loss.csv`, `loss.svg` and `result.json` into `dir`.
 fn write_outputs(
     dir: &Path,
     layers: &[QLayer],
@@ -351,6 +351,11 @@ fn write_outputs(
     let sdm_path = dir.join("model.sdm");
     sdm::save(&sdm_path, &model).with_context(|| format!("cannot write {}", show(&sdm_path)))?;
     write_log(&dir.join("loss.csv"), log)?;
+    let title = format!(
+        "fine-tuning `{}`: distillation loss",
+        result["task"].as_str().unwrap_or("")
+    );
+    loss_plot::write(&dir.join("loss.svg"), log, &title)?;
     let p = dir.join("result.json");
     std::fs::write(&p, serde_json::to_string_pretty(result)? + "\n")
         .with_context(|| format!("cannot write {}", show(&p)))

@@ -14,6 +14,7 @@
 
 pub mod bert;
 pub mod cnn;
+pub mod loss_plot;
 pub mod param;
 pub mod run;
 
