@@ -143,10 +143,11 @@ pub fn module(cfg: &AccelConfig, row: &Module) -> Module {
             )
             .as_signed();
         // basis_bits × WA → BB + WA bits: both operands sign-extended to the product width so
-        // the truncated product is the exact signed product.
+        // the truncated product is the exact signed product; marked signed so that synthesis
+        // sees an 8 × WA multiplier, not a (BB + WA)-bit square one.
         let prod = m.reg_next(
             &n("prod"),
-            mb.sext(pb).mul(ms.sext(pb)),
+            mb.sext(pb).mul_signed(ms.sext(pb)),
             None,
             Reset::None,
             "F3: B[k][j] * acc[k][j]",

@@ -44,11 +44,14 @@ pub fn expr(e: &Expr) -> String {
         }
         Node::Repeat(n, x) => format!("{{{n}{{{}}}}}", expr(x)),
         Node::Not(x) => format!("(~{})", expr(x)),
+        Node::Bin(BinOp::MulSigned, a, b) => {
+            format!("($signed({}) * $signed({}))", expr(a), expr(b))
+        }
         Node::Bin(op, a, b) => {
             let o = match op {
                 BinOp::Add => "+",
                 BinOp::Sub => "-",
-                BinOp::Mul => "*",
+                BinOp::Mul | BinOp::MulSigned => "*",
                 BinOp::And => "&",
                 BinOp::Or => "|",
                 BinOp::Xor => "^",
@@ -322,5 +325,19 @@ mod tests {
         let b = Expr::net("b", Ty::s(8));
         assert_eq!(expr(&a.clone().lt(b)), "($signed(a) < $signed(b))");
         assert_eq!(expr(&a.sext(10)), "{{2{a[7]}}, a}");
+    }
+
+    #[test]
+    fn a_signed_product_is_marked_signed_and_a_plain_one_is_not() {
+        let a = Expr::net("a", Ty::s(4));
+        let b = Expr::net("b", Ty::s(6));
+        assert_eq!(
+            expr(&a.sext(10).mul_signed(b.sext(10))),
+            "($signed({{6{a[3]}}, a}) * $signed({{4{b[5]}}, b}))"
+        );
+        assert_eq!(
+            expr(&a.sext(10).mul(b.sext(10))),
+            "({{6{a[3]}}, a} * {{4{b[5]}}, b})"
+        );
     }
 }

@@ -47,6 +47,8 @@ pub enum BinOp {
     Add,
     Sub,
     Mul,
+    /// A product of two signed operands, emitted with `$signed` (see [`Expr::mul_signed`]).
+    MulSigned,
     And,
     Or,
     Xor,
@@ -293,6 +295,17 @@ impl Expr {
     /// product width first).
     pub fn mul(self, b: Expr) -> Expr {
         Expr::bin(BinOp::Mul, self, b)
+    }
+    /// [`mul`](Self::mul) of two signed operands (sign-extended to the product width first), emitted
+    /// as `($signed(a) * $signed(b))`. The result's bits are the same (the low bits of a product do
+    /// not depend on the operands' signedness), but synthesis then sees a signed multiplier whose
+    /// sign-extension copies it can drop, so it maps the narrow product to fewer DSP blocks.
+    pub fn mul_signed(self, b: Expr) -> Expr {
+        assert!(
+            self.ty.signed && b.ty.signed,
+            "mul_signed takes two signed operands"
+        );
+        Expr::bin(BinOp::MulSigned, self, b)
     }
     pub fn and(self, b: Expr) -> Expr {
         Expr::bin(BinOp::And, self, b)
