@@ -2,11 +2,13 @@
 //! (cycles from the RTL's own counter, the planner's counts of entries, bytes and outputs) equals
 //! what the golden engine derives from a dry run against the documented cycle model, for fully
 //! connected layers (token slots, output and input tiling) and convolutions (band runs, 1×1),
-//! SmartDeal and the dense baseline.
+//! SmartDeal (both dataflows) and the dense baseline.
 
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use smartdeal_core::AccelConfig;
-use smartdeal_golden::strategies::{conv_case, layer_case_up_to, test_seed, ConvCase, LayerCase};
+use smartdeal_golden::strategies::{
+    conv_case, factorized, layer_case_up_to, test_seed, ConvCase, LayerCase,
+};
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
 use smartdeal_sim::Accel;
 use std::cell::RefCell;
@@ -113,5 +115,14 @@ fn activity_input_tiled() {
     cfg.act_depth = 8;
     cfg.coef_depth = 16;
     cfg.validate().unwrap();
+    activity_matches(cfg);
+}
+
+/// The factorized dataflow: padded block segments and its longer latency per START.
+#[test]
+fn activity_tiny_factorized() {
+    let mut cfg = AccelConfig::preset("tiny").unwrap();
+    cfg.name = "tiny-factorized".into();
+    assert!(factorized(&mut cfg));
     activity_matches(cfg);
 }
