@@ -29,6 +29,8 @@ fn smoke_args(out: &Path) -> Vec<String> {
         "2",
         "--batch",
         "8",
+        "--budget",
+        "layer",
         "--layer-density",
         "features.0=1",
         "--out",
@@ -94,7 +96,13 @@ fn finetune_malformed_options_are_one_line_errors() {
     run(&["--layer-density", "features.3"], &["expected NAME=D"]);
     run(&["--layer-density", "features.3=2"], &["(0, 1]"]);
     run(&["--batch", "0"], &["--batch"]);
+    run(&["--objective", "cosine"], &["cosine"]);
     run(&["--lr", "nan"], &["--lr must be a non-negative number"]);
+    fails(
+        &["finetune", "mnist", "--layer-density", "features.3=0.5"],
+        dir.path(),
+        &["--layer-density needs --budget layer"],
+    );
     fails(
         &["finetune", "mnist", "--teacher", "/nonexistent.pth"],
         dir.path(),

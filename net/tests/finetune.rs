@@ -48,6 +48,7 @@ fn a_short_fine_tune_learns_keeps_the_masks_and_runs_bit_identically_on_verilato
         block: Default::default(),
         group_size: 32,
         moments: BTreeMap::new(),
+        budget: Default::default(),
         masked: phase(6),
         smartdeal: phase(4),
         batch: 16,

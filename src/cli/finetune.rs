@@ -9,6 +9,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::ProgressBar;
 use smartdeal_core::{sdm, AccelConfig, Model};
 use smartdeal_decomp::block::Options;
+use smartdeal_decomp::budget::Budget;
+use smartdeal_decomp::layer::Objective;
+use smartdeal_decomp::linalg::M3;
 use smartdeal_net::digits;
 use smartdeal_net::eval::{agreement, float_score, int_score, mnist_float, mnist_int};
 use smartdeal_net::finetune::run::{self, Densities, Observer, Recipe, Tuned};
@@ -40,9 +43,18 @@ pub struct RecipeArgs {
     /// channel group are dropped)
     #[arg(long, value_name = "D", default_value_t = 0.5)]
     pub row_density: f64,
-    /// Row density of one layer instead of --row-density; repeatable
+    /// Row density of one layer instead of --row-density (with --budget layer); repeatable
     #[arg(long = "layer-density", value_name = "NAME=D")]
     pub layer_density: Vec<String>,
+    /// Which rows go and what the decomposition minimizes: `output`, by their expected effect
+    /// on the layer's outputs under the calibration inputs' second moments; `weight`, by their
+    /// L1 norm and ‖W − Ce·B‖ (docs/decomposition.md)
+    #[arg(long, value_name = "OBJ", default_value = "output")]
+    pub objective: Objective,
+    /// How --row-density is spread: `global`, one density for the whole network, rows ranked
+    /// by the share of their layer's output they carry; `layer`, the same in every layer
+    #[arg(long, value_name = "B", default_value = "global")]
+    pub budget: Budget,
     /// Decomposition of the distilled weights: element threshold
     #[arg(long, value_name = "T", default_value_t = 1e-2)]
     pub threshold: f64,
@@ -152,6 +164,11 @@ impl RecipeArgs {
         if !density_ok(self.row_density) {
             bail!("--row-density must be in (0, 1]");
         }
+        if self.budget == Budget::Global && !self.layer_density.is_empty() {
+            bail!(
+                "--layer-density needs --budget layer (a global budget sets every layer's density)"
+            );
+        }
         if self.batch == 0 || self.iters == 0 || self.group_size == 0 {
             bail!("--batch, --iters and --group-size must be at least 1");
         }
@@ -193,7 +210,22 @@ impl RecipeArgs {
         })
     }
 
-    fn recipe(&self, d: &Defaults, layers: &[String], dir: &Path) -> Result<Recipe> {
+    /// `moments(layer)` gives a layer's calibrated input moments (read only under the output
+    /// objective).
+    fn recipe(
+        &self,
+        d: &Defaults,
+        layers: &[String],
+        dir: &Path,
+        moments: &dyn Fn(&str) -> Result<Vec<M3>>,
+    ) -> Result<Recipe> {
+        let moments = match self.objective {
+            Objective::Weight => BTreeMap::new(),
+            Objective::Output => layers
+                .iter()
+                .map(|l| Ok((l.clone(), moments(l)?)))
+                .collect::<Result<_>>()?,
+        };
         let lr = self.lr.unwrap_or(d.lr);
         let phase = |steps| TrainOptions {
             steps,
@@ -209,7 +241,8 @@ impl RecipeArgs {
                 ..Options::default()
             },
             group_size: self.group_size,
-            moments: BTreeMap::new(),
+            moments,
+            budget: self.budget,
             masked: phase(self.masked_steps.unwrap_or(d.masked_steps)),
             smartdeal: phase(self.steps.unwrap_or(d.steps)),
             batch: self.batch,
@@ -327,6 +360,8 @@ fn result_json(
         "float_score": o.float,
         "config": cfg.name,
         "layer_density": r.layer_density,
+        "objective": format!("{:?}", r.objective).to_lowercase(),
+        "budget": format!("{:?}", r.budget).to_lowercase(),
         "masked_steps": r.masked_steps.unwrap_or(d.masked_steps),
         "steps": r.steps.unwrap_or(d.steps),
         "batch": r.batch,
@@ -406,11 +441,15 @@ fn sts_main(a: StsArgs) -> Result<()> {
     let calib = &train[..a.calib_sentences.min(train.len())];
     let pairs = &all_pairs[..a.limit.unwrap_or(all_pairs.len()).min(all_pairs.len())];
     let dir = r.out_dir(d.task)?;
-    let recipe = r.recipe(&d, &model.linear_names(), &dir)?;
-
     let b = bar(calib.len(), "calibration sentences")?;
     let cal = quant::calibrate(&model, calib, &|| b.inc(1))?;
     b.finish_and_clear();
+    let recipe = r.recipe(
+        &d,
+        &model.linear_names(),
+        &dir,
+        &|l| Ok(cal.row_moments(l)?),
+    )?;
     let tokens = train
         .iter()
         .map(|s| model.tokenize(s))
@@ -502,8 +541,15 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
         .map(|s| s.name.to_string())
         .collect();
     let dir = r.out_dir(d.task)?;
-    let recipe = r.recipe(&d, &names, &dir)?;
     let cal = cnn::calibrate(&net, &split.calib, 100)?;
+    let moments = |l: &str| -> Result<Vec<M3>> {
+        let i = names
+            .iter()
+            .position(|n| n == l)
+            .expect("a layer of the network");
+        Ok(cal.moments[i].mean())
+    };
+    let recipe = r.recipe(&d, &names, &dir, &moments)?;
     note(&format!(
         "distilling on shifted copies of the {} set-aside digits, batches of {}",
         split.calib.len(),

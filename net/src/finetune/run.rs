@@ -10,7 +10,10 @@ use candle_core::{Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use smartdeal_decomp::block::Options as BlockOptions;
-use smartdeal_decomp::layer::{decompose_tensor, tensor_prune_mask, FloatLayer, LayerOptions};
+use smartdeal_decomp::budget::{global_masks, Budget, LayerRows};
+use smartdeal_decomp::layer::{
+    decompose_tensor_masked, tensor_prune_mask, FloatLayer, LayerOptions, RowMask,
+};
 use smartdeal_decomp::linalg::M3;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -38,9 +41,13 @@ pub struct Recipe {
     pub block: BlockOptions,
     /// Output channels sharing one row mask.
     pub group_size: usize,
-    /// Per layer, the second moments of each Ce row's inputs (from calibration): rows are then
-    /// kept by their effect on the outputs, not by their weights' size. Empty: by weights.
+    /// Per layer, the second moments of each Ce row's inputs (from calibration): the output
+    /// objective. Rows are then kept by their effect on the outputs, not by their weights'
+    /// size, and the decomposition minimizes the output error. Empty: the weight objective.
     pub moments: BTreeMap<String, Vec<M3>>,
+    /// [`Budget::Global`]: one density (`densities.default`) spread over all layers by each
+    /// row's share of its layer's output (`densities.per_layer` must be empty).
+    pub budget: Budget,
     pub masked: TrainOptions,
     pub smartdeal: TrainOptions,
     /// Sentences or images per step.
@@ -80,19 +87,49 @@ impl Source {
         self.shape[1..].iter().product()
     }
 
-    /// The 0/1 mask of the rows kept at `density`: the decomposition's structural pruning
-    /// (`smartdeal_decomp::layer::tensor_prune_mask`), scored by the input moments if given.
+    /// The rows pruned at `density` (the decomposition's structural pruning,
+    /// `smartdeal_decomp::layer::tensor_prune_mask`), scored by the input moments if given.
     fn mask(
         &self,
         density: f64,
         group: usize,
         moments: Option<&[M3]>,
-    ) -> Result<Vec<f32>, NetError> {
-        let rm = tensor_prune_mask(&self.shape, &self.w, group, 1.0 - density, moments)
-            .map_err(|why| NetError::Compress(format!("layer `{}`: {why}", self.name)))?;
-        Ok(row_mask(self.outputs(), self.per_out(), |o, r| {
-            rm.is_pruned(o, r)
-        }))
+    ) -> Result<RowMask, NetError> {
+        tensor_prune_mask(&self.shape, &self.w, group, 1.0 - density, moments)
+            .map_err(|why| NetError::Compress(format!("layer `{}`: {why}", self.name)))
+    }
+
+    /// `mask` as 0/1 per weight (C order).
+    fn weight_mask(&self, mask: &RowMask) -> Vec<f32> {
+        row_mask(self.outputs(), self.per_out(), |o, r| mask.is_pruned(o, r))
+    }
+}
+
+/// Every source's pruned rows: per layer at its density, or by one global budget.
+fn masks(sources: &[Source], recipe: &Recipe) -> Result<Vec<RowMask>, NetError> {
+    let moments = |s: &Source| recipe.moments.get(&s.name).map(Vec::as_slice);
+    match recipe.budget {
+        Budget::Layer => sources
+            .iter()
+            .map(|s| s.mask(recipe.densities.of(&s.name), recipe.group_size, moments(s)))
+            .collect(),
+        Budget::Global => {
+            if !recipe.densities.per_layer.is_empty() {
+                return Err(NetError::Compress(
+                    "per-layer densities and a global budget exclude each other".into(),
+                ));
+            }
+            let rows: Vec<LayerRows> = sources
+                .iter()
+                .map(|s| LayerRows {
+                    shape: &s.shape,
+                    data: &s.w,
+                    moments: moments(s),
+                })
+                .collect();
+            global_masks(&rows, recipe.group_size, recipe.densities.default)
+                .map_err(NetError::Compress)
+        }
     }
 }
 
@@ -124,13 +161,13 @@ fn recipe_phases(
     step_loss: &dyn Fn(&Layers<'_>, usize) -> Result<Tensor, NetError>,
 ) -> Result<(Vec<Tuned>, Vec<LogEntry>), NetError> {
     // Phase 1: masked float weights.
+    let masks = masks(sources, recipe)?;
     let mut dense: BTreeMap<String, MaskedDense> = BTreeMap::new();
-    for s in sources {
-        let moments = recipe.moments.get(&s.name).map(Vec::as_slice);
-        let mask = s.mask(recipe.densities.of(&s.name), recipe.group_size, moments)?;
+    for (s, m) in sources.iter().zip(&masks) {
+        let w = s.weight_mask(m);
         dense.insert(
             s.name.clone(),
-            MaskedDense::new(&s.w, &s.shape, &mask, &s.bias)?,
+            MaskedDense::new(&s.w, &s.shape, &w, &s.bias)?,
         );
     }
     let named: Vec<(String, Var)> = dense.iter().flat_map(|(n, d)| d.named(n)).collect();
@@ -150,8 +187,8 @@ fn recipe_phases(
         &|step, loss| obs.step(step, loss),
     )?;
 
-    // The trained weights decomposed: pruned rows are zero and stay zero (their least-squares
-    // coefficients are 0, which projects to 0), so no pruning here.
+    // The trained weights decomposed under the same masks (the pruned rows are zero already),
+    // by the recipe's objective.
     obs.phase("decompose", sources.len());
     let lo = LayerOptions {
         block: recipe.block.clone(),
@@ -159,9 +196,10 @@ fn recipe_phases(
         prune_ratio: 0.0,
     };
     let mut sd: BTreeMap<String, SmartDealParam> = BTreeMap::new();
-    for (i, s) in sources.iter().enumerate() {
+    for (i, (s, m)) in sources.iter().zip(&masks).enumerate() {
         let d = &dense[&s.name];
-        let fl = decompose_tensor(&s.name, &s.shape, &d.values()?, &lo, &|_| {})
+        let h = recipe.moments.get(&s.name).map(Vec::as_slice);
+        let fl = decompose_tensor_masked(&s.name, &s.shape, &d.values()?, &lo, h, Some(m), &|_| {})
             .map_err(|why| NetError::Compress(format!("layer `{}`: {why}", s.name)))?;
         sd.insert(
             s.name.clone(),
@@ -303,12 +341,15 @@ mod tests {
             shape: vec![4, 12],
             bias: vec![0.0; 4],
         };
-        let m = s.mask(0.5, 2, None).unwrap();
+        let m = s.weight_mask(&s.mask(0.5, 2, None).unwrap());
         for o in 0..4 {
             let kept: Vec<f32> = m[o * 12..(o + 1) * 12].to_vec();
             // Rows 0 and 1 have the smallest L1 norms (weights 1..6).
             assert_eq!(kept, [0., 0., 0., 0., 0., 0., 1., 1., 1., 1., 1., 1.]);
         }
-        assert!(s.mask(1.0, 2, None).unwrap().iter().all(|v| *v == 1.0));
+        assert!(s
+            .weight_mask(&s.mask(1.0, 2, None).unwrap())
+            .iter()
+            .all(|v| *v == 1.0));
     }
 }
