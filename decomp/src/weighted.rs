@@ -268,8 +268,9 @@ pub fn decompose_block_weighted(a: &[[f64; 3]], h: &[M3], opts: &Options) -> Blo
 /// least squares).
 ///
 /// The alternation with a projection in between is not monotone: an iteration can raise the
-/// objective, so with `aware` every iterate's coefficients, with their optimal basis, are
-/// scored (the B step's normal equations give the objective for free) and the best kept.
+/// objective, so with `aware` every thresholded iterate's coefficients, with their optimal
+/// basis, are scored (the B step's normal equations give the objective for free) and the best
+/// kept.
 fn fit(a: &[[f64; 3]], h: &[M3], opts: &Options, aware: bool) -> BlockFit {
     let thr = opts.threshold;
     let ha: Vec<[f64; 3]> = a.iter().zip(h).map(|(ar, hr)| matvec(hr, ar)).collect();
@@ -289,7 +290,9 @@ fn fit(a: &[[f64; 3]], h: &[M3], opts: &Options, aware: bool) -> BlockFit {
             break;
         }
         let b = normal.solve(opts.rcond);
-        if aware {
+        // Iterate 0 is the projection of the raw weights, which no threshold has thinned: it
+        // often fits better and always costs more, so it does not compete.
+        if aware && i >= 1 {
             let v = normal.value(&b);
             if best.as_ref().is_none_or(|(bv, _, _)| v < *bv) {
                 best = Some((v, cq.clone(), normal.clone()));
@@ -440,6 +443,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_threshold_thins_the_coefficients_as_it_does_for_the_weight_objective() {
+        // The unthresholded first projection often fits better and must still not be returned
+        // (it has twice the weight objective's nonzeros here). The output objective's own
+        // fixed points keep more coefficients than the weight objective's (about 1.4× here:
+        // the price of the lower output error), but far fewer than that projection.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let (mut plain_nz, mut aware_nz) = (0, 0);
+        for _ in 0..20 {
+            let a = random_block(&mut rng, 64);
+            let h: Vec<M3> = (0..64)
+                .map(|_| {
+                    let s = rng.gen_range(0.1..10.0);
+                    [[s, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+                })
+                .collect();
+            let opts = Options {
+                threshold: 0.1,
+                ..Options::default()
+            };
+            let nz = |f: &BlockFit| f.ce.iter().flatten().filter(|v| **v != 0.0).count();
+            plain_nz += nz(&decompose_block(&a, &opts));
+            aware_nz += nz(&decompose_block_weighted(&a, &h, &opts));
+        }
+        assert!(
+            plain_nz < 20 * 64 * 3 * 3 / 4,
+            "the threshold thins: {plain_nz}"
+        );
+        assert!(aware_nz * 10 < plain_nz * 16, "{aware_nz} vs {plain_nz}");
     }
 
     #[test]
