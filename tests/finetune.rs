@@ -97,6 +97,7 @@ fn finetune_malformed_options_are_one_line_errors() {
     run(&["--layer-density", "features.3=2"], &["(0, 1]"]);
     run(&["--batch", "0"], &["--batch"]);
     run(&["--objective", "cosine"], &["cosine"]);
+    run(&["--exp-bits", "7"], &["--exp-bits 7", "exp_bits"]);
     run(&["--lr", "nan"], &["--lr must be a non-negative number"]);
     fails(
         &["finetune", "mnist", "--layer-density", "features.3=0.5"],

@@ -103,6 +103,9 @@ pub struct RecipeArgs {
     pub no_float: bool,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Exponent-code bits of the coefficients (2..=4) instead of the configuration's
+    #[arg(long, value_name = "E")]
+    pub exp_bits: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -249,6 +252,18 @@ impl RecipeArgs {
             seed: self.seed,
             dir: Some(dir.to_path_buf()),
         })
+    }
+
+    /// The accelerator configuration, with --exp-bits if given.
+    fn config(&self) -> Result<AccelConfig> {
+        let mut cfg = self.config.load()?;
+        if let Some(e) = self.exp_bits {
+            cfg.exp_bits = e;
+            cfg.validate().map_err(|err| {
+                anyhow!("--exp-bits {e} with configuration `{}`: {err}", cfg.name)
+            })?;
+        }
+        Ok(cfg)
     }
 
     fn compress_options(&self) -> CompressOptions {
@@ -415,7 +430,7 @@ fn sts_main(a: StsArgs) -> Result<()> {
         steps: 300,
         lr: 1e-4,
     };
-    let cfg = r.config.load()?;
+    let cfg = r.config()?;
     let model = MiniLm::load(&a.teacher).with_context(|| {
         format!(
             "cannot load the teacher from {} (scripts/setup.sh fetches it)",
@@ -524,7 +539,7 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
         steps: 400,
         lr: 1e-3,
     };
-    let cfg = r.config.load()?;
+    let cfg = r.config()?;
     let net = MnistNet::load(&a.teacher).with_context(|| {
         format!(
             "cannot load the teacher from {} (scripts/setup.sh fetches it)",
