@@ -216,6 +216,29 @@ fn eval_mnist_output_objective_at_a_row_density() {
     let density = sd["row_density"].as_f64().unwrap();
     assert!((0.45..=0.5).contains(&density), "{density}");
     assert!(sd["top1"].as_f64().unwrap() >= 0.5, "{sd}");
+    // One budget for the network keeps the first convolution's three kernel rows, which the
+    // same ratio in every layer takes all of at R = 0.7 (ceil(2.1) = 3): 10 % (one class for
+    // every digit) against a working network.
+    let top1 = |budget: &'static str| -> f64 {
+        ok(
+            &args(&[
+                "--objective",
+                "output",
+                "--row-density",
+                "0.3",
+                "--budget",
+                budget,
+            ]),
+            dir.path(),
+        );
+        let r = read_json(&json);
+        assert_eq!(r["budget"], budget);
+        let density = r["smartdeal_int8"]["row_density"].as_f64().unwrap();
+        assert!((0.28..=0.301).contains(&density), "{density}");
+        r["smartdeal_int8"]["top1"].as_f64().unwrap()
+    };
+    assert!(top1("layer") <= 0.15);
+    assert!(top1("global") >= 0.8);
     fails(
         &args(&["--row-density", "0.5", "--prune-ratio", "0.5"]),
         dir.path(),
