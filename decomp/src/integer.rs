@@ -20,6 +20,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::layer::FloatLayer;
+use crate::linalg::M3;
 use crate::pow2::{exponent_of, ldexp};
 use serde::Serialize;
 use smartdeal_core::params::{OUT_MULT_BITS, OUT_SHIFT_BITS};
@@ -203,29 +204,49 @@ struct IntBases {
     zero_bases: u64,
 }
 
+/// The exponent `s` of a block's basis step: the smallest integer for which
+/// `max|B| / 2^s ≤ 2^(BB−1) − 1`; `None` for an all-zero (or non-finite) basis. A coefficient
+/// `±2^p` of the block is stored with exponent `p + s` (the fine-tuner keeps `p + s` inside the
+/// layer's code window with it).
+pub fn basis_shift(b: &M3, basis_bits: u32) -> Option<i32> {
+    let bmax = f64::from((1u32 << (basis_bits - 1)) - 1);
+    let maxabs = b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+    if maxabs == 0.0 || !maxabs.is_finite() {
+        return None;
+    }
+    let mut s = (maxabs / bmax).log2().ceil() as i32;
+    // Guard the log2 rounding: s is the smallest integer with maxabs ≤ bmax · 2^s.
+    while maxabs > bmax * ldexp(1.0, s) {
+        s += 1;
+    }
+    while maxabs <= bmax * ldexp(1.0, s - 1) {
+        s -= 1;
+    }
+    Some(s)
+}
+
+/// The lowest exponent `e_lo` of the window of `2^exp_bits` stored exponents
+/// `e_lo ..= e_lo + 2^exp_bits − 1` that [`to_int_layer`] keeps for `fl` (coefficient `±2^p` of
+/// a block with basis shift `s`, [`basis_shift`], is stored as `p + s`; below the window it is
+/// dropped, above it clipped).
+pub fn code_window(fl: &FloatLayer, basis_bits: u32, exp_bits: u8) -> i32 {
+    let bases = int_bases(fl, basis_bits);
+    exponent_window(fl, &bases.shift, (1i32 << exp_bits) - 1)
+}
+
 /// Step 1: `B` (f64) → `Bq` of `BB` bits, `Bq = round(B / 2^s)` with `s` the smallest integer
 /// for which `max|B| / 2^s ≤ 2^(BB−1) − 1`.
 fn int_bases(fl: &FloatLayer, basis_bits: u32) -> IntBases {
-    let bmax = f64::from((1u32 << (basis_bits - 1)) - 1);
     let mut zero_bases = 0u64;
     let mut basis = Vec::with_capacity(fl.fits.len());
     let mut shift = Vec::with_capacity(fl.fits.len());
     for fit in &fl.fits {
-        let maxabs = fit.b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
-        if maxabs == 0.0 || !maxabs.is_finite() {
-            zero_bases += u64::from(maxabs == 0.0);
+        let Some(s) = basis_shift(&fit.b, basis_bits) else {
+            zero_bases += u64::from(fit.b.iter().flatten().all(|v| *v == 0.0));
             basis.push([[0i8; 3]; 3]);
             shift.push(None);
             continue;
-        }
-        let mut s = (maxabs / bmax).log2().ceil() as i32;
-        // Guard the log2 rounding: s is the smallest integer with maxabs ≤ bmax · 2^s.
-        while maxabs > bmax * ldexp(1.0, s) {
-            s += 1;
-        }
-        while maxabs <= bmax * ldexp(1.0, s - 1) {
-            s -= 1;
-        }
+        };
         let mut bq = [[0i8; 3]; 3];
         for k in 0..3 {
             for j in 0..3 {

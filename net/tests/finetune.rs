@@ -49,6 +49,10 @@ fn a_short_fine_tune_learns_keeps_the_masks_and_runs_bit_identically_on_verilato
         group_size: 32,
         moments: BTreeMap::new(),
         budget: Default::default(),
+        window: Some(smartdeal_net::finetune::param::CodeWindow {
+            exp_bits: 3,
+            basis_bits: 8,
+        }),
         masked: phase(6),
         smartdeal: phase(4),
         batch: 16,

@@ -14,6 +14,7 @@ use smartdeal_decomp::layer::Objective;
 use smartdeal_decomp::linalg::M3;
 use smartdeal_net::digits;
 use smartdeal_net::eval::{agreement, float_score, int_score, mnist_float, mnist_int};
+use smartdeal_net::finetune::param::CodeWindow;
 use smartdeal_net::finetune::run::{self, Densities, Observer, Recipe, Tuned};
 use smartdeal_net::finetune::{loss_plot, peak_memory_bytes, write_log, LogEntry, TrainOptions};
 use smartdeal_net::minilm::MiniLm;
@@ -217,6 +218,7 @@ impl RecipeArgs {
     /// objective).
     fn recipe(
         &self,
+        cfg: &AccelConfig,
         d: &Defaults,
         layers: &[String],
         dir: &Path,
@@ -246,6 +248,10 @@ impl RecipeArgs {
             group_size: self.group_size,
             moments,
             budget: self.budget,
+            window: Some(CodeWindow {
+                exp_bits: cfg.exp_bits as u8,
+                basis_bits: cfg.basis_bits,
+            }),
             masked: phase(self.masked_steps.unwrap_or(d.masked_steps)),
             smartdeal: phase(self.steps.unwrap_or(d.steps)),
             batch: self.batch,
@@ -459,12 +465,9 @@ fn sts_main(a: StsArgs) -> Result<()> {
     let b = bar(calib.len(), "calibration sentences")?;
     let cal = quant::calibrate(&model, calib, &|| b.inc(1))?;
     b.finish_and_clear();
-    let recipe = r.recipe(
-        &d,
-        &model.linear_names(),
-        &dir,
-        &|l| Ok(cal.row_moments(l)?),
-    )?;
+    let recipe = r.recipe(&cfg, &d, &model.linear_names(), &dir, &|l| {
+        Ok(cal.row_moments(l)?)
+    })?;
     let tokens = train
         .iter()
         .map(|s| model.tokenize(s))
@@ -564,7 +567,7 @@ fn mnist_main(a: MnistArgs) -> Result<()> {
             .expect("a layer of the network");
         Ok(cal.moments[i].mean())
     };
-    let recipe = r.recipe(&d, &names, &dir, &moments)?;
+    let recipe = r.recipe(&cfg, &d, &names, &dir, &moments)?;
     note(&format!(
         "distilling on shifted copies of the {} set-aside digits, batches of {}",
         split.calib.len(),

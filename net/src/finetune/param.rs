@@ -11,6 +11,7 @@
 use crate::NetError;
 use candle_core::{DType, Device, Tensor, Var};
 use smartdeal_decomp::block::BlockFit;
+use smartdeal_decomp::integer::{basis_shift, code_window};
 use smartdeal_decomp::layer::FloatLayer;
 
 /// A layer's weight tensor as the graph uses it: `[out, in]` or `[out, cin, 3, 3]`.
@@ -86,6 +87,14 @@ impl Weights for MaskedDense {
     }
 }
 
+/// The integer conversion's exponent code (`smartdeal_decomp::integer`): `exp_bits` bits per
+/// stored exponent, bases of `basis_bits` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeWindow {
+    pub exp_bits: u8,
+    pub basis_bits: u32,
+}
+
 /// `W = Ce · B` with trainable `B` and coefficient exponents.
 pub struct SmartDealParam {
     /// `[out·blocks, rpb, 3]`: the real-valued exponent of every coefficient (0 where absent).
@@ -96,11 +105,11 @@ pub struct SmartDealParam {
     /// `[out·blocks, rpb, 3]`: ±1 where a coefficient is present, 0 elsewhere (padding rows of a
     /// short last block included).
     sign: Tensor,
-    /// Exponents are kept in the layer's initial range `[e_min, e_max]`: the integer
-    /// conversion keeps one window of `2^E` exponents per layer, and a coefficient trained far
-    /// outside the initial range would only fall out of it.
-    e_min: f64,
-    e_max: f64,
+    /// `[out·blocks, 1, 1]`: each block's lowest and highest exponent. With a code window,
+    /// the exponents the integer conversion can store for the block (`e_lo − s ..= e_lo + 2^E −
+    /// 1 − s`, `s` the block's basis shift); without, the layer's initial range.
+    e_lo: Tensor,
+    e_hi: Tensor,
     /// The geometry of the float layer this came from.
     template: FloatLayer,
     shape: Vec<usize>,
@@ -108,19 +117,43 @@ pub struct SmartDealParam {
 
 impl SmartDealParam {
     /// From a float decomposition; `shape` is the graph's weight shape (`[out, in]` or
-    /// `[out, cin, 3, 3]`).
-    pub fn new(fl: &FloatLayer, bias: &[f32], shape: &[usize]) -> Result<Self, NetError> {
+    /// `[out, cin, 3, 3]`). With `window`, every coefficient the integer conversion would drop
+    /// (its stored exponent below the layer's window, or its block's basis all zero) is dropped
+    /// now, and exponents are kept inside the window, so training sees the weights the `.sdm`
+    /// will hold; without, exponents stay in the layer's initial range.
+    pub fn new(
+        fl: &FloatLayer,
+        bias: &[f32],
+        shape: &[usize],
+        window: Option<CodeWindow>,
+    ) -> Result<Self, NetError> {
         let (nb, rpb) = (fl.outputs * fl.blocks, fl.rows_per_block);
         let mut e = vec![0f32; nb * rpb * 3];
         let mut sign = vec![0f32; nb * rpb * 3];
         let mut bv = vec![0f32; nb * 9];
+        // Per block: the stored-exponent range, or None (no window: the layer's range below).
+        let win = window.map(|w| (w, code_window(fl, w.basis_bits, w.exp_bits)));
+        let mut bounds: Vec<Option<(f64, f64)>> = Vec::with_capacity(nb);
         let (mut e_min, mut e_max) = (f64::INFINITY, f64::NEG_INFINITY);
         for (i, fit) in fl.fits.iter().enumerate() {
+            let block = win.map(|(w, e_lo)| {
+                basis_shift(&fit.b, w.basis_bits).map(|s| {
+                    let top = e_lo + (1 << w.exp_bits) - 1;
+                    (f64::from(e_lo - s), f64::from(top - s))
+                })
+            });
+            bounds.push(block.flatten());
             for (r, c) in fit.ce.iter().enumerate() {
                 for (k, &v) in c.iter().enumerate() {
-                    if v != 0.0 {
+                    // p is exact: every coefficient is ±2^p.
+                    let p = v.abs().log2();
+                    let kept = match block {
+                        None => v != 0.0,
+                        Some(None) => false, // an all-zero basis: the conversion drops the block
+                        Some(Some((lo, _))) => v != 0.0 && p >= lo,
+                    };
+                    if kept {
                         let at = (i * rpb + r) * 3 + k;
-                        let p = v.abs().log2();
                         e[at] = p as f32;
                         sign[at] = v.signum() as f32;
                         e_min = e_min.min(p);
@@ -135,14 +168,22 @@ impl SmartDealParam {
         if e_min > e_max {
             (e_min, e_max) = (0.0, 0.0); // an all-zero layer: nothing to train but B
         }
+        let lo: Vec<f32> = bounds
+            .iter()
+            .map(|b| b.map_or(e_min, |b| b.0) as f32)
+            .collect();
+        let hi: Vec<f32> = bounds
+            .iter()
+            .map(|b| b.map_or(e_max, |b| b.1) as f32)
+            .collect();
         let dev = Device::Cpu;
         Ok(SmartDealParam {
             e: Var::from_vec(e, (nb, rpb, 3), &dev)?,
             b: Var::from_vec(bv, (nb, 3, 3), &dev)?,
             bias: Var::from_slice(bias, bias.len(), &dev)?,
             sign: Tensor::from_vec(sign, (nb, rpb, 3), &dev)?,
-            e_min,
-            e_max,
+            e_lo: Tensor::from_vec(lo, (nb, 1, 1), &dev)?,
+            e_hi: Tensor::from_vec(hi, (nb, 1, 1), &dev)?,
             template: fl.clone(),
             shape: shape.to_vec(),
         })
@@ -151,7 +192,11 @@ impl SmartDealParam {
     /// The coefficients the forward pass uses: `sign · 2^round(clamp(e))`, with the gradient of
     /// `2^e` passed straight through the rounding.
     fn coefficients(&self) -> Result<Tensor, NetError> {
-        let e = self.e.as_tensor().clamp(self.e_min, self.e_max)?;
+        let e = self
+            .e
+            .as_tensor()
+            .broadcast_maximum(&self.e_lo)?
+            .broadcast_minimum(&self.e_hi)?;
         let rounded = (&e + (e.round()? - &e)?.detach())?;
         let pow = (rounded * std::f64::consts::LN_2)?.exp()?;
         Ok(pow.mul(&self.sign)?)
@@ -268,7 +313,7 @@ mod tests {
         // 7 inputs: a short last triple; conv: blocks of several rows.
         for shape in [vec![5usize, 7], vec![4, 6, 3, 3]] {
             let (fl, _) = layer(&shape);
-            let p = SmartDealParam::new(&fl, &vec![0.0; shape[0]], &shape).unwrap();
+            let p = SmartDealParam::new(&fl, &vec![0.0; shape[0]], &shape, None).unwrap();
             let w = p.weight().unwrap();
             assert_eq!(w.dims(), shape.as_slice());
             let got = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -290,7 +335,7 @@ mod tests {
     #[test]
     fn exponent_gradients_pass_the_rounding_and_skip_absent_coefficients() {
         let (fl, _) = layer(&[3, 9]);
-        let p = SmartDealParam::new(&fl, &[0.0; 3], &[3, 9]).unwrap();
+        let p = SmartDealParam::new(&fl, &[0.0; 3], &[3, 9], None).unwrap();
         let loss = p.weight().unwrap().sqr().unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
         let ge = grads.get(&p.e).unwrap().flatten_all().unwrap();
@@ -305,6 +350,45 @@ mod tests {
             }
         }
         assert!(ge.iter().any(|g| *g != 0.0));
+    }
+
+    #[test]
+    fn with_a_code_window_training_sees_the_stored_weights() {
+        // A 2-bit code keeps 4 exponents per layer: the coefficients the conversion drops are
+        // dropped at the start, so the parametrized weight is the integer layer's (in float).
+        use smartdeal_decomp::integer::{to_int_layer, IntOptions};
+        let (fl, _) = layer(&[6, 30]);
+        let w = CodeWindow {
+            exp_bits: 2,
+            basis_bits: 8,
+        };
+        let p = SmartDealParam::new(&fl, &[0.0; 6], &[6, 30], Some(w)).unwrap();
+        let back = p.to_float_layer().unwrap();
+        let count = |f: &FloatLayer| {
+            f.fits
+                .iter()
+                .flat_map(|b| b.ce.iter().flatten())
+                .filter(|v| **v != 0.0)
+                .count()
+        };
+        let io = IntOptions {
+            exp_bits: 2,
+            basis_bits: 8,
+            weight_requant: smartdeal_core::WeightRequant::Exact,
+            group_size: 2,
+            act_scale: 1.0,
+            out_scale: None,
+            out_scales: None,
+            relu: false,
+        };
+        let (_, before) = to_int_layer(&fl, None, &io).unwrap();
+        let (_, after) = to_int_layer(&back, None, &io).unwrap();
+        assert!(
+            before.exp_underflow > 0,
+            "the test needs a layer wider than 4 exponents"
+        );
+        assert_eq!(count(&fl) - count(&back), before.exp_underflow as usize);
+        assert_eq!((after.exp_underflow, after.exp_overflow), (0, 0));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The fine-tuning recipe for a whole network: row masks, the masked phase, the decomposition
 //! of the trained weights, the SmartDeal phase (`docs/finetune.md`).
 
-use super::param::{row_mask, MaskedDense, SmartDealParam, Weights};
+use super::param::{row_mask, CodeWindow, MaskedDense, SmartDealParam, Weights};
 use super::{bert, cnn, train, Checkpoint, LogEntry, TrainOptions};
 use crate::minilm::{MiniLm, Tokens};
 use crate::mnist::{MnistNet, LAYERS};
@@ -48,6 +48,9 @@ pub struct Recipe {
     /// [`Budget::Global`]: one density (`densities.default`) spread over all layers by each
     /// row's share of its layer's output (`densities.per_layer` must be empty).
     pub budget: Budget,
+    /// Train the exponents inside the integer conversion's code window (`None`: inside each
+    /// layer's initial range).
+    pub window: Option<CodeWindow>,
     pub masked: TrainOptions,
     pub smartdeal: TrainOptions,
     /// Sentences or images per step.
@@ -203,7 +206,7 @@ fn recipe_phases(
             .map_err(|why| NetError::Compress(format!("layer `{}`: {why}", s.name)))?;
         sd.insert(
             s.name.clone(),
-            SmartDealParam::new(&fl, &d.bias_values()?, &s.shape)?,
+            SmartDealParam::new(&fl, &d.bias_values()?, &s.shape, recipe.window)?,
         );
         obs.step(i, 0.0);
     }
