@@ -4,7 +4,7 @@
 
 use super::param::Weights;
 use crate::digits::PIXELS;
-use crate::mnist::{input, trace_with, MnistNet, Trace, SIDE};
+use crate::mnist::{input, trace_with, Trace, SIDE};
 use crate::NetError;
 use candle_core::Tensor;
 use rand::Rng;
@@ -12,11 +12,6 @@ use rand::Rng;
 /// The student's layers in `LAYERS` order.
 pub fn student_trace(x: &Tensor, layers: &[Box<dyn Weights + '_>]) -> Result<Trace, NetError> {
     trace_with(x, &|i| Ok((layers[i].weight()?, layers[i].bias().clone())))
-}
-
-/// The teacher's trace (no gradient: the float network's weights are plain tensors).
-pub fn teacher_trace(net: &MnistNet, x: &Tensor) -> Result<Trace, NetError> {
-    net.trace(x)
 }
 
 /// `Σ_layers ‖y_s − y_t‖² / ‖y_t‖²` over the four layers' outputs (three ReLU feature maps and

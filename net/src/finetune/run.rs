@@ -325,7 +325,8 @@ pub fn mnist(
             .map(|s| Box::new(layers[s.name].as_ref()) as Box<dyn Weights>)
             .collect();
         let student = cnn::student_trace(&x, &ordered)?;
-        cnn::loss(&student, &cnn::teacher_trace(net, &x)?)
+        // The teacher's trace carries no gradient: its weights are plain tensors.
+        cnn::loss(&student, &net.trace(&x)?)
     };
     recipe_phases(&sources, recipe, obs, &step_loss)
 }
