@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, p, read_json};
+use common::{fails, fails_after_notes, ok, p, read_json};
 use std::path::{Path, PathBuf};
 
 fn mnist_cache() -> PathBuf {
@@ -72,6 +72,10 @@ fn finetune_mnist_smoke_run_writes_the_model_log_and_result_and_resumes() {
     ok(&resumed, dir.path());
     assert_eq!(std::fs::read_to_string(out.join("loss.csv")).unwrap(), log);
     assert_eq!(std::fs::read(out.join("model.sdm")).unwrap(), model);
+
+    // Resumed with another density: the checkpoints' masks are not these; refused.
+    resumed.extend(["--row-density", "0.4"]);
+    fails_after_notes(&resumed, dir.path(), &["other settings", "--resume"]);
 }
 
 #[test]

@@ -56,10 +56,15 @@ pub struct LogEntry {
 pub struct Checkpoint {
     pub dir: PathBuf,
     pub phase: String,
+    /// What the run's weights depend on besides the step count (masks, objective, data order,
+    /// learning rates …): a checkpoint written with other settings is refused, not loaded.
+    pub settings: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointMeta {
+    #[serde(default)]
+    settings: String,
     steps_done: usize,
     log: Vec<LogEntry>,
 }
@@ -86,6 +91,24 @@ impl Checkpoint {
         std::fs::write(&p, json).map_err(|e| NetError::io(&p, e))
     }
 
+    /// The steps a checkpoint holds (0: none).
+    pub fn steps_done(&self) -> usize {
+        std::fs::read(self.meta_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<CheckpointMeta>(&b).ok())
+            .map_or(0, |m| m.steps_done)
+    }
+
+    /// Removes the checkpoint (a later phase's, once the phase it started from has changed).
+    pub fn remove(&self) -> Result<(), NetError> {
+        for p in [self.tensors_path(), self.meta_path()] {
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| NetError::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Loads the variables and the steps done, if a checkpoint exists.
     fn load(&self, vars: &[(String, Var)]) -> Result<Option<CheckpointMeta>, NetError> {
         let (tp, mp) = (self.tensors_path(), self.meta_path());
@@ -97,6 +120,15 @@ impl Checkpoint {
             path: mp.clone(),
             why: format!("not a checkpoint record: {e}"),
         })?;
+        if meta.settings != self.settings {
+            return Err(NetError::Model {
+                path: mp,
+                why: format!(
+                    "a checkpoint made with other settings ({}; now {}): run without --resume",
+                    meta.settings, self.settings
+                ),
+            });
+        }
         let saved = candle_core::safetensors::load(&tp, &candle_core::Device::Cpu)?;
         for (name, var) in vars {
             let t = saved.get(name).ok_or_else(|| NetError::Model {
@@ -140,10 +172,12 @@ pub fn train(
     let phase = ckpt.map_or("train".to_string(), |c| c.phase.clone());
     let mut meta = match ckpt {
         Some(c) => c.load(named)?.unwrap_or(CheckpointMeta {
+            settings: c.settings.clone(),
             steps_done: 0,
             log: vec![],
         }),
         None => CheckpointMeta {
+            settings: String::new(),
             steps_done: 0,
             log: vec![],
         },
@@ -236,6 +270,7 @@ mod tests {
             let ck = Checkpoint {
                 dir: dir.path().to_path_buf(),
                 phase: "p".into(),
+                settings: "s".into(),
             };
             let opts = TrainOptions {
                 steps,
@@ -269,6 +304,21 @@ mod tests {
         assert_eq!(more.len(), 60);
         assert_eq!(more[40].step, 40);
         assert!(more[40].loss < first[0].loss);
+        // Other settings: refused with a one-line error naming both.
+        let other = Checkpoint {
+            dir: dir.path().to_path_buf(),
+            phase: "p".into(),
+            settings: "t".into(),
+        };
+        let w4 = Var::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let e = other
+            .load(&[("w".to_string(), w4)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("other settings (s; now t)") && !e.contains('\n'),
+            "{e}"
+        );
         // Finished: a third run trains nothing and returns the same log.
         let w3 = Var::zeros(3, candle_core::DType::F32, &Device::Cpu).unwrap();
         let again = run(60, &w3);

@@ -60,6 +60,34 @@ pub struct Recipe {
     pub dir: Option<PathBuf>,
 }
 
+impl Recipe {
+    /// Everything a checkpoint's weights depend on besides the step counts (which a resumed
+    /// run may raise).
+    fn settings(&self) -> String {
+        let lrs = |t: &TrainOptions| format!("{:e}/{:e}", t.lr, t.lr_exponent);
+        format!(
+            "densities {:?} {:?}, {:?} budget, {} objective, threshold {:e}, {} iterations, \
+             group {}, window {:?}, batch {}, seed {}, lr {} then {}",
+            self.densities.default,
+            self.densities.per_layer,
+            self.budget,
+            if self.moments.is_empty() {
+                "weight"
+            } else {
+                "output"
+            },
+            self.block.threshold,
+            self.block.iters,
+            self.group_size,
+            self.window,
+            self.batch,
+            self.seed,
+            lrs(&self.masked),
+            lrs(&self.smartdeal)
+        )
+    }
+}
+
 /// A compressed layer after fine-tuning: its float decomposition and trained bias.
 pub struct Tuned {
     pub name: String,
@@ -140,6 +168,7 @@ fn ckpt(recipe: &Recipe, phase: &str) -> Option<Checkpoint> {
     recipe.dir.as_ref().map(|d| Checkpoint {
         dir: d.clone(),
         phase: phase.into(),
+        settings: recipe.settings(),
     })
 }
 
@@ -180,15 +209,24 @@ fn recipe_phases(
         .collect();
     let (slow, fast) = vars_of(&masked);
     obs.phase("masked", recipe.masked.steps);
+    let masked_ckpt = ckpt(recipe, "masked");
+    let before = masked_ckpt.as_ref().map_or(0, Checkpoint::steps_done);
     let mut log = train(
         slow,
         fast,
         &named,
         &recipe.masked,
-        ckpt(recipe, "masked").as_ref(),
+        masked_ckpt.as_ref(),
         &mut |step| step_loss(&masked, step),
         &|step, loss| obs.step(step, loss),
     )?;
+    if log.len() > before {
+        // The masked weights moved in this run (e.g. resumed with more steps): a SmartDeal
+        // checkpoint from an earlier run started from other weights and must not be loaded.
+        if let Some(c) = ckpt(recipe, "smartdeal") {
+            c.remove()?;
+        }
+    }
 
     // The trained weights decomposed under the same masks (the pruned rows are zero already),
     // by the recipe's objective.
