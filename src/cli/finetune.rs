@@ -69,7 +69,7 @@ pub struct RecipeArgs {
     /// mnist 600]
     #[arg(long, value_name = "N")]
     pub masked_steps: Option<usize>,
-    /// Steps of the SmartDeal phase (B and the coefficient exponents) [default: sts 300,
+    /// Steps of the SmartDeal phase (B and the coefficient exponents) [default: sts 100,
     /// mnist 400]
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
@@ -77,7 +77,7 @@ pub struct RecipeArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub batch: usize,
     /// Learning rate of weights, bases and biases at the first step (falls linearly to 0)
-    /// [default: sts 1e-4, mnist 1e-3]
+    /// [default: sts 3e-4, mnist 1e-3]
     #[arg(long, value_name = "LR")]
     pub lr: Option<f64>,
     /// Learning rate of the coefficient exponents at the first step
@@ -433,8 +433,8 @@ fn sts_main(a: StsArgs) -> Result<()> {
     let d = Defaults {
         task: "sts",
         masked_steps: 500,
-        steps: 300,
-        lr: 1e-4,
+        steps: 100,
+        lr: 3e-4,
     };
     let cfg = r.config()?;
     let model = MiniLm::load(&a.teacher).with_context(|| {
