@@ -57,46 +57,62 @@ pub fn matvec(m: &M3, v: &[f64; 3]) -> [f64; 3] {
 /// A row and column that are exactly zero stay exactly zero under the rotations, so an unused
 /// basis row gives an eigenvalue of exactly 0.
 pub fn sym_eigen(g: &M3) -> ([f64; 3], M3) {
+    jacobi_eigen(g, 32)
+}
+
+/// Eigen-decomposition of a symmetric `N×N` matrix by cyclic Jacobi rotations (at most
+/// `max_sweeps` sweeps over the pairs `p < q`): the eigenvalues and the eigenvectors as `V`'s
+/// columns. [`sym_eigen`] is the 3×3 case; the output objective's 9×9 B step uses it too.
+pub fn jacobi_eigen<const N: usize>(
+    g: &[[f64; N]; N],
+    max_sweeps: usize,
+) -> ([f64; N], [[f64; N]; N]) {
     let mut a = *g;
-    let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    for _sweep in 0..32 {
+    let mut v = [[0.0; N]; N];
+    for (i, row) in v.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for _sweep in 0..max_sweeps {
         let mut rotated = false;
-        for (p, q) in [(0, 1), (0, 2), (1, 2)] {
-            let apq = a[p][q];
-            // Negligible against the diagonal: treat as converged (exactly zero stays zero).
-            if apq == 0.0 || apq.abs() <= 1e-3 * f64::EPSILON * (a[p][p].abs() + a[q][q].abs()) {
-                continue;
-            }
-            rotated = true;
-            // The rotation angle that zeroes a[p][q] (smaller of the two solutions).
-            let theta = (a[q][q] - a[p][p]) / (2.0 * apq);
-            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-            let c = 1.0 / (t * t + 1.0).sqrt();
-            let s = t * c;
-            for k in 0..3 {
-                let (akp, akq) = (a[k][p], a[k][q]);
-                a[k][p] = c * akp - s * akq;
-                a[k][q] = s * akp + c * akq;
-            }
-            for k in 0..3 {
-                let (apk, aqk) = (a[p][k], a[q][k]);
-                a[p][k] = c * apk - s * aqk;
-                a[q][k] = s * apk + c * aqk;
-            }
-            // Zero by construction; drop the rounding residue.
-            a[p][q] = 0.0;
-            a[q][p] = 0.0;
-            for row in v.iter_mut() {
-                let (vkp, vkq) = (row[p], row[q]);
-                row[p] = c * vkp - s * vkq;
-                row[q] = s * vkp + c * vkq;
+        for p in 0..N {
+            for q in p + 1..N {
+                let apq = a[p][q];
+                // Negligible against the diagonal: treat as converged (exactly zero stays zero).
+                if apq == 0.0 || apq.abs() <= 1e-3 * f64::EPSILON * (a[p][p].abs() + a[q][q].abs())
+                {
+                    continue;
+                }
+                rotated = true;
+                // The rotation angle that zeroes a[p][q] (smaller of the two solutions).
+                let theta = (a[q][q] - a[p][p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..N {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..N {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+                // Zero by construction; drop the rounding residue.
+                a[p][q] = 0.0;
+                a[q][p] = 0.0;
+                for row in v.iter_mut() {
+                    let (vkp, vkq) = (row[p], row[q]);
+                    row[p] = c * vkp - s * vkq;
+                    row[q] = s * vkp + c * vkq;
+                }
             }
         }
         if !rotated {
             break;
         }
     }
-    ([a[0][0], a[1][1], a[2][2]], v)
+    (std::array::from_fn(|i| a[i][i]), v)
 }
 
 /// Pseudo-inverse of a Gram matrix `G = Mᵀ·M` (symmetric positive semi-definite), keeping the

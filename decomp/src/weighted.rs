@@ -12,7 +12,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::block::{BlockFit, Options};
-use crate::linalg::{gram_pinv, inverse_checked, matvec, transpose, GRAM_REL_TOL, M3};
+use crate::linalg::{
+    gram_pinv, inverse_checked, jacobi_eigen, matvec, transpose, GRAM_REL_TOL, M3,
+};
 use crate::pow2::project;
 
 /// A 9×9 matrix: the B step's normal equations, unknown `B[k][j]` at index `k·3 + j`.
@@ -86,7 +88,7 @@ pub fn sym9_solve(m: &M9, b: &[f64; 9], rcond: f64) -> [f64; 9] {
     if let Some(x) = cholesky_solve(m, b) {
         return x;
     }
-    let (lam, v) = sym_eigen9(m);
+    let (lam, v) = jacobi_eigen(m, 64);
     let lmax = lam.iter().cloned().fold(0.0, f64::max);
     let cut = (rcond * rcond).max(GRAM_REL_TOL) * lmax;
     let mut x = [0.0; 9];
@@ -142,58 +144,6 @@ fn cholesky_solve(m: &M9, b: &[f64; 9]) -> Option<[f64; 9]> {
         x[i] = (y[i] - s) / l[i][i];
     }
     Some(x)
-}
-
-/// Eigen-decomposition of a symmetric 9×9 matrix by cyclic Jacobi rotations (as
-/// [`crate::linalg::sym_eigen`]): the eigenvalues and the eigenvectors as `V`'s columns.
-fn sym_eigen9(g: &M9) -> ([f64; 9], M9) {
-    let mut a = *g;
-    let mut v = [[0.0; 9]; 9];
-    for (i, row) in v.iter_mut().enumerate() {
-        row[i] = 1.0;
-    }
-    for _sweep in 0..64 {
-        let mut rotated = false;
-        for p in 0..9 {
-            for q in p + 1..9 {
-                let apq = a[p][q];
-                if apq == 0.0 || apq.abs() <= 1e-3 * f64::EPSILON * (a[p][p].abs() + a[q][q].abs())
-                {
-                    continue;
-                }
-                rotated = true;
-                let theta = (a[q][q] - a[p][p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..9 {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
-                }
-                for k in 0..9 {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-                a[p][q] = 0.0;
-                a[q][p] = 0.0;
-                for row in v.iter_mut() {
-                    let (vkp, vkq) = (row[p], row[q]);
-                    row[p] = c * vkp - s * vkq;
-                    row[q] = s * vkp + c * vkq;
-                }
-            }
-        }
-        if !rotated {
-            break;
-        }
-    }
-    let mut lam = [0.0; 9];
-    for i in 0..9 {
-        lam[i] = a[i][i];
-    }
-    (lam, v)
 }
 
 /// `B H Bᵀ`: the metric of a coefficient change's output error for a row with moments `h`.
