@@ -20,7 +20,7 @@ mod parse;
 mod replay;
 mod reply;
 
-use nets::{l8, pick, st, Checks, Cmds, Dims, Events, Ports, Replay, State, Tx};
+use nets::{st, Checks, Cmds, Dims, Events, Ports, Replay, State, Tx};
 
 pub const NAME: &str = "sd_link";
 
@@ -45,18 +45,24 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     );
     m.clock_reset();
     let io = ports(&mut m, d.oab);
-    let state = State(m.reg("state", u(3), Reset::To(st::IDLE), "parser/engine state"));
+    let state = State(m.reg(
+        "state",
+        u(st::N),
+        Reset::To(1 << st::IDLE),
+        "parser/engine state, one-hot (bit i: state i)",
+    ));
 
     // The nets are emitted in the order these calls declare them; a register's next value
     // (`set_d`) may be given anywhere after its declaration.
     let fr = parse::frame_registers(&mut m, &d);
-    let ev = parse::frame_events(&mut m, &d, &io, &state, &fr);
-    let (c, chk) = parse::request_checks(&mut m, cfg, &d, &io, &fr, &ev);
-    parse::latch_header(&mut m, &d, &io, &fr, &ev, chk.crc_next.clone());
-    let errs = parse::error_log(&mut m, &ev, &chk);
-    let rp = replay::write_replay(&mut m, &d, &io, &state, &fr, &ev, &c, &chk);
+    let by = parse::byte_stage(&mut m, &d, &io, &fr);
+    let ev = parse::frame_events(&mut m, &d, &state, &fr, &by);
+    let (c, chk) = parse::request_checks(&mut m, cfg, &d, &io, &state, &fr, &by, &ev);
+    parse::latch_header(&mut m, &d, &fr, &by, &ev, chk.crc_next.clone());
+    let errs = parse::error_log(&mut m, &state, &ev, &chk);
+    let rp = replay::write_replay(&mut m, &d, &state, &fr, &by, &ev, &c, &chk);
     replay::assemble_commands(&mut m, &d, &fr, &ev, &c, &chk, &rp);
-    let head = reply::reply_head(&mut m, &d, &fr, &c, &chk, &rp);
+    let head = reply::reply_head(&mut m, &d, &state, &fr, &c, &chk);
     let tx = reply::reply_transmitter(&mut m, &d, &io, &state, &errs, &head);
     next_state(&mut m, &state, &ev, &c, &chk, &rp, &tx);
 
@@ -68,7 +74,7 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     m.assign(&io.cmd_data_o, fr.pl.slice(31, 0));
     m.assign(&io.rd_addr_o, tx.rd_addr);
     m.assign(&io.frame_o, state.is(st::IDLE).not());
-    m.assign(&io.err_seen_o, errs.last_err.ne(l8(0)));
+    m.assign(&io.err_seen_o, errs.err_seen);
     m
 }
 
@@ -117,8 +123,10 @@ fn ports(m: &mut Module, oab: u32) -> Ports {
     }
 }
 
-/// The parser/engine state machine: IDLE, the header fields, PAYLOAD, CHECK, then EXEC
-/// (WRITE) and REPLY; any failure goes straight to REPLY with a NAK.
+/// The parser/engine state machine, one-hot: IDLE, the header fields, PAYLOAD, CHECK (the
+/// CRC byte), VERIFY (the checks decide), then EXEC (WRITE), HEAD and REPLY; any failure goes
+/// through FAIL (its code latched) to HEAD with a NAK. Each state's next bit is "entered" or "stayed": a receiving state is
+/// left by any byte, framing error or timeout.
 fn next_state(
     m: &mut Module,
     state: &State,
@@ -129,27 +137,48 @@ fn next_state(
     tx: &Tx,
 ) {
     m.comment("State");
-    let l3 = |s: u128| Expr::lit(s, 3);
+    let is = |s: u32| state.is(s);
+    let stay_rx = |s: u32| is(s).and(ev.ev_rx.clone().not());
+    let mut next = vec![Expr::lit(0, 1); st::N as usize];
+    next[st::IDLE as usize] = is(st::IDLE)
+        .and(ev.e_sync.clone().not())
+        .or(tx.reply_done.clone());
+    next[st::CMD as usize] = ev.e_sync.clone().or(stay_rx(st::CMD));
+    next[st::LEN_HI as usize] = ev.e_cmd.clone().or(stay_rx(st::LEN_HI));
+    next[st::LEN_LO as usize] = ev.e_lenh.clone().or(stay_rx(st::LEN_LO));
+    next[st::PAYLOAD as usize] = ev
+        .e_lenl
+        .clone()
+        .and(ev.too_long.clone().not())
+        .and(ev.len_zero.clone().not())
+        .or(ev.e_pay.clone().and(ev.pay_last.clone().not()))
+        .or(stay_rx(st::PAYLOAD));
+    // A zero length is never too long.
+    next[st::CHECK as usize] = ev
+        .e_lenl
+        .clone()
+        .and(ev.len_zero.clone())
+        .or(ev.e_pay.clone().and(ev.pay_last.clone()))
+        .or(stay_rx(st::CHECK));
+    next[st::VERIFY as usize] = ev.e_chk.clone();
+    next[st::EXEC as usize] = chk
+        .chk_ok
+        .clone()
+        .and(c.wr.clone())
+        .or(is(st::EXEC).and(rp.exec_done.clone().not()));
+    next[st::FAIL as usize] = chk.fail.clone();
+    next[st::HEAD as usize] = chk.to_head.clone();
+    next[st::REPLY as usize] = is(st::HEAD).or(is(st::REPLY).and(tx.reply_done.clone().not()));
+    let rx_states = [st::CMD, st::LEN_HI, st::LEN_LO, st::PAYLOAD, st::CHECK];
     m.set_d(
-        &state.0,
-        pick(
-            state.0.clone(),
-            vec![
-                (chk.nak.clone(), l3(st::REPLY)),
-                (ev.e_sync.clone(), l3(st::CMD)),
-                (ev.e_cmd.clone(), l3(st::LEN_HI)),
-                (ev.e_lenh.clone(), l3(st::LEN_LO)),
-                (
-                    ev.e_lenl.clone(),
-                    Expr::mux(ev.len_zero.clone(), l3(st::CHECK), l3(st::PAYLOAD)),
-                ),
-                (ev.e_pay.clone().and(ev.pay_last.clone()), l3(st::CHECK)),
-                (chk.chk_ok.clone().and(c.wr.clone()), l3(st::EXEC)),
-                (chk.chk_ok.clone(), l3(st::REPLY)),
-                (rp.exec_done.clone(), l3(st::REPLY)),
-                (tx.reply_done.clone(), l3(st::IDLE)),
-            ],
-        ),
+        &ev.receiving,
+        rx_states
+            .iter()
+            .map(|&s| next[s as usize].clone())
+            .reduce(Expr::or)
+            .expect("five receiving states"),
         None,
     );
+    next.reverse(); // concat is most significant first
+    m.set_d(&state.0, Expr::concat(next), None);
 }

@@ -11,8 +11,8 @@ pub const NAME: &str = "sd_uart_rx";
 
 pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     let cpb = link.clks_per_bit();
-    // The counter holds 0..=cpb-1.
-    let cw = clog2(u64::from(cpb)).max(1);
+    // The counter holds -1..=cpb-2: its bits for 0..=cpb-2 and a sign bit, the sample flag.
+    let cw = clog2(u64::from(cpb - 1)).max(1) + 1;
     let mut m = Module::new(
         NAME,
         &format!(
@@ -47,7 +47,12 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
 
     m.comment("Bit timing");
     let busy = m.reg("busy", u(1), Reset::To(0), "receiving a byte");
-    let cnt = m.reg("cnt", u(cw), Reset::To(0), "clocks to the next sample");
+    let cnt = m.reg(
+        "cnt",
+        u(cw),
+        Reset::To(0),
+        "clocks to the next sample, minus one; negative (the sign bit) at the sample",
+    );
     let bitn = m.reg(
         "bitn",
         u(4),
@@ -60,9 +65,10 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
         busy.clone().not().and(prev.clone()).and(s2.clone().not()),
         "falling edge while idle",
     );
+    // The sign bit rather than a compare with 0: the sample decision is one flop.
     let sample = m.wire(
         "sample",
-        busy.clone().and(cnt.clone().eq(Expr::lit(0, cw))),
+        busy.clone().and(cnt.bit(cw - 1)),
         "the middle of a bit",
     );
     let is_bit = |n: u128| bitn.clone().eq(Expr::lit(n, 4));
@@ -77,9 +83,10 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
         "sampling the stop bit",
     );
     // First sample half a bit after the edge (the synchronizer adds 2 cycles, the edge detector
-    // 1, which cpb >= 4 absorbs), then one every cpb clocks.
-    let half = Expr::lit(u128::from((cpb / 2).saturating_sub(1)), cw);
-    let full = Expr::lit(u128::from(cpb - 1), cw);
+    // 1, which cpb >= 4 absorbs), then one every cpb clocks: loaded with n - 1, the counter
+    // is negative n cycles later.
+    let half = Expr::lit(u128::from((cpb / 2).saturating_sub(2)), cw);
+    let full = Expr::lit(u128::from(cpb - 2), cw);
     m.set_d(
         &busy,
         Expr::mux(

@@ -11,7 +11,8 @@ pub const NAME: &str = "sd_uart_tx";
 
 pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     let cpb = link.clks_per_bit();
-    let cw = clog2(u64::from(cpb)).max(1);
+    // The counter holds -1..=cpb-2: its bits for 0..=cpb-2 and a sign bit, the bit's end.
+    let cw = clog2(u64::from(cpb - 1)).max(1) + 1;
     let mut m = Module::new(
         NAME,
         &format!(
@@ -28,7 +29,12 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     let tx_o = m.output("tx_o", u(1), "serial output (idle high)");
 
     let busy = m.reg("busy", u(1), Reset::To(0), "sending a byte");
-    let cnt = m.reg("cnt", u(cw), Reset::To(0), "clocks left in the current bit");
+    let cnt = m.reg(
+        "cnt",
+        u(cw),
+        Reset::To(0),
+        "clocks left in the current bit, minus one; negative (the sign bit) at its end",
+    );
     let bitn = m.reg(
         "bitn",
         u(4),
@@ -45,7 +51,7 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     let take = m.wire("take", valid.and(busy.clone().not()), "a byte is taken");
     let bit_end = m.wire(
         "bit_end",
-        busy.clone().and(cnt.clone().eq(Expr::lit(0, cw))),
+        busy.clone().and(cnt.bit(cw - 1)),
         "the current bit has lasted cpb clocks",
     );
     let last = m.wire(
@@ -53,7 +59,8 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
         bit_end.clone().and(bitn.clone().eq(Expr::lit(9, 4))),
         "the stop bit has been sent",
     );
-    let full = Expr::lit(u128::from(cpb - 1), cw);
+    // Loaded with cpb - 2, the counter is negative cpb cycles later.
+    let full = Expr::lit(u128::from(cpb - 2), cw);
     m.set_d(
         &busy,
         Expr::mux(

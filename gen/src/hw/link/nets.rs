@@ -8,16 +8,25 @@ use smartdeal_core::params::clog2;
 use smartdeal_core::protocol::{self as proto, identify_payload, BoardLink, LinkSizes};
 use smartdeal_core::AccelConfig;
 
-/// Parser/engine states (3 bits).
+/// Parser/engine states, one-hot (one flop each: every decision reads its state as one bit).
 pub(super) mod st {
-    pub const IDLE: u128 = 0;
-    pub const CMD: u128 = 1;
-    pub const LEN_HI: u128 = 2;
-    pub const LEN_LO: u128 = 3;
-    pub const PAYLOAD: u128 = 4;
-    pub const CHECK: u128 = 5;
-    pub const EXEC: u128 = 6;
-    pub const REPLY: u128 = 7;
+    pub const IDLE: u32 = 0;
+    pub const CMD: u32 = 1;
+    pub const LEN_HI: u32 = 2;
+    pub const LEN_LO: u32 = 3;
+    pub const PAYLOAD: u32 = 4;
+    /// Waiting for the CRC byte.
+    pub const CHECK: u32 = 5;
+    /// One cycle after the CRC byte: the checks' registered outcome decides.
+    pub const VERIFY: u32 = 6;
+    pub const EXEC: u32 = 7;
+    /// One cycle after a failure (its code is latched): a NAK follows.
+    pub const FAIL: u32 = 8;
+    /// One cycle: the reply's code, kind and length are latched.
+    pub const HEAD: u32 = 9;
+    pub const REPLY: u32 = 10;
+    /// Number of states (= state register bits).
+    pub const N: u32 = 11;
 }
 
 /// What the reply payload is made of (2 bits).
@@ -140,19 +149,33 @@ pub(super) struct Ports {
     pub(super) err_seen_o: Expr,
 }
 
-/// The parser/engine state register (3 bits, [`st`]).
+/// The parser/engine state register ([`st::N`] bits, one-hot, [`st`]).
 pub(super) struct State(pub(super) Expr);
 
 impl State {
     /// The engine is in state `s`.
-    pub(super) fn is(&self, s: u128) -> Expr {
-        self.0.clone().eq(Expr::lit(s, 3))
+    pub(super) fn is(&self, s: u32) -> Expr {
+        self.0.bit(s)
     }
 }
 
 /// An 8-bit constant (a byte of the protocol).
 pub(super) fn l8(v: u8) -> Expr {
     Expr::lit(u128::from(v), 8)
+}
+
+/// The received byte, registered one cycle after the UART receiver with the flags computed
+/// from it (the receiver holds its byte for at least a bit time, so the compares get their own
+/// cycle and the engine's decisions read flops).
+pub(super) struct Byte {
+    pub(super) v: Expr,
+    pub(super) d: Expr,
+    pub(super) ferr: Expr,
+    pub(super) sync: Expr,
+    /// With `d` as the length's low byte: over the maximum, and 0.
+    pub(super) len_long: Expr,
+    pub(super) len_zero: Expr,
+    pub(super) crc_eq: Expr,
 }
 
 /// The request parser's registers.
@@ -164,17 +187,15 @@ pub(super) struct Frame {
     pub(super) crc: Expr,
     pub(super) k7: Expr,
     pub(super) pl: Expr,
-    pub(super) tmo: Expr,
 }
 
-/// What the received byte is, by parser state, and the length checks made on the length's
-/// low byte.
+/// What the received byte is, by parser state, the length checks made on the length's low
+/// byte, framing errors and the inter-byte timeout.
 pub(super) struct Events {
     pub(super) e_sync: Expr,
     pub(super) e_cmd: Expr,
     pub(super) e_lenh: Expr,
     pub(super) e_lenl: Expr,
-    pub(super) len_rx: Expr,
     pub(super) too_long: Expr,
     pub(super) len_zero: Expr,
     pub(super) e_pay: Expr,
@@ -183,6 +204,10 @@ pub(super) struct Events {
     pub(super) e_ferr: Expr,
     pub(super) e_ferr_idle: Expr,
     pub(super) e_tmo: Expr,
+    /// Anything that ends a receiving state: a byte, a framing error, the timeout.
+    pub(super) ev_rx: Expr,
+    /// The "inside a frame" flop (CMD .. CHECK); its next value is set by the state machine.
+    pub(super) receiving: Expr,
 }
 
 /// The request's command byte, decoded.
@@ -194,12 +219,20 @@ pub(super) struct Cmds {
     pub(super) rd: Expr,
 }
 
-/// The outcome of the checks on the CRC byte (or of an earlier failure).
+/// The outcome of the checks on the CRC byte, decided in VERIFY.
 pub(super) struct Checks {
     pub(super) crc_next: Expr,
     pub(super) rd_base: Expr,
     pub(super) rd_count: Expr,
+    /// READ: index of the reply's CRC byte (count + 4).
+    pub(super) rd_last: Expr,
+    /// VERIFY and every check passed: execute the request.
     pub(super) chk_ok: Expr,
+    /// The frame failed (any state): FAIL is next.
+    pub(super) fail: Expr,
+    /// The reply starts (HEAD is next).
+    pub(super) to_head: Expr,
+    /// Registered in `to_head`: the reply is a NAK, and its error code.
     pub(super) nak: Expr,
     pub(super) nak_code: Expr,
 }
@@ -208,6 +241,7 @@ pub(super) struct Checks {
 pub(super) struct ErrLog {
     pub(super) last_err: Expr,
     pub(super) err_cnt: Expr,
+    pub(super) err_seen: Expr,
 }
 
 /// WRITE replay: the buffer read-out and the command issue.
@@ -220,13 +254,14 @@ pub(super) struct Replay {
     pub(super) shift_byte: Expr,
 }
 
-/// What the reply is, latched when it starts.
+/// What the reply is, latched in HEAD.
 pub(super) struct ReplyHead {
     pub(super) go_reply: Expr,
     pub(super) rsp: Expr,
     pub(super) rkind: Expr,
     pub(super) rlen: Expr,
     pub(super) rbase: Expr,
+    pub(super) last_idx: Expr,
 }
 
 /// The reply transmitter's outputs.
@@ -235,4 +270,13 @@ pub(super) struct Tx {
     pub(super) tbyte: Expr,
     pub(super) reply_done: Expr,
     pub(super) rd_addr: Expr,
+}
+
+/// `e` cut or zero-extended to `w` bits.
+pub(super) fn fit(e: &Expr, w: u32) -> Expr {
+    if e.width() >= w {
+        e.slice(w - 1, 0)
+    } else {
+        e.zext(w)
+    }
 }

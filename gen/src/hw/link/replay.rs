@@ -1,24 +1,25 @@
 //! WRITE tunnelling and RUN: a checked WRITE payload is replayed from the buffer as 7-byte
 //! commands into the accelerator's command port; a checked RUN becomes one START command.
 
-use super::nets::{pick, st, Checks, Cmds, Dims, Events, Frame, Ports, Replay, State};
+use super::nets::{pick, st, Byte, Checks, Cmds, Dims, Events, Frame, Replay, State};
 use crate::hw::u;
 use crate::ir::{Expr, Module, Reset};
 
 /// WRITE tunnelling: the payload is buffered while it arrives; once its CRC has been checked
 /// (EXEC) it is read back byte by byte into `pl`, and every 7th byte issues the assembled
-/// command.
+/// command (one command per 7 clocks).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_replay(
     m: &mut Module,
     d: &Dims,
-    io: &Ports,
     state: &State,
     fr: &Frame,
+    b: &Byte,
     ev: &Events,
     c: &Cmds,
     chk: &Checks,
 ) -> Replay {
+    let lw = d.lw;
     m.comment("WRITE replay: buffer -> 7-byte commands -> accelerator command port");
     let buf_rdata = m.mem(
         "buf",
@@ -26,13 +27,38 @@ pub(super) fn write_replay(
         d.sizes.buf_depth,
         ev.e_pay.clone(),
         fr.cnt.clone(),
-        io.rxd.clone(),
+        b.d.clone(),
         fr.cnt.clone(),
+    );
+    // The bytes still to fetch, minus one, with a sign bit: fetching stops when it goes
+    // negative, so the loop's condition is one flop rather than a compare of cnt with len.
+    let len_m1 = m.reg_next(
+        "len_m1",
+        fr.len.zext(lw + 1).sub(Expr::lit(1, lw + 1)), // lw -> lw + 1 bits, len >= 7 when used
+        None,
+        Reset::To(0),
+        "len - 1 (len settled a byte before the CRC)",
+    );
+    let rem = m.reg(
+        "rem",
+        u(lw + 1),
+        Reset::To(0),
+        "EXEC: payload bytes left to fetch, minus one (negative: all fetched)",
+    );
+    let start = m.wire(
+        "exec_start",
+        chk.chk_ok.clone().and(c.wr.clone()),
+        "a checked WRITE: replay its payload",
     );
     let fetch = m.wire(
         "fetch",
-        state.is(st::EXEC).and(fr.cnt.clone().ne(fr.len.clone())),
+        state.is(st::EXEC).and(rem.bit(lw).not()),
         "EXEC: read the next payload byte",
+    );
+    m.set_d(
+        &rem,
+        Expr::mux(start.clone(), len_m1, rem.clone().sub(Expr::lit(1, lw + 1))),
+        Some(start.or(fetch.clone())),
     );
     let rv = m.reg_next(
         "rv",
@@ -61,7 +87,7 @@ pub(super) fn write_replay(
         "exec_done",
         state
             .is(st::EXEC)
-            .and(fetch.clone().not())
+            .and(rem.bit(lw))
             .and(rv.clone().not())
             .and(fire.clone().not()),
         "every command of the batch has been issued",
@@ -75,7 +101,7 @@ pub(super) fn write_replay(
     );
     let shift_byte = m.wire(
         "shift_byte",
-        Expr::mux(rv.clone(), buf_rdata, io.rxd.clone()),
+        Expr::mux(rv.clone(), buf_rdata, b.d.clone()),
         "payload byte entering pl",
     );
     Replay {

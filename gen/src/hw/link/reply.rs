@@ -2,34 +2,28 @@
 //! byte, with the STATUS snapshot, the IDENTIFY ROM and READ's output addresses.
 
 use super::nets::{
-    crc8_step, kind, l8, mux_tree, pick, st, Checks, Cmds, Dims, ErrLog, Frame, Ports, Replay,
-    ReplyHead, State, Tx,
+    crc8_step, kind, l8, mux_tree, pick, st, Checks, Cmds, Dims, ErrLog, Frame, Ports, ReplyHead,
+    State, Tx,
 };
 use crate::hw::u;
-use crate::ir::{Expr, Module, Reset};
+use crate::ir::{CmpOp, Expr, Module, Reset};
 use smartdeal_core::params::clog2;
 use smartdeal_core::protocol as proto;
 
-/// When a reply starts (a NAK, a checked request other than WRITE, or the end of a WRITE
-/// batch), latch its code, payload kind and length, and READ's first address.
+/// In HEAD (the cycle after the decision) latch the reply's code, payload kind and length,
+/// the index of its CRC byte, and READ's first address, all from flops.
 pub(super) fn reply_head(
     m: &mut Module,
     d: &Dims,
+    state: &State,
     fr: &Frame,
     c: &Cmds,
     chk: &Checks,
-    rp: &Replay,
 ) -> ReplyHead {
-    let (rw, oab) = (d.rw, d.oab);
-    let (nak, chk_ok, exec_done) = (&chk.nak, &chk.chk_ok, &rp.exec_done);
+    let (rw, oab, xw) = (d.rw, d.oab, d.xw);
+    let nak = &chk.nak;
     m.comment("Reply");
-    let go_reply = m.wire(
-        "go_reply",
-        nak.clone()
-            .or(chk_ok.clone().and(c.wr.clone().not()))
-            .or(exec_done.clone()),
-        "start sending a reply",
-    );
+    let go_reply = m.wire("go_reply", state.is(st::HEAD), "HEAD: latch the reply");
     let rsp = m.reg_next(
         "rsp",
         Expr::mux(
@@ -41,6 +35,7 @@ pub(super) fn reply_head(
         Reset::To(0),
         "reply code: request | 0x80, or 0xFF (NAK)",
     );
+    // A WRITE (after its replay) answers with the status, like STATUS and a NAK.
     let ok_kind = pick(
         Expr::lit(kind::STATUS, 2),
         vec![
@@ -50,37 +45,50 @@ pub(super) fn reply_head(
     );
     let rkind = m.reg_next(
         "rkind",
-        Expr::mux(
-            nak.clone().or(exec_done.clone()),
-            Expr::lit(kind::STATUS, 2),
-            ok_kind,
-        ),
+        Expr::mux(nak.clone(), Expr::lit(kind::STATUS, 2), ok_kind),
         Some(go_reply.clone()),
         Reset::To(0),
         "reply payload: 0 status, 1 identify, 2 output bytes",
     );
-    let st_len = Expr::lit(proto::STATUS_LEN as u128, rw);
+    let st_len = proto::STATUS_LEN as u128;
+    let id_len = d.id.len() as u128;
     let ok_len = pick(
-        st_len.clone(),
+        Expr::lit(st_len, rw),
         vec![
-            (c.id.clone(), Expr::lit(d.id.len() as u128, rw)),
+            (c.id.clone(), Expr::lit(id_len, rw)),
             // 16 -> rw bits: rd_ok bounds the count by out_depth.
             (c.rd.clone(), chk.rd_count.slice(rw - 1, 0)),
         ],
     );
     let rlen = m.reg_next(
         "rlen",
-        Expr::mux(nak.clone().or(exec_done.clone()), st_len, ok_len),
+        Expr::mux(nak.clone(), Expr::lit(st_len, rw), ok_len),
         Some(go_reply.clone()),
         Reset::To(0),
         "reply payload length",
     );
+    let ok_last = pick(
+        Expr::lit(st_len + 4, xw),
+        vec![
+            (c.id.clone(), Expr::lit(id_len + 4, xw)),
+            (c.rd.clone(), chk.rd_last.clone()),
+        ],
+    );
+    let last_idx = m.reg_next(
+        "last_idx",
+        Expr::mux(nak.clone(), Expr::lit(st_len + 4, xw), ok_last),
+        Some(go_reply.clone()),
+        Reset::To(0),
+        "index of the reply's CRC byte: payload length + 4",
+    );
+    // 16 -> oab bits: rd_ok bounds the address. Minus 4 so that rbase_q + tidx_q addresses
+    // the payload byte at reply index tidx_q (the payload follows 4 header bytes).
     let rbase = m.reg_next(
         "rbase",
-        chk.rd_base.slice(oab - 1, 0), // 16 -> oab bits: rd_ok bounds the address
-        Some(chk_ok.clone().and(c.rd.clone())),
+        chk.rd_base.slice(oab - 1, 0).sub(Expr::lit(4, oab)),
+        Some(go_reply.clone()),
         Reset::To(0),
-        "READ: first output address",
+        "READ: first output address, minus 4 (mod 2^oab)",
     );
     ReplyHead {
         go_reply,
@@ -88,11 +96,19 @@ pub(super) fn reply_head(
         rkind,
         rlen,
         rbase,
+        last_idx,
     }
 }
 
-/// The reply transmitter: one byte per free transmitter slot, `SYNC_RSP, code, LEN_HI,
-/// LEN_LO, payload, CRC-8`; the status is snapshotted while the header goes out.
+/// The reply transmitter: `SYNC_RSP, code, LEN_HI, LEN_LO, payload, CRC-8`, one byte per
+/// free transmitter slot; the status is snapshotted while the header goes out.
+///
+/// Each byte is prepared in two register stages before it is handed over: the index compares
+/// and the tables (header, IDENTIFY ROM, each indexed by `tidx` directly; the status is a shift
+/// register), then the byte itself, `tbyte_q`, which drives the transmitter and the reply CRC.
+/// READ's output address is a register too, so its data arrives from the accelerator two
+/// cycles after the index moves. `hold` keeps the next byte back until `tbyte_q` is that byte:
+/// 4 clocks per byte, far below the transmitter's 10 bit times.
 pub(super) fn reply_transmitter(
     m: &mut Module,
     d: &Dims,
@@ -101,53 +117,40 @@ pub(super) fn reply_transmitter(
     errs: &ErrLog,
     head: &ReplyHead,
 ) -> Tx {
-    let xw = d.xw;
+    let (xw, oab) = (d.xw, d.oab);
     let go_reply = &head.go_reply;
     let tidx = m.reg("tidx", u(xw), Reset::To(0), "reply byte being sent");
     let tcrc = m.reg("tcrc", u(8), Reset::To(0), "CRC-8 of the reply so far");
+    let hold = m.reg(
+        "hold",
+        u(2),
+        Reset::To(0),
+        "clocks until tbyte_q is the byte at tidx_q",
+    );
     let snap = m.reg(
         "snap",
         u(56),
         Reset::To(0),
-        "status taken while the reply header goes out: flags, last error, error count, cycles",
+        "status taken while the reply header goes out: flags, last error, error count, cycles; \
+         shifted up a byte per payload byte sent",
     );
     let send = m.wire(
         "send",
-        state.is(st::REPLY).and(io.tx_ready.clone()),
+        state
+            .is(st::REPLY)
+            .and(io.tx_ready.clone())
+            .and(hold.clone().eq(Expr::lit(0, 2))),
         "hand the next reply byte to the transmitter",
     );
-    let last_idx = m.wire(
-        "last_idx",
-        head.rlen.zext(xw).add(Expr::lit(4, xw)), // rw -> xw bits: up to max_rlen + 4
-        "index of the reply's CRC byte",
-    );
-    let pidx = m.wire(
-        "pidx",
-        tidx.clone().sub(Expr::lit(4, xw)),
-        "payload byte index",
-    );
-    let rlen16 = m.wire("rlen16", head.rlen.zext(16), "reply length field");
-    let ti = |n: u128| tidx.clone().eq(Expr::lit(n, xw));
-    let pay_byte = payload_byte(m, d, io, &head.rkind, &snap, &pidx);
-    let tbyte = m.wire(
-        "tbyte",
-        pick(
-            pay_byte,
-            vec![
-                (ti(0), l8(proto::SYNC_RSP)),
-                (ti(1), head.rsp.clone()),
-                (ti(2), rlen16.slice(15, 8)),
-                (ti(3), rlen16.slice(7, 0)),
-                (tidx.clone().eq(last_idx.clone()), tcrc.clone()),
-            ],
+    let step = go_reply.clone().or(send.clone());
+    m.set_d(
+        &hold,
+        Expr::mux(
+            step.clone(),
+            Expr::lit(3, 2),
+            hold.clone().sub(Expr::lit(1, 2)),
         ),
-        "reply byte at tidx",
-    );
-    let tcrc_next = crc8_step(m, "tcrc_next", tcrc.clone(), tbyte.clone());
-    let reply_done = m.wire(
-        "reply_done",
-        send.clone().and(tidx.clone().eq(last_idx.clone())),
-        "the CRC byte goes out: back to IDLE",
+        Some(step.clone().or(hold.clone().ne(Expr::lit(0, 2)))),
     );
     m.set_d(
         &tidx,
@@ -156,7 +159,64 @@ pub(super) fn reply_transmitter(
             Expr::lit(0, xw),
             tidx.clone().add(Expr::lit(1, xw)),
         ),
-        Some(go_reply.clone().or(send.clone())),
+        Some(step),
+    );
+    // Stage 1: what tidx_q is, and the table entries at it.
+    let ti = |n: u128| tidx.clone().eq(Expr::lit(n, xw));
+    let mut flag = |name: &str, e: Expr, doc: &str| m.reg_next(name, e, None, Reset::To(0), doc);
+    let t_first = flag("t_first", ti(0), "tidx_q is 0 (the sync byte)");
+    let t_snap = flag("t_snap", ti(3), "tidx_q is 3 (the last header byte)");
+    let t_hdr = flag(
+        "t_hdr",
+        tidx.clone().cmp(CmpOp::Lt, Expr::lit(4, xw)),
+        "tidx_q is a header byte",
+    );
+    let t_last = flag(
+        "t_last",
+        tidx.clone().eq(head.last_idx.clone()),
+        "tidx_q is the CRC byte",
+    );
+    let rlen16 = m.wire("rlen16", head.rlen.zext(16), "reply length field");
+    let hdr = [
+        l8(proto::SYNC_RSP),
+        head.rsp.clone(),
+        rlen16.slice(15, 8),
+        rlen16.slice(7, 0),
+    ];
+    let hdr_byte = m.reg_next(
+        "hdr_byte",
+        mux_tree(&tidx, 1, &hdr, 8),
+        None,
+        Reset::To(0),
+        "header byte at tidx_q[1:0]",
+    );
+    let id_byte = id_table(m, d, &tidx);
+    // The status goes out of the snapshot's top byte, which shifts up after each payload byte.
+    let status_byte = snap.slice(55, 48);
+    // Stage 2: the byte.
+    let tbyte = m.reg_next(
+        "tbyte",
+        pick(
+            status_byte,
+            vec![
+                (t_last.clone(), tcrc.clone()),
+                (t_hdr.clone(), hdr_byte),
+                (head.rkind.clone().eq(Expr::lit(kind::IDENTIFY, 2)), id_byte),
+                (
+                    head.rkind.clone().eq(Expr::lit(kind::READ, 2)),
+                    io.rd_data_i.clone(),
+                ),
+            ],
+        ),
+        None,
+        Reset::To(0),
+        "reply byte at tidx_q (valid once hold_q is 0)",
+    );
+    let tcrc_next = crc8_step(m, "tcrc_next", tcrc.clone(), tbyte.clone());
+    let reply_done = m.wire(
+        "reply_done",
+        send.clone().and(t_last.clone()),
+        "the CRC byte goes out: back to IDLE",
     );
     m.set_d(
         &tcrc,
@@ -164,7 +224,7 @@ pub(super) fn reply_transmitter(
         Some(
             go_reply
                 .clone()
-                .or(send.clone().and(ti(0).not()).and(tidx.clone().ne(last_idx))),
+                .or(send.clone().and(t_first.not()).and(t_last.not())),
         ),
     );
     let flags = Expr::concat(vec![
@@ -173,17 +233,30 @@ pub(super) fn reply_transmitter(
         io.done_i.clone(),
         io.busy_i.clone(),
     ]);
+    let snap_load = send.clone().and(t_snap);
     m.set_d(
         &snap,
-        Expr::concat(vec![
-            flags,
-            errs.last_err.clone(),
-            errs.err_cnt.clone(),
-            io.cycles_i.clone(),
-        ]),
-        Some(send.clone().and(ti(3))),
+        Expr::mux(
+            snap_load.clone(),
+            Expr::concat(vec![
+                flags,
+                errs.last_err.clone(),
+                errs.err_cnt.clone(),
+                io.cycles_i.clone(),
+            ]),
+            Expr::concat(vec![snap.slice(47, 0), l8(0)]),
+        ),
+        Some(snap_load.or(send.clone().and(t_hdr.clone().not()))),
     );
-    let rd_addr = read_address(m, d, &head.rbase, &pidx);
+    // READ: the output address of the payload byte at tidx_q (xw >= oab: a reply holds the
+    // whole output buffer).
+    let rd_addr = m.reg_next(
+        "rd_addr",
+        head.rbase.clone().add(tidx.slice(oab - 1, 0)),
+        None,
+        Reset::To(0),
+        "READ: output address of the payload byte at tidx_q",
+    );
     Tx {
         send,
         tbyte,
@@ -192,54 +265,17 @@ pub(super) fn reply_transmitter(
     }
 }
 
-/// The reply payload byte at `pidx`: STATUS from the snapshot, IDENTIFY from a ROM, READ from
-/// the accelerator's output buffer.
-pub(super) fn payload_byte(
-    m: &mut Module,
-    d: &Dims,
-    io: &Ports,
-    rkind: &Expr,
-    snap: &Expr,
-    pidx: &Expr,
-) -> Expr {
-    let status: Vec<Expr> = (0..proto::STATUS_LEN as u32)
-        .map(|k| snap.slice(55 - 8 * k, 48 - 8 * k))
+/// The IDENTIFY ROM, registered, indexed by the reply index (the payload starts at index 4).
+pub(super) fn id_table(m: &mut Module, d: &Dims, tidx: &Expr) -> Expr {
+    let id_rom: Vec<Expr> = std::iter::repeat_n(l8(0), 4)
+        .chain(d.id.iter().map(|&b| l8(b)))
         .collect();
-    let status_byte = mux_tree(pidx, 2, &status, 8);
-    let iw = clog2(d.id.len() as u64);
-    let id_rom: Vec<Expr> = d.id.iter().map(|&b| l8(b)).collect();
-    let id_byte = mux_tree(pidx, iw - 1, &id_rom, 8);
-    m.wire(
-        "pay_byte",
-        pick(
-            status_byte,
-            vec![
-                (rkind.clone().eq(Expr::lit(kind::IDENTIFY, 2)), id_byte),
-                (
-                    rkind.clone().eq(Expr::lit(kind::READ, 2)),
-                    io.rd_data_i.clone(),
-                ),
-            ],
-        ),
-        "reply payload byte at pidx",
+    let ibits = clog2(id_rom.len() as u64);
+    m.reg_next(
+        "id_byte",
+        mux_tree(tidx, ibits - 1, &id_rom, 8),
+        None,
+        Reset::To(0),
+        "IDENTIFY payload byte at tidx_q",
     )
-}
-
-/// READ's output address for the payload byte at `pidx`.
-pub(super) fn read_address(m: &mut Module, d: &Dims, rbase: &Expr, pidx: &Expr) -> Expr {
-    let (oab, xw) = (d.oab, d.xw);
-    let iw = clog2(d.id.len() as u64);
-    let rd_addr = m.wire(
-        "rd_addr",
-        rbase.clone().add(pidx.slice(oab - 1, 0)),
-        "READ: output address of the payload byte",
-    );
-    let used = oab.max(iw).max(3);
-    if xw > used {
-        m.unused(
-            pidx.slice(xw - 1, used),
-            "payload indices stay below out_depth",
-        );
-    }
-    rd_addr
 }
