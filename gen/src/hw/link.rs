@@ -20,7 +20,7 @@ mod parse;
 mod replay;
 mod reply;
 
-use nets::{st, Checks, Cmds, Dims, Events, Ports, Replay, State, Tx};
+use nets::{st, Checks, Dims, Events, Ports, Replay, State, Tx};
 
 pub const NAME: &str = "sd_link";
 
@@ -60,11 +60,11 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink) -> Module {
     let (c, chk) = parse::request_checks(&mut m, cfg, &d, &io, &state, &fr, &by, &ev);
     parse::latch_header(&mut m, &d, &fr, &by, &ev, chk.crc_next.clone());
     let errs = parse::error_log(&mut m, &state, &ev, &chk);
-    let rp = replay::write_replay(&mut m, &d, &state, &fr, &by, &ev, &c, &chk);
-    replay::assemble_commands(&mut m, &d, &fr, &ev, &c, &chk, &rp);
+    let rp = replay::write_replay(&mut m, &d, &state, &fr, &by, &ev, &chk);
+    replay::assemble_commands(&mut m, &d, &fr, &ev, &chk, &rp);
     let head = reply::reply_head(&mut m, &d, &state, &fr, &c, &chk);
     let tx = reply::reply_transmitter(&mut m, &d, &io, &state, &errs, &head);
-    next_state(&mut m, &state, &ev, &c, &chk, &rp, &tx);
+    next_state(&mut m, &state, &ev, &chk, &rp, &tx);
 
     m.assign(&io.tx_valid_o, tx.send);
     m.assign(&io.tx_data_o, tx.tbyte);
@@ -127,15 +127,7 @@ fn ports(m: &mut Module, oab: u32) -> Ports {
 /// CRC byte), VERIFY (the checks decide), then EXEC (WRITE), HEAD and REPLY; any failure goes
 /// through FAIL (its code latched) to HEAD with a NAK. Each state's next bit is "entered" or "stayed": a receiving state is
 /// left by any byte, framing error or timeout.
-fn next_state(
-    m: &mut Module,
-    state: &State,
-    ev: &Events,
-    c: &Cmds,
-    chk: &Checks,
-    rp: &Replay,
-    tx: &Tx,
-) {
+fn next_state(m: &mut Module, state: &State, ev: &Events, chk: &Checks, rp: &Replay, tx: &Tx) {
     m.comment("State");
     let is = |s: u32| state.is(s);
     let stay_rx = |s: u32| is(s).and(ev.ev_rx.clone().not());
@@ -162,9 +154,8 @@ fn next_state(
         .or(stay_rx(st::CHECK));
     next[st::VERIFY as usize] = ev.e_chk.clone();
     next[st::EXEC as usize] = chk
-        .chk_ok
+        .exec_start
         .clone()
-        .and(c.wr.clone())
         .or(is(st::EXEC).and(rp.exec_done.clone().not()));
     next[st::FAIL as usize] = chk.fail.clone();
     next[st::HEAD as usize] = chk.to_head.clone();

@@ -226,8 +226,9 @@ pub(super) struct Checks {
     pub(super) rd_count: Expr,
     /// READ: index of the reply's CRC byte (count + 4).
     pub(super) rd_last: Expr,
-    /// VERIFY and every check passed: execute the request.
-    pub(super) chk_ok: Expr,
+    /// VERIFY and every check passed for a WRITE: replay it; for a RUN: issue START.
+    pub(super) exec_start: Expr,
+    pub(super) run_start: Expr,
     /// The frame failed (any state): FAIL is next.
     pub(super) fail: Expr,
     /// The reply starts (HEAD is next).

@@ -312,22 +312,43 @@ pub(super) fn request_checks(
         Reset::To(0),
         "error found by the checks, 0 if none",
     );
-    let chk_bad = m.reg_next(
-        "chk_bad",
+    let bad = m.wire(
+        "bad",
         bad_crc
             .or(known.not())
             .or(len_ok.not())
             .or(bad_arg)
             .or(bad_busy),
+        "a check fails (chk_code_d is not 0)",
+    );
+    let chk_bad = m.reg_next(
+        "chk_bad",
+        bad.clone(),
         None,
         Reset::To(0),
         "a check failed (chk_code_q is not 0)",
     );
+    // What VERIFY does on success, registered with the checks so each is one flop there.
+    let mut ok_flag = |name: &str, e: Expr, doc: &str| {
+        m.reg_next(name, bad.clone().not().and(e), None, Reset::To(0), doc)
+    };
+    let ok_wr = ok_flag("ok_write", c.wr.clone(), "the checks pass for a WRITE");
+    let ok_run = ok_flag("ok_run", c.run.clone(), "the checks pass for a RUN");
+    let ok_reply = ok_flag(
+        "ok_reply",
+        c.wr.clone().not(),
+        "the checks pass for a request answered at once (not WRITE)",
+    );
     let verify = state.is(st::VERIFY);
-    let chk_ok = m.wire(
-        "chk_ok",
-        verify.clone().and(chk_bad.clone().not()),
-        "a valid request: execute it",
+    let exec_start = m.wire(
+        "exec_start",
+        verify.clone().and(ok_wr),
+        "a checked WRITE: replay its payload",
+    );
+    let run_start = m.wire(
+        "run_start",
+        verify.clone().and(ok_run),
+        "a checked RUN: issue its START",
     );
     let fail = m.wire(
         "fail",
@@ -335,7 +356,7 @@ pub(super) fn request_checks(
             .clone()
             .or(ev.e_tmo.clone())
             .or(ev.e_lenl.clone().and(ev.too_long.clone()))
-            .or(verify.and(chk_bad)),
+            .or(verify.clone().and(chk_bad)),
         "the frame failed: answer with a NAK",
     );
     let fail_code = m.wire(
@@ -357,7 +378,7 @@ pub(super) fn request_checks(
         "to_head",
         in_fail
             .clone()
-            .or(chk_ok.clone().and(c.wr.clone().not()))
+            .or(verify.clone().and(ok_reply))
             .or(exec_done),
         "a reply starts: HEAD is next",
     );
@@ -380,7 +401,8 @@ pub(super) fn request_checks(
         rd_base,
         rd_count,
         rd_last,
-        chk_ok,
+        exec_start,
+        run_start,
         fail,
         to_head,
         nak,

@@ -1,7 +1,7 @@
 //! WRITE tunnelling and RUN: a checked WRITE payload is replayed from the buffer as 7-byte
 //! commands into the accelerator's command port; a checked RUN becomes one START command.
 
-use super::nets::{pick, st, Byte, Checks, Cmds, Dims, Events, Frame, Replay, State};
+use super::nets::{pick, st, Byte, Checks, Dims, Events, Frame, Replay, State};
 use crate::hw::u;
 use crate::ir::{Expr, Module, Reset};
 
@@ -16,7 +16,6 @@ pub(super) fn write_replay(
     fr: &Frame,
     b: &Byte,
     ev: &Events,
-    c: &Cmds,
     chk: &Checks,
 ) -> Replay {
     let lw = d.lw;
@@ -45,11 +44,7 @@ pub(super) fn write_replay(
         Reset::To(0),
         "EXEC: payload bytes left to fetch, minus one (negative: all fetched)",
     );
-    let start = m.wire(
-        "exec_start",
-        chk.chk_ok.clone().and(c.wr.clone()),
-        "a checked WRITE: replay its payload",
-    );
+    let start = chk.exec_start.clone();
     let fetch = m.wire(
         "fetch",
         state.is(st::EXEC).and(rem.bit(lw).not()),
@@ -94,9 +89,7 @@ pub(super) fn write_replay(
     );
     m.set_d(
         &fire,
-        rv.clone()
-            .and(k7_wrap.clone())
-            .or(chk.chk_ok.clone().and(c.run.clone())),
+        rv.clone().and(k7_wrap.clone()).or(chk.run_start.clone()),
         None,
     );
     let shift_byte = m.wire(
@@ -122,12 +115,11 @@ pub(super) fn assemble_commands(
     d: &Dims,
     fr: &Frame,
     ev: &Events,
-    c: &Cmds,
     chk: &Checks,
     rp: &Replay,
 ) {
     let lw = d.lw;
-    let run_ok = chk.chk_ok.clone().and(c.run.clone());
+    let run_ok = chk.run_start.clone();
     // RUN becomes the tunnelled command {START, last entry, data = flags}.
     let run_cmd = Expr::concat(vec![
         Expr::lit(u128::from(crate::hw::host_if::op::START), 8),
@@ -163,7 +155,7 @@ pub(super) fn assemble_commands(
             fr.cnt.clone(),
             vec![
                 (ev.e_sync.clone(), Expr::lit(0, lw)),
-                (chk.chk_ok.clone().and(c.wr.clone()), Expr::lit(0, lw)),
+                (chk.exec_start.clone(), Expr::lit(0, lw)),
                 (
                     ev.e_pay.clone().or(rp.fetch.clone()),
                     fr.cnt.clone().add(Expr::lit(1, lw)),
