@@ -1,13 +1,13 @@
-//! `smartdeal fpga build | flash` end to end: the generated accelerator with its UART board top
-//! through the real open-source flows (tools from `scripts/setup.sh`).
+//! `smartdeal fpga build | flash | bench` end to end: the generated accelerator with its UART board
+//! top through the real open-source flows (tools from `scripts/setup.sh`).
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
 
-use common::{p, read_json, smartdeal};
+use common::{fails, ok, p, read_json, smartdeal};
 
 /// Builds the board's default preset and checks the report: timing met at the board clock, a
 /// bitstream, utilization within the device.
@@ -218,6 +218,61 @@ fn ulx3s_bitstream_of_the_default_preset_meets_25_mhz() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// `fpga bench`: three designs (SmartDeal rebuild, SmartDeal factorized, the dense int8
+// baseline) scored on the synthetic layer and on all-MiniLM-L6-v2's layer-0 query (the cache
+// `scripts/setup.sh` fills)
+// ---------------------------------------------------------------------------------------------
+
+/// Design names in table order.
+const DESIGNS: [&str; 3] = ["smartdeal-rebuild", "smartdeal-factorized", "dense-int8"];
+
+fn minilm_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cache/minilm")
+}
+
+/// The design row named `name`.
+fn design<'a>(b: &'a Value, name: &str) -> &'a Value {
+    b["designs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["design"] == name)
+        .unwrap_or_else(|| panic!("no design {name}: {}", b["designs"]))
+}
+
+/// The layer named `name` (`synthetic`, `minilm`, `minilm-pruned`).
+fn layer<'a>(b: &'a Value, name: &str) -> &'a Value {
+    b["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == name)
+        .unwrap_or_else(|| panic!("no layer {name}: {}", b["layers"]))
+}
+
+/// A layer's cost on design `name`.
+fn cost<'a>(l: &'a Value, name: &str) -> &'a Value {
+    l["costs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["design"] == name)
+        .unwrap_or_else(|| panic!("no cost of {name}: {l}"))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
 /// The lane search's trial with `lanes` lanes.
 fn trial_of(lane_search: &Value, lanes: u64) -> Value {
     lane_search["trials"]
@@ -229,13 +284,212 @@ fn trial_of(lane_search: &Value, lanes: u64) -> Value {
         .clone()
 }
 
-/// `fpga bench --search-lanes` on the iCEBreaker: both designs build, the table's derived columns
-/// follow from the benchmark's definition (the dense baseline streams every row of every tile; the
-/// SmartDeal stream only the present ones) and from each row's own Fmax.
+/// The row density `smartdeal inspect` gives the MiniLM query as `smartdeal decompose --preset
+/// icebreaker EXTRA` writes it: what the bench's MiniLM layers must match.
+fn decompose_row_density(dir: &Path, extra: &[&str]) -> f64 {
+    let sdm = dir.join("q.sdm");
+    let weights = minilm_dir().join("model.safetensors");
+    let mut args = vec![
+        "decompose",
+        p(&weights),
+        "--tensor",
+        "encoder.layer.0.attention.self.query.weight",
+        "--preset",
+        "icebreaker",
+        "--out",
+        p(&sdm),
+    ];
+    args.extend(extra);
+    ok(&args, dir);
+    let json = ok(&["inspect", p(&sdm), "--json"], dir);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    f(&v["layers"][0]["row_density"])
+}
+
+/// Checks one design row against its own definition and build.
+fn check_design(b: &Value, d: &Value, out: &Path) {
+    assert_eq!(d["status"], "ok", "{d}");
+    let fmax = f(&d["build"]["fmax_mhz"]);
+    assert!(fmax >= f(&b["target_mhz"]), "{d}");
+    let macs = u(&d["lanes"]) * 3 * u(&d["slots"]);
+    assert_eq!(u(&d["macs_per_cycle"]), macs, "{d}");
+    assert!(
+        close(f(&d["peak_mac_per_s"]), macs as f64 * fmax * 1e6),
+        "{d}"
+    );
+    let used = u(&d["build"]["logic_used"]);
+    assert!(
+        used > 1000 && used <= u(&d["build"]["logic_available"]),
+        "{d}"
+    );
+    let dir = out.join(d["design"].as_str().unwrap());
+    assert!(dir.join("top.bin").exists(), "{d}");
+    let report = read_json(&dir.join("report.json"));
+    assert_eq!(
+        report["utilization"]["logic"]["used"],
+        d["build"]["logic_used"]
+    );
+}
+
+/// Checks one layer's costs: rates from each design's own Fmax and logic, the dense baseline
+/// streaming every row and moving more weight bytes than either SmartDeal design.
+fn check_layer(b: &Value, l: &Value) {
+    let (n_in, n_out) = (u(&l["inputs"]), u(&l["outputs"]));
+    for name in DESIGNS {
+        let c = cost(l, name);
+        let d = design(b, name);
+        let fmax = f(&d["build"]["fmax_mhz"]);
+        let want = (n_in * n_out * u(&d["slots"])) as f64 * fmax * 1e6 / f(&c["stream_entries"]);
+        assert!(close(f(&c["mac_per_s"]), want), "{name}: {c}");
+        let klut = u(&d["build"]["logic_used"]) as f64 / 1000.0;
+        assert!(close(f(&c["mac_per_s_per_klut"]), want / klut), "{c}");
+        assert!(u(&c["runs"]) >= 1, "{c}");
+    }
+    let dense = cost(l, "dense-int8");
+    assert_eq!(f(&dense["row_density"]), 1.0, "{dense}");
+    // The dense stream carries every weight as int8.
+    assert!(u(&dense["weight_bytes"]) >= n_in * n_out, "{dense}");
+    for name in &DESIGNS[..2] {
+        let c = cost(l, name);
+        assert!(close(f(&c["row_density"]), f(&l["row_density"])), "{c}");
+        assert!(
+            u(&dense["weight_bytes"]) > u(&c["weight_bytes"]),
+            "{}: dense {dense} vs {c}",
+            l["layer"]
+        );
+        assert!(
+            u(&dense["stream_entries"]) >= u(&c["stream_entries"]),
+            "{c}"
+        );
+    }
+    // Factorized blocks are padded to nine entries at least, never shortened.
+    assert!(
+        u(&cost(l, "smartdeal-factorized")["stream_entries"])
+            >= u(&cost(l, "smartdeal-rebuild")["stream_entries"])
+    );
+}
+
+/// The synthetic layer: the dense baseline streams every row of every tile, SmartDeal only
+/// the present ones.
+fn check_synthetic(b: &Value) {
+    let syn = layer(b, "synthetic");
+    let n = u(&syn["inputs"]);
+    assert_eq!(n, 384);
+    let lanes = u(&design(b, DESIGNS[0])["lanes"]);
+    let (rows, tiles) = (n.div_ceil(3), n.div_ceil(lanes));
+    let present = (f(&syn["row_density"]) * rows as f64).round() as u64;
+    assert_eq!(present, (0.3 * rows as f64).round() as u64);
+    assert_eq!(
+        u(&cost(syn, "dense-int8")["stream_entries"]),
+        tiles * rows.max(lanes)
+    );
+    assert_eq!(
+        u(&cost(syn, "smartdeal-rebuild")["stream_entries"]),
+        tiles * present.max(lanes)
+    );
+    check_layer(b, syn);
+}
+
+/// The MiniLM layers: the ones `smartdeal decompose` gives (unpruned and with --prune-ratio
+/// 0.5); pruning shortens the SmartDeal streams, not the dense one.
+fn check_minilm_layers(b: &Value, dir: &Path) {
+    let (q, pruned) = (layer(b, "minilm"), layer(b, "minilm-pruned"));
+    check_layer(b, q);
+    check_layer(b, pruned);
+    let rd = f(&q["row_density"]);
+    assert!(close(rd, decompose_row_density(dir, &[])), "{q}");
+    let rd_pruned = f(&pruned["row_density"]);
+    let want = decompose_row_density(dir, &["--prune-ratio", "0.5"]);
+    assert!(close(rd_pruned, want), "{pruned}");
+    assert!(rd > 0.95 && rd_pruned <= 0.5 + 1e-12, "{rd} {rd_pruned}");
+    assert_eq!(f(&pruned["prune_ratio"]), 0.5);
+    for name in &DESIGNS[..2] {
+        let entries = |l: &Value| u(&cost(l, name)["stream_entries"]);
+        assert!(entries(pruned) < entries(q), "{name}");
+    }
+    assert_eq!(
+        cost(pruned, "dense-int8")["stream_entries"],
+        cost(q, "dense-int8")["stream_entries"]
+    );
+}
+
+/// Replaces the first `from` in the file at `path` by `to`.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{}: no `{from}`", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// Changes the builds of a bench in `out` the way a rerun must notice: a comment in the
+/// rebuild design (still the same design), the dense build's synth command (as an older flow
+/// would have left it), and one constant of the factorized design and of the 2-lane candidate.
+fn edit_builds(out: &Path) {
+    edit(
+        &out.join("smartdeal-rebuild/rtl/sd_top.v"),
+        "// sd_top.v",
+        "// sd_top.v (edited comment)",
+    );
+    edit(&out.join("dense-int8/synth.ys"), " -dsp", "");
+    for d in ["smartdeal-factorized", "lanes-2"] {
+        let ctrl = out.join(d).join("rtl/sd_ctrl.v");
+        let text = std::fs::read_to_string(&ctrl).unwrap();
+        let lit = text
+            .lines()
+            .find(|l| l.contains("1'd0"))
+            .expect("a 1'd0 in sd_ctrl.v")
+            .to_string();
+        edit(&ctrl, &lit, &lit.replacen("1'd0", "1'd1", 1));
+    }
+}
+
+/// The rerun after [`edit_builds`] with `--reuse --build-timeout-min 0.005` (`b2`, its
+/// `stderr`) against the first run `b`: only the rebuild design is reused (and unchanged); the
+/// others and the 2-lane candidate are stopped at the limit.
+fn check_rerun(b: &Value, b2: &Value, stderr: &str, out: &Path) {
+    let reused: Vec<&str> = stderr.lines().filter(|l| l.contains("reusing")).collect();
+    assert_eq!(reused.len(), 1, "{stderr}");
+    assert!(reused[0].contains("of `icebreaker` in"), "{stderr}");
+    assert_eq!(design(b2, DESIGNS[0]), design(b, DESIGNS[0]));
+    let (syn, syn2) = (layer(b, "synthetic"), layer(b2, "synthetic"));
+    assert_eq!(cost(syn2, DESIGNS[0]), cost(syn, DESIGNS[0]));
+    for name in &DESIGNS[1..] {
+        let d = design(b2, name);
+        assert_eq!(d["status"], "timed_out", "{d}");
+        assert!(d["detail"].as_str().unwrap().contains("yosys"), "{d}");
+        assert_eq!(d["build"], Value::Null);
+        let c = cost(syn2, name);
+        assert_eq!(c["mac_per_s"], Value::Null, "no rate without a build");
+        assert_eq!(c["weight_bytes"], cost(syn, name)["weight_bytes"]);
+    }
+    let (ls, ls2) = (&b["lane_search"], &b2["lane_search"]);
+    assert_eq!(f(&ls2["build_timeout_min"]), 0.005, "{ls2}");
+    assert_eq!(ls2["largest_fitting_lanes"], ls["largest_fitting_lanes"]);
+    let t2 = trial_of(ls2, 2);
+    assert_eq!(t2["outcome"], "timed_out", "{t2}");
+    let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
+    assert!(
+        md.contains("within the 0.005 min limit (2 lanes: timed out)")
+            && md.contains("| smartdeal-factorized | `icebreaker-factorized` |"),
+        "{md}"
+    );
+}
+
+/// `fpga bench --search-lanes` on the iCEBreaker: the three designs build, each row and each
+/// layer's costs follow from the bench's definitions and the builds, the MiniLM layers are the
+/// ones `smartdeal decompose` writes, and `--reuse` / `--build-timeout-min` keep a run going.
 #[test]
-fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
+fn icebreaker_bench_compares_three_designs_on_three_layers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
+    let with_minilm = minilm_dir().join("model.safetensors").exists();
+    if !with_minilm {
+        eprintln!("cache/minilm is missing (scripts/setup.sh fetches it): synthetic layer only");
+    }
+    let layers = if with_minilm {
+        "synthetic,minilm,minilm-pruned"
+    } else {
+        "synthetic"
+    };
     // `fpga bench --board icebreaker --search-lanes` into `out` with `extra`: stderr, bench.json.
     let bench = |extra: &[&str]| -> (String, Value) {
         let mut args = vec![
@@ -244,6 +498,8 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
             "--board",
             "icebreaker",
             "--search-lanes",
+            "--layers",
+            layers,
             "--out",
             p(&out),
         ];
@@ -254,107 +510,162 @@ fn icebreaker_bench_compares_smartdeal_with_its_dense_baseline() {
         (stderr, read_json(&out.join("bench.json")))
     };
     let (_, b) = bench(&[]);
-    let rows = b["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
-    let (sd, dense) = (&rows[0], &rows[1]);
-    assert_eq!(sd["design"], "smartdeal");
-    assert_eq!(dense["design"], "dense-int8");
-    let n = b["layer_inputs"].as_u64().unwrap();
-    assert_eq!(n, 384);
-    let density = b["row_density"].as_f64().unwrap();
-    let lanes = sd["lanes"].as_u64().unwrap();
-    assert_eq!(dense["lanes"].as_u64().unwrap(), lanes, "same lanes");
-    let rows_per_channel = n.div_ceil(3);
-    let tiles = n.div_ceil(lanes);
-    let present = (density * rows_per_channel as f64).round() as u64;
-    assert_eq!(
-        dense["layer"]["stream_entries"].as_u64().unwrap(),
-        tiles * rows_per_channel.max(lanes)
+    assert_eq!(f(&b["clock_mhz"]), 12.0);
+    assert_eq!(b["pll"], Value::Null);
+    let names: Vec<&str> = b["designs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["design"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, DESIGNS);
+    let (rb, fa, de) = (
+        design(&b, DESIGNS[0]),
+        design(&b, DESIGNS[1]),
+        design(&b, DESIGNS[2]),
     );
-    assert_eq!(
-        sd["layer"]["stream_entries"].as_u64().unwrap(),
-        tiles * present.max(lanes)
+    // The board's preset is the rebuild design; the factorized one is it switched.
+    assert_eq!(rb["config"], "icebreaker");
+    assert_eq!(rb["dataflow"], "rebuild");
+    assert_eq!(fa["dataflow"], "factorized");
+    assert_eq!(fa["weight_requant"], "exact");
+    assert!(
+        u(&fa["acc_bits"]) > u(&rb["acc_bits"]),
+        "exact weights grow more"
     );
-    for (r, d) in [(sd, density), (dense, 1.0)] {
-        assert_eq!(r["status"], "ok", "{r}");
-        let fmax = r["fmax_mhz"].as_f64().unwrap();
-        assert!(fmax >= 12.0, "{r}");
-        let eff = r["effective_mac_per_s"].as_f64().unwrap();
-        let want = 3.0 * lanes as f64 * fmax * 1e6 / d;
-        assert!((eff - want).abs() <= 1e-6 * want, "{eff} vs {want}");
-        assert!(Path::new(&out.join(r["design"].as_str().unwrap()).join("top.bin")).exists());
+    assert_eq!(de["weight_format"], "dense");
+    assert_eq!(de["config"], "icebreaker-dense");
+    for d in [rb, fa, de] {
+        assert_eq!((&d["lanes"], &d["slots"]), (&rb["lanes"], &rb["slots"]));
+        check_design(&b, d, &out);
     }
-    // Compressed weights move fewer bytes than int8 ones (here ≈ 3.5× fewer).
-    let (wb_sd, wb_dense) = (
-        sd["layer"]["weight_bytes"].as_u64().unwrap(),
-        dense["layer"]["weight_bytes"].as_u64().unwrap(),
-    );
-    assert!(wb_sd * 2 < wb_dense, "{wb_sd} vs {wb_dense}");
-    // The dense baseline's stream carries every weight as int8.
-    assert!(wb_dense >= n * n, "{wb_dense}");
-    // The lane search's verdict L is backed by its trials: L built, L + 1 did not.
+
+    check_synthetic(&b);
+    if with_minilm {
+        check_minilm_layers(&b, dir.path());
+    }
+    // The lane search (of the rebuild design): its verdict L built, L + 1 did not.
     let ls = &b["lane_search"];
+    assert_eq!(ls["config"], "icebreaker");
     assert_eq!(ls["complete"], true, "{ls}");
-    let best = ls["largest_fitting_lanes"].as_u64().expect("one lane fits");
-    let trial = |l: u64| trial_of(ls, l);
-    assert_eq!(trial(best)["outcome"], "ok");
-    assert_ne!(trial(best + 1)["outcome"], "ok");
+    let best = u(&ls["largest_fitting_lanes"]);
+    assert_eq!(trial_of(ls, best)["outcome"], "ok");
+    assert_ne!(trial_of(ls, best + 1)["outcome"], "ok");
     let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
+    for name in DESIGNS {
+        assert!(md.contains(&format!("| {name} |")), "{md}");
+    }
     assert!(
-        md.contains("| smartdeal |") && md.contains("| dense-int8 |"),
+        md.contains("MAC/s per 1k LUT") && md.contains("### Lane search"),
         "{md}"
     );
 
-    // --reuse: the same run again reuses each build of the same design and writes the same
-    // tables. Comments do not matter (here an edited one in the SmartDeal build); different
-    // synthesis options (the dense build's synth command, as an older flow would have left it)
-    // or different Verilog (one changed constant in the 2-lane build) mean a rebuild.
-    let edit = |path: &Path, from: &str, to: &str| {
-        let text = std::fs::read_to_string(path).unwrap();
-        assert!(text.contains(from), "{}: no `{from}`", path.display());
-        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-    };
-    edit(
-        &out.join("smartdeal/rtl/sd_top.v"),
-        "// sd_top.v",
-        "// sd_top.v (edited comment)",
-    );
-    edit(&out.join("dense-int8/synth.ys"), " -dsp", "");
-    let two = out.join("lanes-2/rtl/sd_ctrl.v");
-    let ctrl = std::fs::read_to_string(&two).unwrap();
-    let lit = ctrl
-        .lines()
-        .find(|l| l.contains("1'd0"))
-        .expect("a 1'd0 in sd_ctrl.v")
-        .to_string();
-    edit(&two, &lit, &lit.replacen("1'd0", "1'd1", 1));
-    let (stderr, b2) = bench(&["--reuse"]);
-    let reused: Vec<&str> = stderr.lines().filter(|l| l.contains("reusing")).collect();
-    assert_eq!(reused.len(), 1, "{stderr}");
-    assert!(reused[0].contains("of `icebreaker` in"), "{stderr}");
-    assert_eq!(b2["lane_search"], b["lane_search"]);
-    assert_eq!(b2["rows"][0], b["rows"][0]);
-    assert_eq!(
-        b2["rows"][1]["fmax_mhz"], b["rows"][1]["fmax_mhz"],
-        "same tools, same seed"
-    );
+    // --reuse with --build-timeout-min: a build of the same design is reused whatever its
+    // comments; one of different Verilog or synthesis options is rebuilt, here stopped at the
+    // limit (yosys needs longer than 0.3 s). A stopped design is a row with its status, a
+    // stopped candidate counts as not fitting; the run goes on.
+    edit_builds(&out);
+    let (stderr, b2) = bench(&["--reuse", "--build-timeout-min", "0.005"]);
+    check_rerun(&b, &b2, &stderr, &out);
+}
 
-    // --build-timeout-min: a candidate whose build is stopped at the limit (the 2-lane one,
-    // changed again so that it is rebuilt; yosys needs longer than 0.3 s) is `timed_out`,
-    // counts as not fitting, and the verdict says so. The reused builds run no tool.
-    edit(&two, &lit, &lit.replacen("1'd0", "1'd1", 1));
-    let (_, b3) = bench(&["--reuse", "--build-timeout-min", "0.005"]);
-    let ls3 = &b3["lane_search"];
-    assert_eq!(ls3["build_timeout_min"].as_f64(), Some(0.005), "{ls3}");
-    assert_eq!(ls3["largest_fitting_lanes"], ls["largest_fitting_lanes"]);
-    let t2 = trial_of(ls3, 2);
-    assert_eq!(t2["outcome"], "timed_out", "{t2}");
-    assert!(t2["detail"].as_str().unwrap().contains("yosys"), "{t2}");
+/// Bad arguments, a missing MiniLM cache and designs of the wrong dataflow are one-line errors
+/// before any build starts (nothing is written).
+#[test]
+fn bench_arguments_are_checked_before_any_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let nowhere = dir.path().join("no-minilm");
+    for (extra, needles) in [
+        (
+            vec!["--model-dir", p(&nowhere)],
+            vec!["scripts/setup.sh", "--layers synthetic", "no-minilm"],
+        ),
+        (
+            vec!["--factorized-config", "icebreaker"],
+            vec!["--factorized-config", "rebuild"],
+        ),
+        (
+            vec!["--rebuild-config", "nosuch.toml"],
+            vec!["--rebuild-config nosuch.toml", "tiny, icebreaker, ulx3s"],
+        ),
+        (vec!["--dense"], vec!["--dense"]),
+        (vec!["--prune-ratio", "1"], vec!["--prune-ratio"]),
+        (vec!["--layers", "nosuch"], vec!["nosuch"]),
+        (vec!["--row-density", "0"], vec!["--row-density"]),
+        // The iCE40 PLL makes 16 MHz at least.
+        (vec!["--clock-mhz", "15"], vec!["SB_PLL40_PAD"]),
+    ] {
+        let mut args = vec!["fpga", "bench", "--board", "icebreaker", "--out", p(&out)];
+        args.extend(&extra);
+        fails(&args, root, &needles);
+        assert!(!out.exists(), "{extra:?} wrote {}", out.display());
+    }
+}
+
+/// The ULX3S path, wired without hours of ECP5 builds: every build is stopped at once, so each
+/// design is a `timed_out` row, and the run still writes its tables. Behind the PLL at 40 MHz
+/// (`--clock-mhz`, `--freq` passed through), each design's generated board top has the
+/// EHXPLLL, and the factorized default is the `ulx3s` preset switched.
+#[test]
+fn ulx3s_bench_builds_three_designs_behind_the_pll() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
+    let o = smartdeal(
+        &[
+            "fpga",
+            "bench",
+            "--board",
+            "ulx3s-85f",
+            "--layers",
+            "synthetic",
+            "--clock-mhz",
+            "40",
+            "--freq",
+            "41",
+            "--build-timeout-min",
+            "0.001",
+            "--out",
+            p(&out),
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let b = read_json(&out.join("bench.json"));
+    assert_eq!(f(&b["board_clock_mhz"]), 25.0);
+    assert_eq!(f(&b["clock_mhz"]), 40.0);
+    assert_eq!(f(&b["target_mhz"]), 41.0);
+    assert!(b["pll"].as_str().unwrap().contains("EHXPLLL"), "{b}");
+    let cfgs: Vec<&str> = DESIGNS
+        .iter()
+        .map(|n| design(&b, n)["config"].as_str().unwrap())
+        .collect();
+    assert_eq!(cfgs, ["ulx3s", "ulx3s-factorized", "ulx3s-dense"]);
+    for name in DESIGNS {
+        let d = design(&b, name);
+        assert_eq!(d["status"], "timed_out", "{d}");
+        assert_eq!(u(&d["macs_per_cycle"]), 3 * u(&d["lanes"]) * u(&d["slots"]));
+        let board = read_json(&out.join(name).join("rtl/board.json"));
+        assert_eq!(board["link"]["clock_hz"], 40_000_000, "{board}");
+        assert_eq!(board["link"]["pll"]["settings"]["primitive"], "EHXPLLL");
+    }
+    assert_eq!(b["layers"].as_array().unwrap().len(), 1);
+    check_layer_bytes(layer(&b, "synthetic"));
     let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
     assert!(
-        md.contains("within the 0.005 min limit (2 lanes: timed out)"),
+        md.contains("from the PLL") && md.contains("timed_out"),
         "{md}"
     );
+}
+
+/// A layer's weight bytes without builds: dense > both SmartDeal designs.
+fn check_layer_bytes(l: &Value) {
+    let dense = u(&cost(l, "dense-int8")["weight_bytes"]);
+    for name in &DESIGNS[..2] {
+        assert!(dense > u(&cost(l, name)["weight_bytes"]), "{l}");
+    }
 }
 
 /// The iCEBreaker default preset behind the iCE40 PLL at 16.5 MHz (12 MHz × 88 / 64): one

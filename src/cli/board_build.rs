@@ -252,23 +252,29 @@ pub fn build_board(cfg: &AccelConfig, t: &BuildTarget<'_>) -> Result<smartdeal_f
     })
 }
 
-/// A finished earlier build in `dir` of the same design, if there is one: same board, timing
-/// target (the board clock: no PLL), generated Verilog (comments aside: headers name the
-/// generator version) and synthesis command (DSP and SPRAM mapping). For long searches that
-/// are resumed: nothing in it was rebuilt.
+/// A finished earlier build in `t.out` of the same design as [`build_board`]`(cfg, t)` would
+/// make, if there is one: same board, core clock (the board clock or the same PLL) and timing
+/// target, generated Verilog (comments aside: headers name the generator version) and
+/// synthesis command (DSP and SPRAM mapping). For long searches that are resumed: nothing in
+/// it was rebuilt.
 pub fn earlier_build(
-    board: Board,
     cfg: &AccelConfig,
-    baud: BaudArg,
-    dir: &std::path::Path,
+    t: &BuildTarget<'_>,
 ) -> Result<Option<smartdeal_fpga::BuildReport>> {
+    let (board, dir) = (t.board, t.out);
     let Ok(report) = smartdeal_fpga::BuildReport::read(&dir.join("report.json")) else {
         return Ok(None);
     };
-    if report.board != board || report.target_mhz != board.clock_mhz() {
+    let link = board_link(board, t.baud, t.clock_mhz)?;
+    // The target the flow would set (see `ClockTargets` in the fpga crate), compared with a
+    // tolerance: report.json holds it as parsed back from decimal text.
+    let core_mhz = link
+        .pll
+        .map_or(board.clock_mhz(), |p| p.out_hz_exact() / 1e6);
+    let target = t.freq.unwrap_or(core_mhz);
+    if report.board != board || (report.target_mhz - target).abs() > 1e-9 * target {
         return Ok(None);
     }
-    let link = board_link(board, baud, None)?;
     let design = generate_board(cfg, &link, &GenOptions::default())
         .map_err(|e| anyhow!("board link: {e}"))?;
     let rtl = dir.join("rtl");
@@ -288,7 +294,7 @@ pub fn earlier_build(
             return Ok(None);
         }
     }
-    let opts = synthesis_options(cfg, use_dsp(DspArg::Auto, board, cfg));
+    let opts = synthesis_options(cfg, use_dsp(t.dsp, board, cfg));
     let synth_cmd = |script: &str| {
         script
             .lines()

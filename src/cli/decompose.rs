@@ -193,7 +193,7 @@ fn read_ratios(path: &PathBuf) -> Result<Vec<f64>> {
         .collect()
 }
 
-fn settings(a: &Args, cfg: &smartdeal_core::AccelConfig) -> Result<Settings> {
+pub fn settings(a: &Args, cfg: &smartdeal_core::AccelConfig) -> Result<Settings> {
     if a.iters == 0 {
         bail!("--iters must be at least 1");
     }
@@ -330,7 +330,7 @@ fn per_conv(
 
 /// The convolution options by tensor name; checks that a tensor named exactly by --tensor can
 /// become a layer, then folds the batch norms into `tensors`.
-fn conv_settings(a: &Args, tensors: &mut [Tensor]) -> Result<ConvSettings> {
+pub fn conv_settings(a: &Args, tensors: &mut [Tensor]) -> Result<ConvSettings> {
     let mut groups = BTreeMap::new();
     for text in &a.groups {
         let (name, value) = assignment("--groups", text)?;

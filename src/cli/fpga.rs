@@ -22,12 +22,20 @@ pub enum FpgaCommand {
     Build(BuildArgs),
     /// Program a built bitstream (iceprog for the iCEBreaker, openFPGALoader for the ULX3S)
     Flash(FlashArgs),
-    /// Build the SmartDeal accelerator and its dense int8 baseline for a board and compare them
+    /// Build SmartDeal (rebuild and factorized dataflows) and the dense int8 baseline for a
+    /// board and compare them on synthetic and real layers
     ///
-    /// Writes DIR/smartdeal and DIR/dense-int8 (full builds), DIR/bench.json and DIR/bench.md:
-    /// lanes, logic, FF, BRAM, DSP, Fmax, weight bytes per layer and effective MAC/s on a
-    /// random 384×384 layer at 30 % row density. --search-lanes adds the largest lane count
-    /// that fits the board.
+    /// Builds three designs with the same flow and clock: DIR/smartdeal-rebuild,
+    /// DIR/smartdeal-factorized and DIR/dense-int8 (the rebuild design's dense baseline). The
+    /// board's preset (or --preset / --config) is the design of its own dataflow, and the other
+    /// dataflow's design is it switched, unless --rebuild-config / --factorized-config give
+    /// them. Writes DIR/bench.json and DIR/bench.md: per design status, Fmax, logic, FF, DSP,
+    /// BRAM, MACs per cycle and MAC/s at 100 % row density; per layer (--layers: a random
+    /// 384×384 layer at 30 % row density, all-MiniLM-L6-v2's layer-0 attention query as
+    /// `smartdeal decompose` gives it, and the same with --prune-ratio 0.5) and design weight
+    /// bytes, stream entries (cycles), runs, rows streamed, MAC/s and MAC/s per 1k LUT. A
+    /// design that does not fit or misses timing is a row with its status. --search-lanes
+    /// adds the largest lane count of the rebuild design that fits the board.
     Bench(super::bench::BenchArgs),
 }
 
