@@ -36,12 +36,17 @@ fn factorized(mut cfg: AccelConfig) -> AccelConfig {
     cfg
 }
 
-/// The generated `sd_factor_row.v` of `cfg` under `dir`.
-fn write_row(cfg: &AccelConfig, fault: Option<Fault>, dir: &Path) -> PathBuf {
-    let path = dir.join("sd_factor_row.v");
-    let m = factor_row::module(cfg, fault);
-    std::fs::write(&path, emit::module(&m, &generator_id())).unwrap();
-    path
+/// The generated per-row update of `cfg` under `dir`: `sd_factor_term.v`, `sd_factor_add.v`
+/// (the two halves the lane instantiates) and their composition `sd_factor_row.v`.
+fn write_row(cfg: &AccelConfig, fault: Option<Fault>, dir: &Path) -> Vec<PathBuf> {
+    factor_row::proof_modules(cfg, fault)
+        .iter()
+        .map(|m| {
+            let path = dir.join(format!("{}.v", m.name));
+            std::fs::write(&path, emit::module(m, &generator_id())).unwrap();
+            path
+        })
+        .collect()
 }
 
 fn layout(cfg: &AccelConfig) -> FactorLayout {
@@ -57,7 +62,7 @@ fn prove_whole(cfg: &AccelConfig, fault: Option<Fault>) -> ProofResult {
     let dir = tempfile::tempdir().unwrap();
     let dut = write_row(cfg, fault, dir.path());
     prove_equiv(
-        &[dut],
+        &dut,
         "sd_factor_row",
         &[reference()],
         "sd_factor_row_ref",
@@ -87,7 +92,7 @@ fn prove_by_cases(cfg: &AccelConfig, fault: Option<Fault>) -> SplitReport {
         timeout: Some(Duration::from_secs(600)),
         ..l.split_options()
     };
-    let r = prove_factor_row(&[dut], &reference(), &l, &dir.path().join("proof"), &opts)
+    let r = prove_factor_row(&dut, &reference(), &l, &dir.path().join("proof"), &opts)
         .unwrap_or_else(|e| panic!("config {}: the proof did not run: {e}", cfg.name));
     eprintln!(
         "{} (WA = {}){}: {:?}; {} cases ({} proved), case CPU max {:.2} s / sum {:.1} s, {:.1} s wall",

@@ -35,9 +35,10 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
     let lane = if cfg.is_dense() {
         hw::lane::dense_module(cfg)
     } else if cfg.is_factorized() {
-        let row = hw::factor_row::module(cfg, opts.fault);
-        let lane = hw::factor_lane::module(cfg, &row);
-        leaves.push(row);
+        let term = hw::factor_row::term_module(cfg);
+        let add = hw::factor_row::add_module(cfg, opts.fault);
+        let lane = hw::factor_lane::module(cfg, &term, &add);
+        leaves.extend([term, add]);
         lane
     } else {
         let decoder = hw::decoder::module(cfg);

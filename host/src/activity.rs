@@ -129,8 +129,8 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 }
 
 /// The cycles a START of `run` costs beyond its issued entries (the documented cycle model,
-/// docs/interface.md): 7 to drain the pipeline (S1..S6 and the run's last cycle); a run that
-/// ends a tile (it has output channels) 6 more for the drain's and the output requantizer's
+/// docs/interface.md): 8 to drain the pipeline (S0r, S1..S6 and the run's last cycle); a run that
+/// ends a tile (it has output channels) 8 more for the drain's and the output requantizer's
 /// registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
 /// drain while later ones stream). The factorized dataflow adds [`FACTOR_EXTRA_LATENCY`]: its
 /// last channel add comes after the last block's flush.
@@ -142,17 +142,17 @@ pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     };
     extra
         + if run.channels > 0 {
-            13 + u64::from(cfg.lanes * cfg.slots)
+            16 + u64::from(cfg.lanes * cfg.slots)
         } else {
-            7
+            8
         }
 }
 
 /// The factorized dataflow's extra latency per START: the rebuild dataflow adds a run's last
-/// entry into the channel accumulators at S6; the factorized lane adds it into its block
-/// accumulators at S3, and the block's nine flush terms reach the channel accumulators at S6 …
-/// S14 (operands S4 … S12, products S5 … S13): 8 cycles later.
-pub const FACTOR_EXTRA_LATENCY: u64 = 8;
+/// entry into the channel accumulators at S6; the factorized lane shifts it into terms at S3,
+/// adds them into its block accumulators at S4, and the block's nine flush terms reach the
+/// channel accumulators at S7 … S15 (operands S5 … S13, products S6 … S14): 9 cycles later.
+pub const FACTOR_EXTRA_LATENCY: u64 = 9;
 
 /// A device that computes nothing: the planner's dry run. It accepts every load, reports the
 /// cycle model's cycles for every START (`passes × entries + start_latency`) and reads zeros, so

@@ -51,17 +51,18 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let mut m = Module::new(
         NAME,
         "Run controller. START latches the index of the run's last stream entry; the\n\
-         controller then reads one entry per cycle (S0), decodes its row / basis-select /\n\
-         first / last fields (S1) and carries valid, first and last flags down the pipeline\n\
+         controller then reads one entry per cycle (S0, registered at S0r), decodes its row /\n\
+         basis-select / first / last fields (S1) and carries valid, first and last flags down\n\
+         the pipeline
          to the accumulators (S6) and the drain (S7). busy_o falls once the last output has\n\
          been written; cycles_o counts the cycles of the last run.",
         &config_line(cfg),
     );
     m.clock_reset();
     let io = ports(&mut m, cfg);
-    let (issuing, v1, end1) = issue(&mut m, cfg, &io);
+    let (issuing, v0r, v1, end1) = issue(&mut m, cfg, &io);
     let (first1, last1) = decode(&mut m, cfg, &io, &v1, &end1);
-    let in_flight = match &io.factor {
+    let mut in_flight = match &io.factor {
         None => pipeline(&mut m, &io, issuing, v1, first1, last1, end1).flags(),
         Some(f) => {
             let lay = CoefLayout::of(cfg);
@@ -81,6 +82,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
             factor_ctrl::pipeline(&mut m, f, stages)
         }
     };
+    in_flight.push(v0r);
     run_state(&mut m, &io, in_flight);
     m
 }
@@ -98,7 +100,10 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
         u(cfg.band_param_bits()),
         "with start_i: the run's {groups - 1, kernel-row mask, base2, base1, base0}",
     );
-    let rdata = m.input("coef_rdata_i", u(cfg.coef_word_bits()), "S1: stream entry");
+    let entry = m.input("coef_rdata_i", u(cfg.coef_word_bits()), "S0r: stream entry");
+    // The buffer's read data goes straight into a register (S0r): decoding it and adding the
+    // activation address in the same cycle as the RAM's clock-to-out misses 42 MHz on the iCE40.
+    let rdata = m.reg_next("entry", entry, None, Reset::None, "S1: stream entry");
     let drain_busy = m.input("drain_busy_i", u(1), "the drain is emitting");
     let out_busy = m.input(
         "out_busy_i",
@@ -183,9 +188,10 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
 
 /// S0: from START to the run's last entry, read one stream entry per cycle; a band run of
 /// several pixel groups reads the stream once per group (the pointer wraps to 0 after the last
-/// entry while groups are left). Returns `(issuing, v1, end1)`: entries left to read, the S1
-/// valid flag, and "the S1 entry ends a pass over the stream".
-fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr, Expr) {
+/// entry while groups are left); the entry read is registered at S0r. Returns `(issuing, v0r,
+/// v1, end1)`: entries left to read, the S0r and S1 valid flags, and "the S1 entry ends a pass
+/// over the stream".
+fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr, Expr, Expr) {
     let caw = cfg.coef_addr_bits();
     let (aw, gw) = (cfg.act_addr_bits(), cfg.out_addr_bits());
     let start = &io.start;
@@ -244,15 +250,23 @@ fn issue(m: &mut Module, cfg: &AccelConfig, io: &Ports) -> (Expr, Expr, Expr) {
         Some(start.clone().or(issuing.clone())),
     );
     m.assign(&io.raddr_o, ptr);
-    let v1 = m.reg_next("v1", issuing.clone(), None, Reset::To(0), "S1 valid");
+    let v0r = m.reg_next("v0r", issuing.clone(), None, Reset::To(0), "S0r valid");
+    let end0r = m.reg_next(
+        "end0r",
+        issuing.clone().and(at_last),
+        None,
+        Reset::To(0),
+        "S0r: the entry ends a pass over the stream",
+    );
+    let v1 = m.reg_next("v1", v0r.clone(), None, Reset::To(0), "S1 valid");
     let end1 = m.reg_next(
         "end1",
-        issuing.clone().and(at_last),
+        end0r,
         None,
         Reset::To(0),
         "S1: the entry ends a pass over the stream",
     );
-    (issuing, v1, end1)
+    (issuing, v0r, v1, end1)
 }
 
 /// S1: the entry's fields address the activation, basis and weight-shift buffers (the tile

@@ -1,5 +1,5 @@
 //! The controller's pipeline for the factorized dataflow (docs/interface.md, "Factorized
-//! pipeline"): the row flags to the lanes' block accumulators (S3), the end of each block
+//! pipeline"): the row flags to the lanes' block accumulators (S4), the end of each block
 //! segment, and the nine-cycle flush that multiplies the segment's accumulators by its basis
 //! and adds them to the channel accumulators, then the drain.
 //!
@@ -31,12 +31,12 @@ pub fn ports(m: &mut Module) -> FactorPorts {
         row_en_o: m.output(
             "row_en_o",
             u(1),
-            "S3: a valid row reaches the block accumulators",
+            "S4: a valid row reaches the block accumulators",
         ),
         seg_end_o: m.output(
             "seg_end_o",
             u(1),
-            "S3: the row ends its block segment (flush the block accumulators after it)",
+            "S4: the row ends its block segment (flush the block accumulators after it)",
         ),
         flush_o: m.output(
             "flush_o",
@@ -68,7 +68,7 @@ pub struct Stages<'a> {
     pub wrap_o: &'a Expr,
 }
 
-/// S2, S3 and the flush (F1 operands, F2 product, F3 channel add) → drain load. Returns the
+/// S2, S3, S4 and the flush (F1 operands, F2 product, F3 channel add) → drain load. Returns the
 /// valid flags that keep the run busy.
 pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
     let tb = term_bits();
@@ -88,25 +88,32 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
         ),
         "S2: the entry ends its segment",
     );
-    // The flush's basis word: read from S3 on, stable until the next segment's end reaches S2
-    // (at least FACTOR_FLUSH_CYCLES cycles later, after this flush's last term).
-    let fbsel = m.reg_next(
-        "fbsel",
-        bsel2,
-        Some(seg2.clone()),
-        Reset::To(0),
-        "basis word of the segment being flushed",
-    );
-    m.assign(s.b_raddr_o, fbsel);
-
-    m.comment("S3: the lanes add the row into their block accumulators");
+    m.comment("S3: the lanes shift the row's activations into terms");
     let v3 = m.reg_next("v3", v2.clone(), None, Reset::To(0), "S3 valid");
     let f3 = m.reg_next("f3", f2, None, Reset::To(0), "S3 first");
     let l3 = m.reg_next("l3", l2, None, Reset::To(0), "S3 last");
     let e3 = m.reg_next("e3", e2, None, Reset::To(0), "S3 end of a pass");
     let seg3 = m.reg_next("seg3", seg2, None, Reset::To(0), "S3 end of a segment");
-    m.assign(&ports.row_en_o, v3.clone());
-    m.assign(&ports.seg_end_o, seg3.clone());
+    let bsel3 = m.reg_next("bsel3", bsel2, None, Reset::None, "S3 basis word");
+    // The flush's basis word: read from S4 on, stable until the next segment's end reaches S3
+    // (at least FACTOR_FLUSH_CYCLES cycles later, after this flush's last term).
+    let fbsel = m.reg_next(
+        "fbsel",
+        bsel3,
+        Some(seg3.clone()),
+        Reset::To(0),
+        "basis word of the segment being flushed",
+    );
+    m.assign(s.b_raddr_o, fbsel);
+
+    m.comment("S4: the lanes add the row into their block accumulators");
+    let v4 = m.reg_next("v4", v3.clone(), None, Reset::To(0), "S4 valid");
+    let f4 = m.reg_next("f4", f3, None, Reset::To(0), "S4 first");
+    let l4 = m.reg_next("l4", l3, None, Reset::To(0), "S4 last");
+    let e4 = m.reg_next("e4", e3, None, Reset::To(0), "S4 end of a pass");
+    let seg4 = m.reg_next("seg4", seg3, None, Reset::To(0), "S4 end of a segment");
+    m.assign(&ports.row_en_o, v4.clone());
+    m.assign(&ports.seg_end_o, seg4.clone());
     // A tile's first entry always starts a segment; the flush of that segment restarts the
     // channel accumulators.
     let sf = m.reg(
@@ -117,13 +124,13 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
     );
     let has_first = m.wire(
         "has_first",
-        sf.clone().or(f3),
-        "S3: this segment holds a tile's first entry",
+        sf.clone().or(f4),
+        "S4: this segment holds a tile's first entry",
     );
     m.set_d(
         &sf,
-        Expr::mux(seg3.clone(), Expr::lit(0, 1), has_first.clone()),
-        Some(v3.clone()),
+        Expr::mux(seg4.clone(), Expr::lit(0, 1), has_first.clone()),
+        Some(v4.clone()),
     );
 
     m.comment("Flush: one term t = 3k + j per cycle (F1 operands, F2 product, F3 add)");
@@ -133,20 +140,20 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
     let at_last = m.wire("ft_last", ft.clone().eq(last_term), "F1: the ninth term");
     m.set_d(
         &fact,
-        seg3.clone().or(fact.clone().and(at_last.clone().not())),
+        seg4.clone().or(fact.clone().and(at_last.clone().not())),
         None,
     );
     m.set_d(
         &ft,
         Expr::mux(
-            seg3.clone(),
+            seg4.clone(),
             Expr::lit(0, tb),
             ft.clone().add(Expr::lit(1, tb)),
         ),
-        Some(seg3.clone().or(fact.clone())),
+        Some(seg4.clone().or(fact.clone())),
     );
     let flag = |m: &mut Module, name: &str, d: Expr, doc: &str| {
-        m.reg_next(name, d, Some(seg3.clone()), Reset::To(0), doc)
+        m.reg_next(name, d, Some(seg4.clone()), Reset::To(0), doc)
     };
     let ffirst = flag(
         m,
@@ -154,8 +161,8 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
         has_first,
         "the flush restarts the channel sums",
     );
-    let flast = flag(m, "flast", l3, "the flush ends a tile: drain after it");
-    let fwrap = flag(m, "fwrap", e3, "the flushed tile ends a pass");
+    let flast = flag(m, "flast", l4, "the flush ends a tile: drain after it");
+    let fwrap = flag(m, "fwrap", e4, "the flushed tile ends a pass");
     m.assign(&ports.flush_o, fact.clone());
     m.assign(&ports.term_o, ft.clone());
     let t0 = ft.clone().eq(Expr::lit(0, tb));
@@ -198,5 +205,5 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
     m.assign(s.first_o, p3c);
     m.assign(s.load_o, load.clone());
     m.assign(s.wrap_o, wrap);
-    vec![s.issuing, s.v1, v2, v3, fact, p2v, p3v, load]
+    vec![s.issuing, s.v1, v2, v3, v4, fact, p2v, p3v, load]
 }

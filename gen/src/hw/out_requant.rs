@@ -1,6 +1,7 @@
-//! Output requantization, four stages (each one long operation, for timing):
+//! Output requantization, six stages (each one long operation, for timing):
 //! O1 `s = acc + bias` → O2 `p = s · M` (and the rounding constant `2^(sh-1)` from the shift) →
-//! O3 `r = p + 2^(sh-1)` → O4 `y = sat8(r >>> sh)`, optional ReLU.
+//! O3 `r = p + 2^(sh-1)`, low 32 bits → O3h the high bits take the carry → O4 `t = r >>> sh` →
+//! O5 `y = sat8(t)`, optional ReLU.
 
 use super::{config_line, saturate, u};
 use crate::ir::{Expr, Module, Reset};
@@ -68,9 +69,12 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let v2 = m.reg_next("v2", v1.clone(), None, Reset::To(0), "O3 valid");
     let a2 = m.reg_next("a2", a1, None, Reset::None, "O3 address");
 
-    // Rounding constant 2^(sh-1) (0 when sh = 0) as (1 << sh) >> 1, pw + 1 bits: decoded from
-    // the shift beside the multiply, so O3 is one add.
-    let rnd = Expr::lit(1, pw + 1).shl(sh_q.clone()).shr(Expr::lit(1, 1));
+    // Rounding constant 2^(sh-1) (0 when sh = 0) as (1 << sh) >> 1, RL = 32 bits (sh ≤ 31 with
+    // a 5-bit shift, so it is at most 2^30): decoded from the shift beside the multiply, so O3
+    // is one add. Only the low RL bits of the rounding add see it; the high bits take its carry
+    // in O3h (a pw + 1-bit add in one cycle is a carry chain the iCE40 cannot run at 42 MHz).
+    let rl = 32.min(pw);
+    let rnd = Expr::lit(1, rl).shl(sh_q.clone()).shr(Expr::lit(1, 1));
     let rnd_q = m.reg_next(
         "rnd",
         rnd,
@@ -79,26 +83,64 @@ pub fn module(cfg: &AccelConfig) -> Module {
         "O3: 2^(sh-1), or 0 when sh = 0",
     );
 
-    m.comment("O3: round half up");
-    // pw → pw + 1 bits so the rounding add cannot overflow.
-    let r = p_q.as_signed().sext(pw + 1).add(rnd_q);
-    let r_q = m.reg_next("r", r, None, Reset::None, "O4: rounded product");
-    let sh3_q = m.reg_next("sh3", sh2_q, None, Reset::None, "O4: shift");
-    let v3 = m.reg_next("v3", v2.clone(), None, Reset::To(0), "O4 valid");
-    let a3 = m.reg_next("a3", a2, None, Reset::None, "O4 address");
-
-    m.comment("O4: shift, saturate, ReLU");
-    let t = m
-        .wire("t", r_q.as_signed().shr(sh3_q), "arithmetic shift")
+    m.comment("O3: round half up, low bits");
+    let lo = m.wire(
+        "p_lo",
+        p_q.slice(rl - 1, 0)
+            .zext(rl + 1)
+            .add(rnd_q.slice(rl - 1, 0).zext(rl + 1)),
+        "low bits of p plus the rounding constant, with the carry out (RL + 1 bits)",
+    );
+    let lo_q = m.reg_next(
+        "r_lo",
+        lo.slice(rl - 1, 0),
+        None,
+        Reset::None,
+        "O3h: low bits",
+    );
+    let cy_q = m.reg_next("r_cy", lo.bit(rl), None, Reset::None, "O3h: their carry");
+    // pw → pw + 1 bits (sign extension) for the high part, so the carry cannot overflow.
+    // pw - RL bits, sign-extended by one so that the carry cannot overflow.
+    let p_top = m
+        .wire("p_top", p_q.slice(pw - 1, rl), "high bits of p")
         .as_signed();
+    let hi_q = m.reg_next(
+        "p_hi",
+        p_top.sext(pw + 1 - rl),
+        None,
+        Reset::None,
+        "O3h: high bits of p",
+    );
+    let sh_h = m.reg_next("sh_h", sh2_q, None, Reset::None, "O3h: shift");
+    let vh = m.reg_next("vh", v2.clone(), None, Reset::To(0), "O3h valid");
+    let ah = m.reg_next("ah", a2, None, Reset::None, "O3h address");
+
+    m.comment("O3h: round half up, high bits");
+    let r = Expr::concat(vec![hi_q.clone().add(cy_q.zext(pw + 1 - rl)), lo_q]);
+    let r_q = m.reg_next("r", r, None, Reset::None, "O4: rounded product");
+    let sh3_q = m.reg_next("sh3", sh_h, None, Reset::None, "O4: shift");
+    let v3 = m.reg_next("v3", vh.clone(), None, Reset::To(0), "O4 valid");
+    let a3 = m.reg_next("a3", ah, None, Reset::None, "O4 address");
+
+    m.comment("O4: shift");
+    // pw + 1 bits, arithmetic shift by 0..31: the barrel shifter alone (five mux levels).
+    let t = r_q.as_signed().shr(sh3_q);
+    let t_q = m
+        .reg_next("t", t, None, Reset::None, "O5: shifted")
+        .as_signed();
+    let v4 = m.reg_next("v4", v3.clone(), None, Reset::To(0), "O5 valid");
+    let a4 = m.reg_next("a4", a3, None, Reset::None, "O5 address");
+
+    m.comment("O5: saturate, ReLU");
+    let t = m.wire("t", t_q, "the shifted value").as_signed();
     let y = saturate(&mut m, "ysat", &t, 8);
     let yr = Expr::mux(relu.and(y.bit(7)), Expr::lit(0, 8), y.as_unsigned());
     let y_q = m.reg_next("y", yr, None, Reset::None, "output");
-    let v4 = m.reg_next("v4", v3.clone(), None, Reset::To(0), "output valid");
-    let a4 = m.reg_next("a4", a3, None, Reset::None, "output address");
-    m.assign(&valid_o, v4.clone());
-    m.assign(&addr_o, a4);
+    let v5 = m.reg_next("v5", v4.clone(), None, Reset::To(0), "output valid");
+    let a5 = m.reg_next("a5", a4, None, Reset::None, "output address");
+    m.assign(&valid_o, v5.clone());
+    m.assign(&addr_o, a5);
     m.assign(&y_o, y_q);
-    m.assign(&busy_o, valid.or(v1).or(v2).or(v3).or(v4));
+    m.assign(&busy_o, valid.or(v1).or(v2).or(vh).or(v3).or(v4).or(v5));
     m
 }

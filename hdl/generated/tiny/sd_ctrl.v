@@ -2,9 +2,10 @@
 // Config: tiny [fingerprint 9c92c9dfad29b5ff]: lanes=4 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=64 act_depth=256 coef_depth=1024 b_depth=128 out_depth=256 weight_requant=int8
 //
 // Run controller. START latches the index of the run's last stream entry; the
-// controller then reads one entry per cycle (S0), decodes its row / basis-select /
-// first / last fields (S1) and carries valid, first and last flags down the pipeline
-// to the accumulators (S6) and the drain (S7). busy_o falls once the last output has
+// controller then reads one entry per cycle (S0, registered at S0r), decodes its row /
+// basis-select / first / last fields (S1) and carries valid, first and last flags down
+// the pipeline
+//          to the accumulators (S6) and the drain (S7). busy_o falls once the last output has
 // been written; cycles_o counts the cycles of the last run.
 
 module sd_ctrl (
@@ -13,7 +14,7 @@ module sd_ctrl (
   input  wire        start_i,  // start a run
   input  wire [9:0]  last_idx_i,  // index of the run's last entry (with start_i)
   input  wire [34:0] band_i,  // with start_i: the run's {groups - 1, kernel-row mask, base2, base1, base0}
-  input  wire [78:0] coef_rdata_i,  // S1: stream entry
+  input  wire [78:0] coef_rdata_i,  // S0r: stream entry
   input  wire        drain_busy_i,  // the drain is emitting
   input  wire        out_busy_i,  // the output requantizer has values in flight
   output wire [9:0]  coef_raddr_o,  // S0: stream read address
@@ -31,6 +32,8 @@ module sd_ctrl (
   output wire [31:0] cycles_o  // cycles of the last run
 );
 
+  reg  [78:0] entry_q;  // S1: stream entry
+  wire [78:0] entry_d;
   reg  issuing_q;  // entries left to read
   wire issuing_d;
   reg  [9:0] ptr_q;  // next entry
@@ -42,6 +45,10 @@ module sd_ctrl (
   wire at_last;  // reading the last entry
   wire more;  // another pass over the stream follows
   wire wrap;  // the pointer wraps to the next pixel group
+  reg  v0r_q;  // S0r valid
+  wire v0r_d;
+  reg  end0r_q;  // S0r: the entry ends a pass over the stream
+  wire end0r_d;
   reg  v1_q;  // S1 valid
   wire v1_d;
   reg  end1_q;  // S1: the entry ends a pass over the stream
@@ -116,6 +123,7 @@ module sd_ctrl (
   wire done_d;
   reg  [31:0] cycles_q;  // cycle counter
   wire [31:0] cycles_d;
+  assign entry_d = coef_rdata_i;
 
   // S0: issue
   assign issuing_d = (start_i ? 1'd1 : (issuing_q & (~(at_last & (~more)))));
@@ -126,25 +134,27 @@ module sd_ctrl (
   assign more = (groups_q != 8'd0);
   assign wrap = ((issuing_q & at_last) & more);
   assign coef_raddr_o = ptr_q;
-  assign v1_d = issuing_q;
-  assign end1_d = (issuing_q & at_last);
+  assign v0r_d = issuing_q;
+  assign end0r_d = (issuing_q & at_last);
+  assign v1_d = v0r_q;
+  assign end1_d = end0r_q;
 
   // S1: decode the entry
-  assign first1 = (v1_q & coef_rdata_i[77]);
-  assign last1 = (v1_q & coef_rdata_i[78]);
+  assign first1 = (v1_q & entry_q[77]);
+  assign last1 = (v1_q & entry_q[78]);
   assign base0_d = (start_i ? band_i[7:0] : (base0_q + 8'd1));
   assign base1_d = (start_i ? band_i[15:8] : (base1_q + 8'd1));
   assign base2_d = (start_i ? band_i[23:16] : (base2_q + 8'd1));
   assign mask_d = band_i[26:24];
-  assign kh = coef_rdata_i[76:75];
+  assign kh = entry_q[76:75];
   assign base = ((kh == 2'd0) ? base0_q : ((kh == 2'd1) ? base1_q : base2_q));
-  assign act_raddr_o = (base + coef_rdata_i[74:67]);
+  assign act_raddr_o = (base + entry_q[74:67]);
   assign act_valid_d = ((kh == 2'd0) ? mask_q[0] : ((kh == 2'd1) ? mask_q[1] : mask_q[2]));
   assign act_valid_o = act_valid_q;
-  assign b_raddr_o = coef_rdata_i[66:60];
+  assign b_raddr_o = entry_q[66:60];
   assign tile_d = ((start_i | end1_q) ? 6'd0 : (tile_q + 6'd1));
   assign wshift_raddr_o = tile_q;
-  assign codes_d = coef_rdata_i[59:0];
+  assign codes_d = entry_q[59:0];
   assign codes_o = codes_q;
   assign v2_d = v1_q;
   assign f2_d = first1;
@@ -175,7 +185,7 @@ module sd_ctrl (
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = (((((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = ((((((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v0r_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
@@ -189,6 +199,8 @@ module sd_ctrl (
       ptr_q <= 10'd0;
       last_idx_q <= 10'd0;
       groups_q <= 8'd0;
+      v0r_q <= 1'd0;
+      end0r_q <= 1'd0;
       v1_q <= 1'd0;
       end1_q <= 1'd0;
       base0_q <= 8'd0;
@@ -226,6 +238,8 @@ module sd_ctrl (
       if ((start_i | issuing_q)) ptr_q <= ptr_d;
       if (start_i) last_idx_q <= last_idx_d;
       if ((start_i | wrap)) groups_q <= groups_d;
+      v0r_q <= v0r_d;
+      end0r_q <= end0r_d;
       v1_q <= v1_d;
       end1_q <= end1_d;
       if ((start_i | (v1_q & end1_q))) base0_q <= base0_d;
@@ -262,6 +276,7 @@ module sd_ctrl (
   end
 
   always @(posedge clk_i) begin
+    entry_q <= entry_d;
     act_valid_q <= act_valid_d;
     codes_q <= codes_d;
   end

@@ -40,8 +40,22 @@ module sd_out_requant (
   wire v2_d;
   reg  [7:0] a2_q;  // O3 address
   wire [7:0] a2_d;
-  reg  [49:0] rnd_q;  // O3: 2^(sh-1), or 0 when sh = 0
-  wire [49:0] rnd_d;
+  reg  [31:0] rnd_q;  // O3: 2^(sh-1), or 0 when sh = 0
+  wire [31:0] rnd_d;
+  wire [32:0] p_lo;  // low bits of p plus the rounding constant, with the carry out (RL + 1 bits)
+  reg  [31:0] r_lo_q;  // O3h: low bits
+  wire [31:0] r_lo_d;
+  reg  r_cy_q;  // O3h: their carry
+  wire r_cy_d;
+  wire [16:0] p_top;  // high bits of p
+  reg  [17:0] p_hi_q;  // O3h: high bits of p
+  wire [17:0] p_hi_d;
+  reg  [4:0] sh_h_q;  // O3h: shift
+  wire [4:0] sh_h_d;
+  reg  vh_q;  // O3h valid
+  wire vh_d;
+  reg  [7:0] ah_q;  // O3h address
+  wire [7:0] ah_d;
   reg  [49:0] r_q;  // O4: rounded product
   wire [49:0] r_d;
   reg  [4:0] sh3_q;  // O4: shift
@@ -50,15 +64,21 @@ module sd_out_requant (
   wire v3_d;
   reg  [7:0] a3_q;  // O4 address
   wire [7:0] a3_d;
-  wire [49:0] t;  // arithmetic shift
+  reg  [49:0] t_q;  // O5: shifted
+  wire [49:0] t_d;
+  reg  v4_q;  // O5 valid
+  wire v4_d;
+  reg  [7:0] a4_q;  // O5 address
+  wire [7:0] a4_d;
+  wire [49:0] t;  // the shifted value
   wire ysat_ovf;  // value outside the target range
   wire [7:0] ysat;  // saturated to 8 bits
   reg  [7:0] y_q;  // output
   wire [7:0] y_d;
-  reg  v4_q;  // output valid
-  wire v4_d;
-  reg  [7:0] a4_q;  // output address
-  wire [7:0] a4_d;
+  reg  v5_q;  // output valid
+  wire v5_d;
+  reg  [7:0] a5_q;  // output address
+  wire [7:0] a5_d;
 
   // O1: acc + bias
   assign bias = oparam_i[31:0];
@@ -75,37 +95,56 @@ module sd_out_requant (
   assign sh2_d = sh_q;
   assign v2_d = v1_q;
   assign a2_d = a1_q;
-  assign rnd_d = ((50'h1 << sh_q) >> 1'd1);
+  assign rnd_d = ((32'd1 << sh_q) >> 1'd1);
 
-  // O3: round half up
-  assign r_d = ({{1{p_q[48]}}, p_q} + rnd_q);
-  assign sh3_d = sh2_q;
-  assign v3_d = v2_q;
-  assign a3_d = a2_q;
+  // O3: round half up, low bits
+  assign p_lo = ({1'd0, p_q[31:0]} + {1'd0, rnd_q});
+  assign r_lo_d = p_lo[31:0];
+  assign r_cy_d = p_lo[32];
+  assign p_top = p_q[48:32];
+  assign p_hi_d = {{1{p_top[16]}}, p_top};
+  assign sh_h_d = sh2_q;
+  assign vh_d = v2_q;
+  assign ah_d = a2_q;
 
-  // O4: shift, saturate, ReLU
-  assign t = {($signed(r_q) >>> sh3_q)};
+  // O3h: round half up, high bits
+  assign r_d = {(p_hi_q + {17'd0, r_cy_q}), r_lo_q};
+  assign sh3_d = sh_h_q;
+  assign v3_d = vh_q;
+  assign a3_d = ah_q;
+
+  // O4: shift
+  assign t_d = {($signed(r_q) >>> sh3_q)};
+  assign v4_d = v3_q;
+  assign a4_d = a3_q;
+
+  // O5: saturate, ReLU
+  assign t = t_q;
   assign ysat_ovf = (~((&t[49:7]) | (~(|t[49:7]))));
   assign ysat = (ysat_ovf ? (t[49] ? 8'd128 : 8'd127) : t[7:0]);
   assign y_d = ((relu_i & ysat[7]) ? 8'd0 : ysat);
-  assign v4_d = v3_q;
-  assign a4_d = a3_q;
-  assign valid_o = v4_q;
-  assign addr_o = a4_q;
+  assign v5_d = v4_q;
+  assign a5_d = a4_q;
+  assign valid_o = v5_q;
+  assign addr_o = a5_q;
   assign y_o = y_q;
-  assign busy_o = ((((valid_i | v1_q) | v2_q) | v3_q) | v4_q);
+  assign busy_o = ((((((valid_i | v1_q) | v2_q) | vh_q) | v3_q) | v4_q) | v5_q);
 
   always @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
       v1_q <= 1'd0;
       v2_q <= 1'd0;
+      vh_q <= 1'd0;
       v3_q <= 1'd0;
       v4_q <= 1'd0;
+      v5_q <= 1'd0;
     end else begin
       v1_q <= v1_d;
       v2_q <= v2_d;
+      vh_q <= vh_d;
       v3_q <= v3_d;
       v4_q <= v4_d;
+      v5_q <= v5_d;
     end
   end
 
@@ -118,11 +157,18 @@ module sd_out_requant (
     sh2_q <= sh2_d;
     a2_q <= a2_d;
     rnd_q <= rnd_d;
+    r_lo_q <= r_lo_d;
+    r_cy_q <= r_cy_d;
+    p_hi_q <= p_hi_d;
+    sh_h_q <= sh_h_d;
+    ah_q <= ah_d;
     r_q <= r_d;
     sh3_q <= sh3_d;
     a3_q <= a3_d;
-    y_q <= y_d;
+    t_q <= t_d;
     a4_q <= a4_d;
+    y_q <= y_d;
+    a5_q <= a5_d;
   end
 
 endmodule
