@@ -2,6 +2,7 @@
 //! top through the real open-source flows (tools from `scripts/setup.sh`).
 
 use serde_json::Value;
+use smartdeal_core::AccelConfig;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -448,7 +449,7 @@ fn edit_builds(out: &Path) {
 fn check_rerun(b: &Value, b2: &Value, stderr: &str, out: &Path) {
     let reused: Vec<&str> = stderr.lines().filter(|l| l.contains("reusing")).collect();
     assert_eq!(reused.len(), 1, "{stderr}");
-    assert!(reused[0].contains("of `icebreaker` in"), "{stderr}");
+    assert!(reused[0].contains("of `icebreaker-rebuild` in"), "{stderr}");
     assert_eq!(design(b2, DESIGNS[0]), design(b, DESIGNS[0]));
     let (syn, syn2) = (layer(b, "synthetic"), layer(b2, "synthetic"));
     assert_eq!(cost(syn2, DESIGNS[0]), cost(syn, DESIGNS[0]));
@@ -469,7 +470,7 @@ fn check_rerun(b: &Value, b2: &Value, stderr: &str, out: &Path) {
     let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
     assert!(
         md.contains("within the 0.005 min limit (2 lanes: timed out)")
-            && md.contains("| smartdeal-factorized | `icebreaker-factorized` |"),
+            && md.contains("| smartdeal-factorized | `icebreaker` |"),
         "{md}"
     );
 }
@@ -490,6 +491,10 @@ fn icebreaker_bench_compares_three_designs_on_three_layers() {
     } else {
         "synthetic"
     };
+    // The preset is factorized (1 lane × 2 slots); the rebuild design is the committed
+    // one-slot config the README's bench uses.
+    let rebuild =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks/icebreaker-rebuild.toml");
     // `fpga bench --board icebreaker --search-lanes` into `out` with `extra`: stderr, bench.json.
     let bench = |extra: &[&str]| -> (String, Value) {
         let mut args = vec![
@@ -497,6 +502,8 @@ fn icebreaker_bench_compares_three_designs_on_three_layers() {
             "bench",
             "--board",
             "icebreaker",
+            "--rebuild-config",
+            p(&rebuild),
             "--search-lanes",
             "--layers",
             layers,
@@ -524,8 +531,9 @@ fn icebreaker_bench_compares_three_designs_on_three_layers() {
         design(&b, DESIGNS[1]),
         design(&b, DESIGNS[2]),
     );
-    // The board's preset is the rebuild design; the factorized one is it switched.
-    assert_eq!(rb["config"], "icebreaker");
+    // The board's preset is the factorized design; the rebuild one is the given config.
+    assert_eq!(fa["config"], "icebreaker");
+    assert_eq!(rb["config"], "icebreaker-rebuild");
     assert_eq!(rb["dataflow"], "rebuild");
     assert_eq!(fa["dataflow"], "factorized");
     assert_eq!(fa["weight_requant"], "exact");
@@ -534,9 +542,12 @@ fn icebreaker_bench_compares_three_designs_on_three_layers() {
         "exact weights grow more"
     );
     assert_eq!(de["weight_format"], "dense");
-    assert_eq!(de["config"], "icebreaker-dense");
+    assert_eq!(de["config"], "icebreaker-rebuild-dense");
+    assert_eq!((&de["lanes"], &de["slots"]), (&rb["lanes"], &rb["slots"]));
+    let preset = AccelConfig::preset("icebreaker").unwrap();
+    assert_eq!((u(&fa["lanes"]), u(&fa["slots"])), (1, 2));
+    assert_eq!((preset.lanes, preset.slots), (1, 2));
     for d in [rb, fa, de] {
-        assert_eq!((&d["lanes"], &d["slots"]), (&rb["lanes"], &rb["slots"]));
         check_design(&b, d, &out);
     }
 
@@ -546,7 +557,7 @@ fn icebreaker_bench_compares_three_designs_on_three_layers() {
     }
     // The lane search (of the rebuild design): its verdict L built, L + 1 did not.
     let ls = &b["lane_search"];
-    assert_eq!(ls["config"], "icebreaker");
+    assert_eq!(ls["config"], "icebreaker-rebuild");
     assert_eq!(ls["complete"], true, "{ls}");
     let best = u(&ls["largest_fitting_lanes"]);
     assert_eq!(trial_of(ls, best)["outcome"], "ok");
@@ -583,7 +594,7 @@ fn bench_arguments_are_checked_before_any_build() {
             vec!["scripts/setup.sh", "--layers synthetic", "no-minilm"],
         ),
         (
-            vec!["--factorized-config", "icebreaker"],
+            vec!["--factorized-config", "tiny"],
             vec!["--factorized-config", "rebuild"],
         ),
         (
@@ -668,21 +679,26 @@ fn check_layer_bytes(l: &Value) {
     }
 }
 
-/// The iCEBreaker default preset behind the iCE40 PLL at 16.5 MHz (12 MHz × 88 / 64): one
-/// SB_PLL40_PAD, the core clock is the PLL's output and meets 16.5 MHz, and the UART divisor in
-/// board.json is the PLL clock's.
+/// The iCEBreaker default preset behind the iCE40 PLL at 42 MHz (12 MHz × 56 / 16): one
+/// SB_PLL40_PAD, the core clock is the PLL's output and meets 42 MHz, the UART divisor in
+/// board.json is the PLL clock's, and the preset's MACs per cycle at that clock make at least
+/// 200 M MAC/s at full row density (issue 14).
 #[test]
-fn icebreaker_bitstream_behind_the_pll_meets_16_5_mhz() {
-    let (dir, r) = build_with("icebreaker", &["--clock-mhz", "16.5"], 16.5, "ICESTORM_LC");
+fn icebreaker_bitstream_behind_the_pll_meets_42_mhz() {
+    let (dir, r) = build_with("icebreaker", &["--clock-mhz", "42"], 42.0, "ICESTORM_LC");
     assert_eq!(r["bels"]["ICESTORM_PLL"]["used"], 1, "{}", r["bels"]);
     assert_eq!(r["clocks"][0]["clock"], "clk_core");
     let board = read_json(&dir.path().join("build/rtl/board.json"));
-    assert_eq!(board["link"]["clock_hz"], 16_500_000);
+    assert_eq!(board["link"]["clock_hz"], 42_000_000);
     assert_eq!(
         board["link"]["pll"]["settings"]["primitive"],
         "SB_PLL40_PAD"
     );
-    assert_eq!(board["clks_per_bit"], 143, "16.5 MHz / 115200");
+    assert_eq!(board["clks_per_bit"], 365, "42 MHz / 115200, rounded");
+    let cfg = AccelConfig::preset("icebreaker").unwrap();
+    let fmax = r["clocks"][0]["achieved_mhz"].as_f64().unwrap();
+    let mac_per_s = f64::from(3 * cfg.lanes * cfg.slots) * fmax * 1e6;
+    assert!(mac_per_s >= 200e6, "{mac_per_s} MAC/s at {fmax} MHz");
 }
 
 /// ECP5: the `tiny` preset on the ULX3S behind an EHXPLLL at 40 MHz (25 MHz × 8 / 5). nextpnr

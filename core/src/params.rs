@@ -218,28 +218,31 @@ impl AccelConfig {
                 slots: 2,
                 dataflow: Dataflow::Rebuild,
             },
-            // iCE40UP5K (iCEBreaker): one lane (its multipliers and the output requantizer's
-            // take 6 of the 8 SB_MAC16 DSPs; two lanes would need 9). Single-port buffers so the
-            // 16384-entry stream sits in two of the four 256-kbit SPRAMs (a 384×384 layer's
-            // stream in one load); 512 activation rows (1536 inputs) and the rest in 15 of the 30
-            // EBRs (docs/parameters.md has the measured budget).
+            // iCE40UP5K (iCEBreaker): one lane of two slots on the factorized dataflow (6 MACs
+            // per cycle). Its rows need no multiplier; each slot's block multiplier (8 × 25
+            // bits) takes 2 SB_MAC16 and the output requantizer (36 × 16) 4: all 8 DSPs. The
+            // rebuild dataflow would need 3 per slot, 10 in all. Exact weights, so a 35-bit
+            // accumulator (`acc_bits_required`). Single-port buffers so the 16384-entry stream
+            // sits in two of the four 256-kbit SPRAMs (a 384×384 layer's stream in one load);
+            // 512 activation rows (1536 inputs) and the rest in EBRs (docs/parameters.md has the
+            // measured budget). Meets 42 MHz behind the PLL (README).
             "icebreaker" => AccelConfig {
                 name: "icebreaker".into(),
                 lanes: 1,
                 act_bits: 8,
                 basis_bits: 8,
                 exp_bits: 3,
-                acc_bits: 32,
+                acc_bits: 35,
                 rows_per_block: 128,
                 act_depth: 512,
                 coef_depth: 16384,
                 b_depth: 64,
                 out_depth: 128,
-                weight_requant: WeightRequant::Int8,
+                weight_requant: WeightRequant::Exact,
                 weight_format: WeightFormat::Smartdeal,
                 single_port_buffers: true,
-                slots: 1,
-                dataflow: Dataflow::Rebuild,
+                slots: 2,
+                dataflow: Dataflow::Factorized,
             },
             // ECP5-85F (ULX3S): 16 lanes, buffers for layers up to 3072 inputs.
             "ulx3s" => AccelConfig {

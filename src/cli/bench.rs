@@ -633,17 +633,29 @@ mod tests {
     #[test]
     fn each_preset_switches_to_a_valid_factorized_design_and_back() {
         for p in PRESETS {
-            let base = AccelConfig::preset(p).unwrap();
-            let f = with_dataflow(&base, Dataflow::Factorized);
+            let preset = AccelConfig::preset(p).unwrap();
+            // A factorized preset switches to rebuild and back; a rebuild one the other way.
+            let (base, other) = match preset.dataflow {
+                Dataflow::Rebuild => (preset.clone(), Dataflow::Factorized),
+                Dataflow::Factorized => (
+                    with_dataflow(&preset, Dataflow::Rebuild),
+                    Dataflow::Factorized,
+                ),
+            };
+            assert_eq!(base.dataflow, Dataflow::Rebuild, "{p}");
+            base.validate().unwrap();
+            assert_eq!(base.weight_requant, WeightRequant::Int8);
+            let f = with_dataflow(&base, other);
             f.validate().unwrap();
             assert_eq!(f.dataflow, Dataflow::Factorized);
             assert_eq!(f.weight_requant, WeightRequant::Exact);
             assert_eq!(f.acc_bits, f.acc_bits_required().max(base.acc_bits));
-            assert_eq!(f.name, format!("{p}-factorized"));
+            assert_eq!(f.name, format!("{}-factorized", base.name));
             // Everything else is the preset's.
             let same = |c: &AccelConfig| (c.lanes, c.slots, c.act_depth, c.coef_depth, c.b_depth);
-            assert_eq!(same(&f), same(&base));
-            // Switching back gives the preset's arithmetic again.
+            assert_eq!(same(&f), same(&preset));
+            assert_eq!(same(&base), same(&preset));
+            // Switching back gives the rebuild arithmetic again.
             let r = with_dataflow(&f, Dataflow::Rebuild);
             r.validate().unwrap();
             assert_eq!(
@@ -651,6 +663,7 @@ mod tests {
                 (base.weight_requant, base.acc_bits, base.dataflow)
             );
             assert_eq!(with_dataflow(&base, Dataflow::Rebuild), base);
+            assert_eq!(with_dataflow(&preset, preset.dataflow), preset);
         }
     }
 

@@ -1,7 +1,6 @@
-sd_decoder.v
-sd_rebuild.v
-sd_wrequant.v
-sd_lane.v
+sd_factor_term.v
+sd_factor_add.v
+sd_factor_lane.v
 sd_out_requant.v
 sd_drain.v
 sd_ctrl.v
@@ -9,7 +8,6 @@ sd_host_if.v
 sd_act_buf.v
 sd_coef_buf.v
 sd_b_buf.v
-sd_wshift_buf.v
 sd_oparam_buf.v
 sd_out_buf.v
 sd_top.v

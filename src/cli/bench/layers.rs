@@ -257,8 +257,13 @@ pub fn minilm_weights(model_dir: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// One lane, one slot, rebuild dataflow: one stream entry per present row and channel.
     fn cfg() -> AccelConfig {
-        AccelConfig::preset("icebreaker").unwrap()
+        let mut c = AccelConfig::preset("tiny").unwrap();
+        c.lanes = 1;
+        c.slots = 1;
+        c.validate().unwrap();
+        c
     }
 
     #[test]
