@@ -50,6 +50,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             single_port_buffers: false,
             slots: 1,
             dataflow: smartdeal_core::Dataflow::Rebuild,
+            registered_reads: false,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);
@@ -60,6 +61,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
         } else {
             rng.gen_range(2..=4)
         };
+        cfg.registered_reads = rng.gen_bool(0.5);
         if cfg.validate().is_ok() {
             return cfg;
         }

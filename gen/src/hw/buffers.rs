@@ -2,7 +2,7 @@
 //! block RAM (SB_RAM40_4K on iCE40, DP16KD on ECP5).
 
 use super::{config_line, u};
-use crate::ir::Module;
+use crate::ir::{Module, Reset};
 use smartdeal_core::params::clog2;
 use smartdeal_core::AccelConfig;
 
@@ -13,6 +13,10 @@ pub struct Buffer {
     pub doc: &'static str,
     pub width: u32,
     pub depth: u32,
+    /// Its read data goes through one more register (`registered_reads`). The stream buffer's
+    /// entry is always registered by the controller (S0r), and the output buffer is read by the
+    /// host, so only the pipeline's operand buffers take it.
+    pub extra_read_reg: bool,
 }
 
 impl Buffer {
@@ -29,6 +33,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
             doc: "activation buffer: one word per Ce row, x[3r+j] at [j*act_bits +: act_bits]",
             width: cfg.act_word_bits(),
             depth: cfg.act_depth,
+            extra_read_reg: cfg.registered_reads,
         },
         Buffer {
             name: "sd_coef_buf",
@@ -39,18 +44,21 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
             },
             width: cfg.coef_word_bits(),
             depth: cfg.coef_depth,
+            extra_read_reg: false,
         },
         Buffer {
             name: "sd_oparam_buf",
             doc: "output parameters: {oshift, mult, bias} per output channel",
             width: cfg.oparam_word_bits(),
             depth: cfg.out_depth,
+            extra_read_reg: cfg.registered_reads,
         },
         Buffer {
             name: "sd_out_buf",
             doc: "output buffer: int8 outputs",
             width: 8,
             depth: cfg.out_depth,
+            extra_read_reg: false,
         },
     ];
     if cfg.has_basis() {
@@ -61,6 +69,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
                 doc: "basis buffer: the B of all lanes for one block of one tile",
                 width: cfg.b_word_bits(),
                 depth: cfg.b_depth,
+                extra_read_reg: cfg.registered_reads,
             },
         );
     }
@@ -72,6 +81,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
                 doc: "weight shifts: all lanes' shifts for one tile",
                 width: cfg.wshift_word_bits(),
                 depth: cfg.wshift_depth(),
+                extra_read_reg: cfg.registered_reads,
             },
         );
     }
@@ -87,12 +97,20 @@ pub fn module(cfg: &AccelConfig, b: &Buffer) -> Module {
             b.doc,
             b.depth,
             b.width,
-            if cfg.single_port_buffers {
-                "single port (SPRAM shape): the write address while we_i, else the read\n\
-                 address; registered read data (one cycle after the address), held on write cycles."
-            } else {
-                "write port for the host (or the output stage), registered\n\
-                 read port (data one cycle after the address)."
+            match (cfg.single_port_buffers, b.extra_read_reg) {
+                (true, false) =>
+                    "single port (SPRAM shape): the write address while we_i, else the read\n\
+                 address; registered read data (one cycle after the address), held on write cycles.",
+                (true, true) =>
+                    "single port (SPRAM shape): the write address while we_i, else the read\n\
+                 address; read data registered twice (two cycles after the address).",
+                (false, false) =>
+                    "write port for the host (or the output stage), registered\n\
+                 read port (data one cycle after the address).",
+                (false, true) =>
+                    "write port for the host (or the output stage), read port\n\
+                 registered twice (data two cycles after the address): nothing follows the block\n\
+                 RAM's clock-to-out in the cycle it reads.",
             }
         ),
         &config_line(cfg),
@@ -107,6 +125,17 @@ pub fn module(cfg: &AccelConfig, b: &Buffer) -> Module {
         m.mem_single_port("mem", b.width, b.depth, we, waddr, wdata, raddr)
     } else {
         m.mem("mem", b.width, b.depth, we, waddr, wdata, raddr)
+    };
+    let rdata = if b.extra_read_reg {
+        m.reg_next(
+            "rdata",
+            rdata,
+            None,
+            Reset::None,
+            "the read data, once more",
+        )
+    } else {
+        rdata
     };
     m.assign(&rdata_o, rdata);
     m

@@ -62,17 +62,41 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let io = ports(&mut m, cfg);
     let (issuing, v0r, v1, end1) = issue(&mut m, cfg, &io);
     let (first1, last1) = decode(&mut m, cfg, &io, &v1, &end1);
+    // With registered reads the buffers' data comes a cycle later (S1r), and so does everything
+    // that meets it: the entry's flags go through one more register.
+    let mut extra = Vec::new();
+    // The factorized controller compares consecutive entries' basis words.
+    let bsel1 = io
+        .factor
+        .is_some()
+        .then(|| io.rdata.field(CoefLayout::of(cfg).bsel_lo, cfg.bsel_bits()));
+    let (v1, first1, last1, end1, bsel1) = if cfg.registered_reads {
+        let r = |m: &mut Module, name: &str, e: Expr, reset: Reset, doc: &str| {
+            m.reg_next(name, e, None, reset, doc)
+        };
+        let v = r(&mut m, "v1r", v1, Reset::To(0), "S1r valid");
+        extra.push(v.clone());
+        (
+            v,
+            r(&mut m, "f1r", first1, Reset::To(0), "S1r first"),
+            r(&mut m, "l1r", last1, Reset::To(0), "S1r last"),
+            r(&mut m, "e1r", end1, Reset::To(0), "S1r end of a pass"),
+            bsel1.map(|b| r(&mut m, "bsel1r", b, Reset::None, "S1r basis word")),
+        )
+    } else {
+        (v1, first1, last1, end1, bsel1)
+    };
     let mut in_flight = match &io.factor {
         None => pipeline(&mut m, &io, issuing, v1, first1, last1, end1).flags(),
         Some(f) => {
-            let lay = CoefLayout::of(cfg);
             let stages = Stages {
                 issuing,
                 v1,
                 first1,
                 last1,
                 end1,
-                bsel1: io.rdata.field(lay.bsel_lo, cfg.bsel_bits()),
+                bsel1: bsel1.expect("factorized configs have a basis"),
+                registered_reads: cfg.registered_reads,
                 b_raddr_o: io.b_o.as_ref().expect("factorized configs have a basis"),
                 acc_en_o: &io.acc_en_o,
                 first_o: &io.first_o,
@@ -83,6 +107,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
         }
     };
     in_flight.push(v0r);
+    in_flight.extend(extra);
     run_state(&mut m, &io, in_flight);
     m
 }
@@ -298,13 +323,11 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr, end1: &Expr)
         );
         m.assign(ws_o, tile);
     }
-    let codes = m.reg_next(
-        "codes",
-        rdata.field(lay.codes_lo, cfg.coef_codes_bits()),
-        None,
-        Reset::None,
-        "S2 codes",
-    );
+    let mut codes = rdata.field(lay.codes_lo, cfg.coef_codes_bits());
+    if cfg.registered_reads {
+        codes = m.reg_next("codes1r", codes, None, Reset::None, "S1r codes");
+    }
+    let codes = m.reg_next("codes", codes, None, Reset::None, "S2 codes");
     m.assign(&io.codes_o, codes);
     (first1, last1)
 }
@@ -366,6 +389,17 @@ fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports, next: &Expr) {
         mask.bit(0),
         Expr::mux(is(1), mask.bit(1), mask.bit(2)),
     );
+    let inside = if cfg.registered_reads {
+        m.reg_next(
+            "act_valid1r",
+            inside,
+            None,
+            Reset::None,
+            "S1r: inside the image",
+        )
+    } else {
+        inside
+    };
     let valid2 = m.reg_next(
         "act_valid",
         inside,

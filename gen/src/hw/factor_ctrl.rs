@@ -61,6 +61,8 @@ pub struct Stages<'a> {
     pub end1: Expr,
     /// S1: the entry's basis-select field.
     pub bsel1: Expr,
+    /// The basis buffer's data comes two cycles after its address (`registered_reads`).
+    pub registered_reads: bool,
     pub b_raddr_o: &'a Expr,
     pub acc_en_o: &'a Expr,
     pub first_o: &'a Expr,
@@ -93,14 +95,27 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
     let f3 = m.reg_next("f3", f2, None, Reset::To(0), "S3 first");
     let l3 = m.reg_next("l3", l2, None, Reset::To(0), "S3 last");
     let e3 = m.reg_next("e3", e2, None, Reset::To(0), "S3 end of a pass");
-    let seg3 = m.reg_next("seg3", seg2, None, Reset::To(0), "S3 end of a segment");
-    let bsel3 = m.reg_next("bsel3", bsel2, None, Reset::None, "S3 basis word");
-    // The flush's basis word: read from S4 on, stable until the next segment's end reaches S3
-    // (at least FACTOR_FLUSH_CYCLES cycles later, after this flush's last term).
+    let seg3 = m.reg_next(
+        "seg3",
+        seg2.clone(),
+        None,
+        Reset::To(0),
+        "S3 end of a segment",
+    );
+    // The flush's basis word: its data must arrive for the first flush term (F1, two cycles
+    // after S4) and stay until the last, so the address moves at the segment's end at S3 (one
+    // cycle of read latency) or at S2 (two, with registered reads): the next segment's end
+    // comes at least FACTOR_FLUSH_CYCLES entries later, after this flush's last term.
+    let (at, bsel) = if s.registered_reads {
+        (seg2, bsel2)
+    } else {
+        let bsel3 = m.reg_next("bsel3", bsel2, None, Reset::None, "S3 basis word");
+        (seg3.clone(), bsel3)
+    };
     let fbsel = m.reg_next(
         "fbsel",
-        bsel3,
-        Some(seg3.clone()),
+        bsel,
+        Some(at),
         Reset::To(0),
         "basis word of the segment being flushed",
     );

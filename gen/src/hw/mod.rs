@@ -31,7 +31,7 @@ use smartdeal_core::AccelConfig;
 pub fn config_line(cfg: &AccelConfig) -> String {
     format!(
         "{} [fingerprint {}]: lanes={} act_bits={} basis_bits={} exp_bits={} acc_bits={} \
-         rows_per_block={} act_depth={} coef_depth={} b_depth={} out_depth={} weight_requant={}{}{}{}",
+         rows_per_block={} act_depth={} coef_depth={} b_depth={} out_depth={} weight_requant={}{}{}{}{}",
         cfg.name,
         cfg.fingerprint(),
         cfg.lanes,
@@ -60,6 +60,11 @@ pub fn config_line(cfg: &AccelConfig) -> String {
         },
         if cfg.single_port_buffers {
             " single_port_buffers"
+        } else {
+            ""
+        },
+        if cfg.registered_reads {
+            " registered_reads"
         } else {
             ""
         }

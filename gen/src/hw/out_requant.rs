@@ -43,6 +43,17 @@ pub fn module(cfg: &AccelConfig) -> Module {
     let addr_o = m.output("addr_o", u(oaw), "address of y_o");
     let y_o = m.output("y_o", u(8), "output (signed int8)");
     let busy_o = m.output("busy_o", u(1), "a value is in flight");
+    // With registered reads the output parameters come a cycle later than the drain's value:
+    // O0 holds the value back one cycle to meet them.
+    let (valid_in, valid, addr, acc) = if cfg.registered_reads {
+        m.comment("O0: wait for the output parameters");
+        let v0 = m.reg_next("v0", valid.clone(), None, Reset::To(0), "O0 valid");
+        let a0 = m.reg_next("a0", addr, None, Reset::None, "O0 address");
+        let c0 = m.reg_next("acc0", acc, None, Reset::None, "O0 accumulator");
+        (valid.or(v0.clone()), v0, a0, c0)
+    } else {
+        (valid.clone(), valid, addr, acc)
+    };
 
     m.comment("O1: acc + bias");
     let bias = m.wire("bias", op.field(0, BIAS_BITS), "").as_signed();
@@ -141,6 +152,6 @@ pub fn module(cfg: &AccelConfig) -> Module {
     m.assign(&valid_o, v5.clone());
     m.assign(&addr_o, a5);
     m.assign(&y_o, y_q);
-    m.assign(&busy_o, valid.or(v1).or(v2).or(vh).or(v3).or(v4).or(v5));
+    m.assign(&busy_o, valid_in.or(v1).or(v2).or(vh).or(v3).or(v4).or(v5));
     m
 }
