@@ -22,6 +22,9 @@ use smartdeal_fpga::{
     prove_equiv, prove_rebuild, CaseSplit, ColumnCoverage, ProofResult, RebuildLayout,
     RebuildProof, SplitField, SplitOptions,
 };
+use smartdeal_gen::design::generator_id;
+use smartdeal_gen::hw::rebuild;
+use smartdeal_gen::ir::emit;
 use smartdeal_gen::{generate, Fault, GenOptions};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,18 +32,30 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The generated files the proofs read: the rebuild lane and the decoder it instantiates.
-const LANE_FILES: [&str; 2] = ["sd_decoder.v", "sd_rebuild.v"];
+/// The generated files the proofs read: the rebuild engine's two halves and the decoder they
+/// instantiate (their composition `sd_rebuild` is written beside them, [`write_lane`]).
+const LANE_FILES: [&str; 3] = ["sd_decoder.v", "sd_rebuild_terms.v", "sd_rebuild_add.v"];
 
 fn reference() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hdl/formal/sd_rebuild_ref.v")
 }
 
-/// Writes the generated design of `cfg` under `dir` and returns the lane's files.
+/// Writes the generated design of `cfg` under `dir` and returns the lane's files: the design's
+/// decoder and rebuild halves, and `sd_rebuild.v`, the composition of exactly those halves
+/// (`rebuild::module`) that the lane instantiates with a register between them.
 fn write_lane(cfg: &AccelConfig, fault: Option<Fault>, dir: &Path) -> Vec<PathBuf> {
     let rtl = dir.join("rtl");
-    generate(cfg, &GenOptions { fault }).write(&rtl).unwrap();
-    LANE_FILES.iter().map(|f| rtl.join(f)).collect()
+    let design = generate(cfg, &GenOptions { fault });
+    design.write(&rtl).unwrap();
+    let decoder = smartdeal_gen::hw::decoder::module(cfg);
+    let terms = rebuild::terms_module(cfg, &decoder, fault);
+    let add = rebuild::add_module(cfg);
+    let row = rebuild::module(cfg, &terms, &add);
+    let path = rtl.join("sd_rebuild.v");
+    std::fs::write(&path, emit::module(&row, &generator_id())).unwrap();
+    let mut files: Vec<PathBuf> = LANE_FILES.iter().map(|f| rtl.join(f)).collect();
+    files.push(path);
+    files
 }
 
 fn ref_params(cfg: &AccelConfig) -> Vec<(String, i64)> {

@@ -42,13 +42,14 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
         lane
     } else {
         let decoder = hw::decoder::module(cfg);
-        let rebuild = hw::rebuild::module(cfg, &decoder, opts.fault);
+        let terms = hw::rebuild::terms_module(cfg, &decoder, opts.fault);
+        let add = hw::rebuild::add_module(cfg);
         let wrequant = match cfg.weight_requant {
             WeightRequant::Int8 => Some(hw::wrequant::module(cfg)),
             WeightRequant::Exact => None,
         };
-        let lane = hw::lane::module(cfg, &rebuild, wrequant.as_ref());
-        leaves.extend([decoder, rebuild]);
+        let lane = hw::lane::module(cfg, &terms, &add, wrequant.as_ref());
+        leaves.extend([decoder, terms, add]);
         leaves.extend(wrequant);
         lane
     };

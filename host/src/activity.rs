@@ -129,9 +129,9 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 }
 
 /// The cycles a START of `run` costs beyond its issued entries (the documented cycle model,
-/// docs/interface.md): 8 to drain the pipeline (S0r, S1..S6 and the run's last cycle); a run that
-/// ends a tile (it has output channels) 8 more for the drain's and the output requantizer's
-/// registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
+/// docs/interface.md): 9 to drain the pipeline (S0r, S1, S2, S2b, S3..S6 and the run's last
+/// cycle); a run that ends a tile (it has output channels) 8 more for the drain's and the
+/// output requantizer's registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
 /// drain while later ones stream). The factorized dataflow adds [`FACTOR_EXTRA_LATENCY`]: its
 /// last channel add comes after the last block's flush. `registered_reads` adds one cycle (S1r),
 /// and one more to a run that drains (O0).
@@ -145,17 +145,18 @@ pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     let reads = u64::from(cfg.registered_reads);
     extra
         + if run.channels > 0 {
-            16 + 2 * reads + u64::from(cfg.lanes * cfg.slots)
+            17 + 2 * reads + u64::from(cfg.lanes * cfg.slots)
         } else {
-            8 + reads
+            9 + reads
         }
 }
 
 /// The factorized dataflow's extra latency per START: the rebuild dataflow adds a run's last
-/// entry into the channel accumulators at S6; the factorized lane shifts it into terms at S3,
-/// adds them into its block accumulators at S4, and the block's nine flush terms reach the
-/// channel accumulators at S7 … S15 (operands S5 … S13, products S6 … S14): 9 cycles later.
-pub const FACTOR_EXTRA_LATENCY: u64 = 9;
+/// entry into the channel accumulators at S6 (after S2b, its seventh stage); the factorized lane
+/// shifts it into terms at S3, adds them into its block accumulators at S4, and the block's
+/// nine flush terms reach the channel accumulators at S7 … S15 (operands S5 … S13, products S6
+/// … S14): 8 cycles later.
+pub const FACTOR_EXTRA_LATENCY: u64 = 8;
 
 /// A device that computes nothing: the planner's dry run. It accepts every load, reports the
 /// cycle model's cycles for every START (`passes × entries + start_latency`) and reads zeros, so

@@ -40,6 +40,7 @@ struct Valids {
     issuing: Expr,
     v1: Expr,
     v2: Expr,
+    v2b: Expr,
     v3: Expr,
     v4: Expr,
     v5: Expr,
@@ -424,14 +425,19 @@ fn pipeline(
     let v2 = m.reg_next("v2", v1.clone(), None, Reset::To(0), "S2 valid");
     let f2 = m.reg_next("f2", first1, None, Reset::To(0), "S2 first");
     let l2 = m.reg_next("l2", last1, None, Reset::To(0), "S2 last");
-    let v3 = m.reg_next("v3", v2.clone(), None, Reset::To(0), "S3 valid");
-    let f3 = m.reg_next("f3", f2, None, Reset::To(0), "S3 first");
-    let l3 = m.reg_next("l3", l2, None, Reset::To(0), "S3 last");
+    // S2b: the rebuild's adds (the dense lane's weights wait).
+    let v2b = m.reg_next("v2b", v2.clone(), None, Reset::To(0), "S2b valid");
+    let f2b = m.reg_next("f2b", f2, None, Reset::To(0), "S2b first");
+    let l2b = m.reg_next("l2b", l2, None, Reset::To(0), "S2b last");
+    let v3 = m.reg_next("v3", v2b.clone(), None, Reset::To(0), "S3 valid");
+    let f3 = m.reg_next("f3", f2b, None, Reset::To(0), "S3 first");
+    let l3 = m.reg_next("l3", l2b, None, Reset::To(0), "S3 last");
     let v4 = m.reg_next("v4", v3.clone(), None, Reset::To(0), "S4 valid");
     let f4 = m.reg_next("f4", f3, None, Reset::To(0), "S4 first");
     let l4 = m.reg_next("l4", l3, None, Reset::To(0), "S4 last");
     let e2 = m.reg_next("e2", end1, None, Reset::To(0), "S2 end of a pass");
-    let e3 = m.reg_next("e3", e2, None, Reset::To(0), "S3 end of a pass");
+    let e2b = m.reg_next("e2b", e2, None, Reset::To(0), "S2b end of a pass");
+    let e3 = m.reg_next("e3", e2b, None, Reset::To(0), "S3 end of a pass");
     let e4 = m.reg_next("e4", e3, None, Reset::To(0), "S4 end of a pass");
     let v5 = m.reg_next("v5", v4.clone(), None, Reset::To(0), "S5 valid");
     let f5 = m.reg_next("f5", f4, None, Reset::To(0), "S5 first");
@@ -457,6 +463,7 @@ fn pipeline(
         issuing,
         v1,
         v2,
+        v2b,
         v3,
         v4,
         v5,
@@ -472,6 +479,7 @@ impl Valids {
             self.issuing,
             self.v1,
             self.v2,
+            self.v2b,
             self.v3,
             self.v4,
             self.v5,

@@ -1,6 +1,7 @@
-//! One lane: rebuild (S2) → weight requant (S3 shift, S4 round and saturate) → 3 multiplies
-//! per slot (S5) → accumulate (S6).
+//! One lane: rebuild (S2 shifts, S2b adds) → weight requant (S3 shift, S4 round and saturate)
+//! → 3 multiplies per slot (S5) → accumulate (S6).
 
+use super::rebuild::terms_bits;
 use super::{config_line, signed_net, u};
 use crate::ir::{Expr, Module, Reset, Ty};
 use smartdeal_core::{AccelConfig, WeightRequant};
@@ -21,7 +22,7 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
     let mut m = Module::new(
         NAME,
         "One output channel of the dense int8 baseline: registers the row's three int8 weights\n\
-         (stage S2, in place of the rebuild engine; S3 and S4 pass them on), multiplies them by\n\
+         (stage S2, in place of the rebuild engine; S2b, S3 and S4 pass them on), multiplies them by\n\
          each slot's three activations (S5), and accumulates (S6; first_i starts a new tile).",
         &config_line(cfg),
     );
@@ -32,7 +33,9 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
         "S2: this lane's int8 weights w[3r+j] at [j*8 +: 8]",
     );
     let (x, acc_en, first, acc_o) = slot_ports(&mut m, cfg);
-    let w_q = m.reg_next("w", wi, None, Reset::None, "S3: the row's weights");
+    // S2b: the weights wait a cycle (the SmartDeal lane's rebuild adds).
+    let w_b = m.reg_next("wb", wi, None, Reset::None, "S2b: the row's weights");
+    let w_q = m.reg_next("w", w_b, None, Reset::None, "S3: the row's weights");
     m.comment("S3: the weights wait a cycle (the SmartDeal lane's weight requantizer)");
     let w_d = m.reg_next("wd", w_q, None, Reset::None, "S4: the row's weights");
     let weights: Vec<Expr> = (0..3)
@@ -50,7 +53,7 @@ fn slot_ports(m: &mut Module, cfg: &AccelConfig) -> (Expr, Expr, Expr, Expr) {
     let x = m.input(
         "x_i",
         u(3 * ab * cfg.slots),
-        "S3: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]",
+        "S2b: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]",
     );
     let acc_en = m.input(
         "acc_en_i",
@@ -92,15 +95,27 @@ fn slots(
     let ab = cfg.act_bits;
     // S5: the multipliers' operands registered (the weight requantizer's two halves and the
     // multiplier each get a cycle; on the iCE40 and ECP5 these are the DSP blocks' input
-    // registers). The activations arrive at S3 and wait two cycles.
-    let x4 = m.reg_next(
-        "x4",
+    // registers). The activations arrive at S2b (the top's S3 register, one stage ahead of the
+    // weights since the rebuild's adds took a cycle) and wait three cycles.
+    let x3 = m.reg_next(
+        "x3",
         x.clone(),
         None,
         Reset::None,
-        "S4: the slots' activations",
+        "S3: the slots' activations",
     );
-    let x = m.reg_next("x5", x4, None, Reset::None, "S5: the slots' activations");
+    let x4 = m.reg_next("x4", x3, None, Reset::None, "S4: the slots' activations");
+    let x = m.reg_next(
+        "x5",
+        x4.clone(),
+        None,
+        Reset::None,
+        "S5: the slots' activations",
+    );
+    // One copy per lane: merged, one register would drive every lane's multipliers across the
+    // chip (the ECP5's worst path at 72 MHz).
+    m.keep_apart(&x4);
+    m.keep_apart(&x);
     let weights: Vec<Expr> = weights
         .iter()
         .enumerate()
@@ -184,7 +199,12 @@ fn accumulate(
     acc_q
 }
 
-pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) -> Module {
+pub fn module(
+    cfg: &AccelConfig,
+    terms: &Module,
+    add: &Module,
+    wrequant: Option<&Module>,
+) -> Module {
     let bb = cfg.basis_bits;
     let rb = cfg.rebuild_bits();
     let acc = cfg.acc_bits;
@@ -196,7 +216,8 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
     );
     let mut m = Module::new(
         NAME,
-        "One output channel: rebuilds the three weights of the current Ce row (stage S2),\n\
+        "One output channel: rebuilds the three weights of the current Ce row (S2 shifts, S2b\n\
+         adds),\n\
          requantizes them (S3 shift, S4 round and saturate), multiplies them by each slot's\n\
          three activations (S5), and accumulates (S6; first_i starts a new output tile).",
         &config_line(cfg),
@@ -214,15 +235,22 @@ pub fn module(cfg: &AccelConfig, rebuild: &Module, wrequant: Option<&Module>) ->
     };
     let (x, acc_en, first, acc_o) = slot_ports(&mut m, cfg);
 
-    m.comment("S2: rebuild");
-    let w = m.out_wire("w", u(3 * rb), "rebuilt weights");
+    m.comment("S2: rebuild, shifts; S2b: rebuild, adds");
+    let t = m.out_wire("terms", u(terms_bits(cfg)), "S2: shifted terms");
     m.instance(
-        rebuild,
-        "u_rebuild",
-        vec![("b_i", b), ("ce_i", ce), ("w_o", w.clone())],
+        terms,
+        "u_terms",
+        vec![("b_i", b), ("ce_i", ce), ("terms_o", t.clone())],
     );
+    // The shifts (S2) and the adds (S2b) in separate cycles: each is one long operation.
+    let t_q = m.reg_next("terms", t, None, Reset::None, "S2b: shifted terms");
+    let w = m.out_wire("w", u(3 * rb), "rebuilt weights");
+    m.instance(add, "u_add", vec![("terms_i", t_q), ("w_o", w.clone())]);
     let w_q = m.reg_next("w", w, None, Reset::None, "S3: rebuilt weights");
-    let wsh_q = wsh.map(|s| m.reg_next("wshift", s, None, Reset::None, "S3: weight shift"));
+    let wsh_q = wsh.map(|s| {
+        let b = m.reg_next("wshift_b", s, None, Reset::None, "S2b: weight shift");
+        m.reg_next("wshift", b, None, Reset::None, "S3: weight shift")
+    });
 
     m.comment("S3: weight requant");
     let mut weights = Vec::new();

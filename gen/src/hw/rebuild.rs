@@ -4,6 +4,12 @@
 //! operand before the shifter and the vacated bits are filled with ones (the decoder's fill
 //! mask), and the three "+1"s are summed once as a 2-bit carry. This costs fewer LUTs than
 //! negating each shifted term (toolchain.md: 57 vs 89 iCE40 LUTs per PE).
+//!
+//! Two combinational halves with the lane's register between them (S2 → S2b), so the shifts and
+//! the four-operand adds are not one cycle (the ECP5 at 100 MHz): `sd_rebuild_terms` (decode,
+//! gate, invert, shift; the carry count) and `sd_rebuild_add` (the sums). `sd_rebuild` composes
+//! exactly those two with no register, for the formal proof against the multiplier reference
+//! (`tests/formal.rs`), which so covers all the arithmetic the lane instantiates.
 
 use super::{config_line, signed_net, u};
 use crate::ir::{Expr, Module};
@@ -12,17 +18,31 @@ use smartdeal_core::AccelConfig;
 
 pub const NAME: &str = "sd_rebuild";
 
-pub fn module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
+pub const TERMS_NAME: &str = "sd_rebuild_terms";
+pub const ADD_NAME: &str = "sd_rebuild_add";
+
+/// Width of the term bundle: nine RB-bit shifted terms and the 2-bit carry count.
+pub fn terms_bits(cfg: &AccelConfig) -> u32 {
+    9 * cfg.rebuild_bits() + 2
+}
+
+const TERMS_DOC: &str = "terms: term[k][j] (RB bits) at [(k*3+j)*RB +: RB], the carry count \
+     (2 bits: negative elements) at [9*RB +: 2].";
+
+/// S2: decode the Ce row, gate, invert and shift the nine basis elements, count the carries.
+pub fn terms_module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
     let bb = cfg.basis_bits;
     let eb = cfg.exp_bits;
     let rb = cfg.rebuild_bits();
     let e = cfg.coef_elem_bits();
     let mut m = Module::new(
-        NAME,
-        "Rebuild engine of one lane: three exact weights of one Ce row,\n\
-         w[j] = sum_k (present_k ? (negative_k ? -1 : 1) * B[k][j] << code_k : 0).\n\
-         b_i: B[k][j] (signed, basis_bits) at [(k*3+j)*basis_bits +: basis_bits].\n\
-         w_o: w[j] (signed, RB = basis_bits + 2^exp_bits - 1 + 2 bits) at [j*RB +: RB].",
+        TERMS_NAME,
+        &format!(
+            "Rebuild engine of one lane, first half: the folded terms of\n\
+             w[j] = sum_k (present_k ? (negative_k ? -1 : 1) * B[k][j] << code_k : 0).\n\
+             b_i: B[k][j] (signed, basis_bits) at [(k*3+j)*basis_bits +: basis_bits].\n\
+             RB = basis_bits + 2^exp_bits - 1 + 2. {TERMS_DOC}"
+        ),
         &config_line(cfg),
     );
     let b = m.input(
@@ -31,7 +51,11 @@ pub fn module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
         "basis B[k][j] at [(k*3+j)*basis_bits +: basis_bits]",
     );
     let ce = m.input("ce_i", u(3 * e), "Ce row (see sd_decoder)");
-    let w_o = m.output("w_o", u(3 * rb), "rebuilt weights w[j] at [j*RB +: RB]");
+    let terms_o = m.output(
+        "terms_o",
+        u(terms_bits(cfg)),
+        "shifted terms and carry count",
+    );
 
     let en = m.out_wire("en", u(3), "element present");
     let neg = m.out_wire("neg", u(3), "element negative (and present)");
@@ -49,7 +73,7 @@ pub fn module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
         ],
     );
 
-    // Sum of the three negation carries: 2 bits (0..=3), zero-extended to RB.
+    // Sum of the three negation carries: 2 bits (0..=3).
     let carries: Vec<Expr> = (0..3)
         .filter(|&k| !(fault == Some(Fault::RebuildDropCarry) && k == 2))
         .map(|k| neg.bit(k).zext(2))
@@ -64,10 +88,9 @@ pub fn module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
         "number of negative elements: the folded +1s",
     );
 
-    let mut ws = Vec::new();
-    for j in (0..3).rev() {
-        let mut terms = Vec::new();
-        for k in 0..3 {
+    let mut terms = Vec::new();
+    for k in 0..3 {
+        for j in 0..3 {
             let bkj = b.field((k * 3 + j) * bb, bb);
             // Gate and conditionally invert the basis_bits-bit operand before shifting.
             let op = signed_net(
@@ -82,16 +105,91 @@ pub fn module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
                 .sext(rb)
                 .shl(code.field(k * eb, eb))
                 .or(fill.field(k * rb, rb));
-            terms.push(m.wire(&format!("term{k}{j}"), shifted, "").as_signed());
+            terms.push(m.wire(&format!("term{k}{j}"), shifted, ""));
         }
+    }
+    terms.reverse(); // term[0][0] least significant
+    let mut parts = vec![carry];
+    parts.extend(terms);
+    m.assign(&terms_o, Expr::concat(parts));
+    m
+}
+
+/// S2b: the three weights, each the sum of its three terms and the carry count.
+pub fn add_module(cfg: &AccelConfig) -> Module {
+    let rb = cfg.rebuild_bits();
+    let mut m = Module::new(
+        ADD_NAME,
+        &format!(
+            "Rebuild engine of one lane, second half: w[j] = term[0][j] + term[1][j] +\n\
+             term[2][j] + carry. {TERMS_DOC}\n\
+             w_o: w[j] (signed, RB bits) at [j*RB +: RB]."
+        ),
+        &config_line(cfg),
+    );
+    let terms = m.input(
+        "terms_i",
+        u(terms_bits(cfg)),
+        "shifted terms and carry count",
+    );
+    let w_o = m.output("w_o", u(3 * rb), "rebuilt weights w[j] at [j*RB +: RB]");
+    let carry = m.wire("carry", terms.field(9 * rb, 2), "the folded +1s");
+    let mut ws = Vec::new();
+    for j in (0..3).rev() {
+        let t: Vec<Expr> = (0..3)
+            .map(|k| {
+                signed_net(
+                    &mut m,
+                    &format!("term{k}{j}"),
+                    terms.field((k * 3 + j) * rb, rb),
+                    "",
+                )
+            })
+            .collect();
         // RB-bit sum cannot overflow: |Σ| ≤ 3 · 2^(basis_bits-1) · 2^code_max < 2^(RB-1).
-        let sum = terms[0]
+        let sum = t[0]
             .clone()
-            .add(terms[1].clone())
-            .add(terms[2].clone())
+            .add(t[1].clone())
+            .add(t[2].clone())
             .add(carry.zext(rb));
         ws.push(m.wire(&format!("w{j}"), sum, &format!("rebuilt weight j = {j}")));
     }
     m.assign(&w_o, Expr::concat(ws));
+    m
+}
+
+/// `sd_rebuild_add(sd_rebuild_terms(b, ce))` without the lane's register, for the formal
+/// proof: ports `b_i`, `ce_i`, `w_o` as the reference's.
+pub fn module(cfg: &AccelConfig, terms: &Module, add: &Module) -> Module {
+    let bb = cfg.basis_bits;
+    let rb = cfg.rebuild_bits();
+    let mut m = Module::new(
+        NAME,
+        "Rebuild engine of one lane (for the formal proof): three exact weights of one Ce row,\n\
+         w[j] = sum_k (present_k ? (negative_k ? -1 : 1) * B[k][j] << code_k : 0), computed by\n\
+         sd_rebuild_terms then sd_rebuild_add, the two halves the lane instantiates with a\n\
+         register between them.\n\
+         b_i: B[k][j] (signed, basis_bits) at [(k*3+j)*basis_bits +: basis_bits].\n\
+         w_o: w[j] (signed, RB = basis_bits + 2^exp_bits - 1 + 2 bits) at [j*RB +: RB].",
+        &config_line(cfg),
+    );
+    let b = m.input(
+        "b_i",
+        u(9 * bb),
+        "basis B[k][j] at [(k*3+j)*basis_bits +: basis_bits]",
+    );
+    let ce = m.input(
+        "ce_i",
+        u(3 * cfg.coef_elem_bits()),
+        "Ce row (see sd_decoder)",
+    );
+    let w_o = m.output("w_o", u(3 * rb), "rebuilt weights w[j] at [j*RB +: RB]");
+    let t = m.out_wire("terms", u(terms_bits(cfg)), "shifted terms and carry count");
+    m.instance(
+        terms,
+        "u_terms",
+        vec![("b_i", b), ("ce_i", ce), ("terms_o", t.clone())],
+    );
+    m.instance(add, "u_add", vec![("terms_i", t), ("w_o", w_o)]);
     m
 }

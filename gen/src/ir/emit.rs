@@ -265,7 +265,7 @@ fn write_instance(
 
 /// Registers: one block for those with an asynchronous reset, one for the others.
 fn write_registers(w: &mut String, m: &Module) {
-    let regs: Vec<(&String, &Ty, &Reset, &Option<Expr>)> = m
+    let regs: Vec<(&String, &Ty, &Reset, &Option<Expr>, bool)> = m
         .items
         .iter()
         .filter_map(|i| match i {
@@ -274,8 +274,9 @@ fn write_registers(w: &mut String, m: &Module) {
                 ty,
                 reset,
                 enable,
+                keep,
                 ..
-            } => Some((base, ty, reset, enable)),
+            } => Some((base, ty, reset, enable, *keep)),
             _ => None,
         })
         .collect();
@@ -290,22 +291,37 @@ fn write_registers(w: &mut String, m: &Module) {
     if !with_reset.is_empty() {
         let _ = writeln!(w, "\n  always @(posedge clk_i or negedge rst_ni) begin");
         let _ = writeln!(w, "    if (!rst_ni) begin");
-        for (base, ty, reset, _) in &with_reset {
+        for (base, ty, reset, _, _) in &with_reset {
             if let Reset::To(v) = reset {
                 let _ = writeln!(w, "      {base}_q <= {};", lit(*v, ty.width));
             }
         }
         let _ = writeln!(w, "    end else begin");
-        for (base, _, _, en) in &with_reset {
+        for (base, _, _, en, _) in &with_reset {
             w.push_str(&line(base, en));
         }
         let _ = writeln!(w, "    end");
         let _ = writeln!(w, "  end");
     }
-    let no_reset: Vec<_> = regs.iter().filter(|r| matches!(r.2, Reset::None)).collect();
-    if !no_reset.is_empty() {
-        let _ = writeln!(w, "\n  always @(posedge clk_i) begin");
-        for (base, _, _, en) in &no_reset {
+    for kept in [false, true] {
+        let no_reset: Vec<_> = regs
+            .iter()
+            .filter(|r| matches!(r.2, Reset::None) && r.4 == kept)
+            .collect();
+        if no_reset.is_empty() {
+            continue;
+        }
+        if kept {
+            let _ = writeln!(
+                w,
+                "\n  // Kept apart: synthesis must not merge these with identical registers of\n  \
+                 // other instances (each copy stays next to what it drives).\n  (* keep *)"
+            );
+            let _ = writeln!(w, "  always @(posedge clk_i) begin");
+        } else {
+            let _ = writeln!(w, "\n  always @(posedge clk_i) begin");
+        }
+        for (base, _, _, en, _) in &no_reset {
             w.push_str(&line(base, en).replacen("      ", "    ", 1));
         }
         let _ = writeln!(w, "  end");

@@ -44,6 +44,9 @@ pub enum Item {
         d: Option<Expr>,
         enable: Option<Expr>,
         doc: String,
+        /// Emitted in a `(* keep *)` block: synthesis must not merge it with an identical
+        /// register elsewhere (see [`Module::keep_apart`]).
+        keep: bool,
     },
     /// A 1-write 1-read synchronous memory (Yosys infers block RAM from this shape), or with
     /// `single_port` one address for both (`waddr` = `raddr`) and no read on a write cycle
@@ -203,6 +206,7 @@ impl Module {
             d: None,
             enable: None,
             doc: doc.into(),
+            keep: false,
         });
         Expr::net(format!("{base}_q"), ty)
     }
@@ -239,6 +243,33 @@ impl Module {
             }
             *dd = Some(d);
             *en = enable;
+        }
+    }
+
+    /// Marks register `q` (without reset) to be kept apart from identical registers: Yosys merges
+    /// flip-flops with the same inputs across a flattened design (`opt_merge`), which turns one
+    /// register per lane into one register driving every lane; a `(* keep *)` process is not
+    /// merged, so each copy stays next to what it drives.
+    pub fn keep_apart(&mut self, q: &Expr) {
+        let qname = match &q.node {
+            super::expr::Node::Net(n) => n.clone(),
+            _ => panic!("keep_apart target must be a register"),
+        };
+        let base = qname.strip_suffix("_q").expect("register names end in _q");
+        let mname = self.name.clone();
+        match self
+            .items
+            .iter_mut()
+            .find(|i| matches!(i, Item::Reg { base: b, .. } if b == base))
+        {
+            Some(Item::Reg { keep, reset, .. }) => {
+                assert!(
+                    matches!(reset, Reset::None),
+                    "module {mname}: kept register `{qname}` must have no reset"
+                );
+                *keep = true;
+            }
+            _ => panic!("module {mname}: no register `{qname}`"),
         }
     }
 

@@ -77,6 +77,12 @@ module sd_ctrl (
   wire f2_d;
   reg  l2_q;  // S2 last
   wire l2_d;
+  reg  v2b_q;  // S2b valid
+  wire v2b_d;
+  reg  f2b_q;  // S2b first
+  wire f2b_d;
+  reg  l2b_q;  // S2b last
+  wire l2b_d;
   reg  v3_q;  // S3 valid
   wire v3_d;
   reg  f3_q;  // S3 first
@@ -91,6 +97,8 @@ module sd_ctrl (
   wire l4_d;
   reg  e2_q;  // S2 end of a pass
   wire e2_d;
+  reg  e2b_q;  // S2b end of a pass
+  wire e2b_d;
   reg  e3_q;  // S3 end of a pass
   wire e3_d;
   reg  e4_q;  // S4 end of a pass
@@ -159,14 +167,18 @@ module sd_ctrl (
   assign v2_d = v1_q;
   assign f2_d = first1;
   assign l2_d = last1;
-  assign v3_d = v2_q;
-  assign f3_d = f2_q;
-  assign l3_d = l2_q;
+  assign v2b_d = v2_q;
+  assign f2b_d = f2_q;
+  assign l2b_d = l2_q;
+  assign v3_d = v2b_q;
+  assign f3_d = f2b_q;
+  assign l3_d = l2b_q;
   assign v4_d = v3_q;
   assign f4_d = f3_q;
   assign l4_d = l3_q;
   assign e2_d = end1_q;
-  assign e3_d = e2_q;
+  assign e2b_d = e2_q;
+  assign e3_d = e2b_q;
   assign e4_d = e3_q;
   assign v5_d = v4_q;
   assign f5_d = f4_q;
@@ -185,7 +197,7 @@ module sd_ctrl (
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = ((((((((((issuing_q | v1_q) | v2_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v0r_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = (((((((((((issuing_q | v1_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v0r_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
@@ -211,6 +223,9 @@ module sd_ctrl (
       v2_q <= 1'd0;
       f2_q <= 1'd0;
       l2_q <= 1'd0;
+      v2b_q <= 1'd0;
+      f2b_q <= 1'd0;
+      l2b_q <= 1'd0;
       v3_q <= 1'd0;
       f3_q <= 1'd0;
       l3_q <= 1'd0;
@@ -218,6 +233,7 @@ module sd_ctrl (
       f4_q <= 1'd0;
       l4_q <= 1'd0;
       e2_q <= 1'd0;
+      e2b_q <= 1'd0;
       e3_q <= 1'd0;
       e4_q <= 1'd0;
       v5_q <= 1'd0;
@@ -250,6 +266,9 @@ module sd_ctrl (
       v2_q <= v2_d;
       f2_q <= f2_d;
       l2_q <= l2_d;
+      v2b_q <= v2b_d;
+      f2b_q <= f2b_d;
+      l2b_q <= l2b_d;
       v3_q <= v3_d;
       f3_q <= f3_d;
       l3_q <= l3_d;
@@ -257,6 +276,7 @@ module sd_ctrl (
       f4_q <= f4_d;
       l4_q <= l4_d;
       e2_q <= e2_d;
+      e2b_q <= e2b_d;
       e3_q <= e3_d;
       e4_q <= e4_d;
       v5_q <= v5_d;

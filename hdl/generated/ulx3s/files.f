@@ -1,5 +1,6 @@
 sd_decoder.v
-sd_rebuild.v
+sd_rebuild_terms.v
+sd_rebuild_add.v
 sd_wrequant.v
 sd_lane.v
 sd_out_requant.v
