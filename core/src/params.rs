@@ -130,13 +130,14 @@ pub struct AccelConfig {
     /// `weight_requant = "exact"`).
     #[serde(default, skip_serializing_if = "Dataflow::is_rebuild")]
     pub dataflow: Dataflow,
-    /// Register the read data of the activation, basis, weight-shift and output-parameter
-    /// buffers once more before any logic uses it (one more cycle per START, two when the run
-    /// drains a tile; docs/interface.md). The ECP5's DP16KD has a 5.8 ns clock-to-out, so at
-    /// 100 MHz nothing can follow it in the same cycle; the iCE40's block RAMs do not need it.
-    /// Default false (omitted from the TOML text).
+    /// Extra register stages for a fast device (the ECP5 at 100 MHz; docs/interface.md): the
+    /// activation, basis, weight-shift and output-parameter buffers' read data is registered
+    /// once more before any logic uses it (the DP16KD's clock-to-out is 5.8 ns), and the output
+    /// multiplier's 16 × 16 partial products are registered before they are added. One more
+    /// cycle per START, three more when the run drains a tile. The iCE40 does not need them at
+    /// its clocks. Default false (omitted from the TOML text).
     #[serde(default, skip_serializing_if = "is_false")]
-    pub registered_reads: bool,
+    pub extra_stages: bool,
 }
 
 fn one() -> u32 {
@@ -224,7 +225,7 @@ impl AccelConfig {
                 single_port_buffers: false,
                 slots: 2,
                 dataflow: Dataflow::Rebuild,
-                registered_reads: false,
+                extra_stages: false,
             },
             // iCE40UP5K (iCEBreaker): one lane of two slots on the factorized dataflow (6 MACs
             // per cycle). Its rows need no multiplier; each slot's block multiplier (8 × 25
@@ -251,10 +252,10 @@ impl AccelConfig {
                 single_port_buffers: true,
                 slots: 2,
                 dataflow: Dataflow::Factorized,
-                registered_reads: false,
+                extra_stages: false,
             },
-            // ECP5-85F (ULX3S): 16 lanes × 2 slots, buffers for layers up to 3072 inputs; block
-            // RAM reads registered once more (`registered_reads`) for 100 MHz.
+            // ECP5-85F (ULX3S): 16 lanes × 2 slots, buffers for layers up to 3072 inputs; the
+            // extra register stages (`extra_stages`) for the ECP5's clock.
             "ulx3s" => AccelConfig {
                 name: "ulx3s".into(),
                 lanes: 16,
@@ -272,7 +273,7 @@ impl AccelConfig {
                 single_port_buffers: false,
                 slots: 2,
                 dataflow: Dataflow::Rebuild,
-                registered_reads: true,
+                extra_stages: true,
             },
             other => return Err(ConfigError::UnknownPreset(other.to_string())),
         };

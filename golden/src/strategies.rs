@@ -50,7 +50,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             single_port_buffers: false,
             slots: 1,
             dataflow: smartdeal_core::Dataflow::Rebuild,
-            registered_reads: false,
+            extra_stages: false,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);
@@ -61,7 +61,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
         } else {
             rng.gen_range(2..=4)
         };
-        cfg.registered_reads = rng.gen_bool(0.5);
+        cfg.extra_stages = rng.gen_bool(0.5);
         if cfg.validate().is_ok() {
             return cfg;
         }

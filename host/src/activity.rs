@@ -133,21 +133,21 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 /// cycle); a run that ends a tile (it has output channels) 8 more for the drain's and the
 /// output requantizer's registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
 /// drain while later ones stream). The factorized dataflow adds [`FACTOR_EXTRA_LATENCY`]: its
-/// last channel add comes after the last block's flush. `registered_reads` adds one cycle (S1r),
-/// and one more to a run that drains (O0).
+/// last channel add comes after the last block's flush. `extra_stages` adds one cycle (S1r),
+/// and two more to a run that drains (O0, O2b).
 pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     let extra = if cfg.is_factorized() {
         FACTOR_EXTRA_LATENCY
     } else {
         0
     };
-    // Registered reads: the S1r stage, and O0 in the output stage.
-    let reads = u64::from(cfg.registered_reads);
+    // Extra stages: S1r, and O0 and O2b in the output stage.
+    let extra_stages = u64::from(cfg.extra_stages);
     extra
         + if run.channels > 0 {
-            17 + 2 * reads + u64::from(cfg.lanes * cfg.slots)
+            17 + 3 * extra_stages + u64::from(cfg.lanes * cfg.slots)
         } else {
-            9 + reads
+            9 + extra_stages
         }
 }
 

@@ -13,7 +13,7 @@ pub struct Buffer {
     pub doc: &'static str,
     pub width: u32,
     pub depth: u32,
-    /// Its read data goes through one more register (`registered_reads`). The stream buffer's
+    /// Its read data goes through one more register (`extra_stages`). The stream buffer's
     /// entry is always registered by the controller (S0r), and the output buffer is read by the
     /// host, so only the pipeline's operand buffers take it.
     pub extra_read_reg: bool,
@@ -33,7 +33,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
             doc: "activation buffer: one word per Ce row, x[3r+j] at [j*act_bits +: act_bits]",
             width: cfg.act_word_bits(),
             depth: cfg.act_depth,
-            extra_read_reg: cfg.registered_reads,
+            extra_read_reg: cfg.extra_stages,
         },
         Buffer {
             name: "sd_coef_buf",
@@ -51,7 +51,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
             doc: "output parameters: {oshift, mult, bias} per output channel",
             width: cfg.oparam_word_bits(),
             depth: cfg.out_depth,
-            extra_read_reg: cfg.registered_reads,
+            extra_read_reg: cfg.extra_stages,
         },
         Buffer {
             name: "sd_out_buf",
@@ -69,7 +69,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
                 doc: "basis buffer: the B of all lanes for one block of one tile",
                 width: cfg.b_word_bits(),
                 depth: cfg.b_depth,
-                extra_read_reg: cfg.registered_reads,
+                extra_read_reg: cfg.extra_stages,
             },
         );
     }
@@ -81,7 +81,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
                 doc: "weight shifts: all lanes' shifts for one tile",
                 width: cfg.wshift_word_bits(),
                 depth: cfg.wshift_depth(),
-                extra_read_reg: cfg.registered_reads,
+                extra_read_reg: cfg.extra_stages,
             },
         );
     }

@@ -71,7 +71,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
         .factor
         .is_some()
         .then(|| io.rdata.field(CoefLayout::of(cfg).bsel_lo, cfg.bsel_bits()));
-    let (v1, first1, last1, end1, bsel1) = if cfg.registered_reads {
+    let (v1, first1, last1, end1, bsel1) = if cfg.extra_stages {
         let r = |m: &mut Module, name: &str, e: Expr, reset: Reset, doc: &str| {
             m.reg_next(name, e, None, reset, doc)
         };
@@ -97,7 +97,7 @@ pub fn module(cfg: &AccelConfig) -> Module {
                 last1,
                 end1,
                 bsel1: bsel1.expect("factorized configs have a basis"),
-                registered_reads: cfg.registered_reads,
+                extra_stages: cfg.extra_stages,
                 b_raddr_o: io.b_o.as_ref().expect("factorized configs have a basis"),
                 acc_en_o: &io.acc_en_o,
                 first_o: &io.first_o,
@@ -325,7 +325,7 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr, end1: &Expr)
         m.assign(ws_o, tile);
     }
     let mut codes = rdata.field(lay.codes_lo, cfg.coef_codes_bits());
-    if cfg.registered_reads {
+    if cfg.extra_stages {
         codes = m.reg_next("codes1r", codes, None, Reset::None, "S1r codes");
     }
     let codes = m.reg_next("codes", codes, None, Reset::None, "S2 codes");
@@ -390,7 +390,7 @@ fn band_address(m: &mut Module, cfg: &AccelConfig, io: &Ports, next: &Expr) {
         mask.bit(0),
         Expr::mux(is(1), mask.bit(1), mask.bit(2)),
     );
-    let inside = if cfg.registered_reads {
+    let inside = if cfg.extra_stages {
         m.reg_next(
             "act_valid1r",
             inside,

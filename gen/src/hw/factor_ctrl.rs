@@ -61,8 +61,8 @@ pub struct Stages<'a> {
     pub end1: Expr,
     /// S1: the entry's basis-select field.
     pub bsel1: Expr,
-    /// The basis buffer's data comes two cycles after its address (`registered_reads`).
-    pub registered_reads: bool,
+    /// The basis buffer's data comes two cycles after its address (`extra_stages`).
+    pub extra_stages: bool,
     pub b_raddr_o: &'a Expr,
     pub acc_en_o: &'a Expr,
     pub first_o: &'a Expr,
@@ -106,7 +106,7 @@ pub fn pipeline(m: &mut Module, ports: &FactorPorts, s: Stages) -> Vec<Expr> {
     // after S4) and stay until the last, so the address moves at the segment's end at S3 (one
     // cycle of read latency) or at S2 (two, with registered reads): the next segment's end
     // comes at least FACTOR_FLUSH_CYCLES entries later, after this flush's last term.
-    let (at, bsel) = if s.registered_reads {
+    let (at, bsel) = if s.extra_stages {
         (seg2, bsel2)
     } else {
         let bsel3 = m.reg_next("bsel3", bsel2, None, Reset::None, "S3 basis word");

@@ -63,8 +63,8 @@ pub fn config_line(cfg: &AccelConfig) -> String {
         } else {
             ""
         },
-        if cfg.registered_reads {
-            " registered_reads"
+        if cfg.extra_stages {
+            " extra_stages"
         } else {
             ""
         }
