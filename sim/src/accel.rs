@@ -248,9 +248,14 @@ impl Device for Accel {
 
     fn read_outputs(&mut self, n: u32) -> Result<Vec<i8>, CosimError> {
         let mut y = Vec::with_capacity(n as usize);
+        // The output buffer's read data comes a cycle after the address, two with the extra
+        // stages (docs/interface.md).
+        let latency = 1 + u32::from(self.cfg.extra_stages);
         for i in 0..n {
             self.m.sim.set_idx(self.p.rd_addr, u64::from(i));
-            self.tick();
+            for _ in 0..latency {
+                self.tick();
+            }
             y.push(self.m.sim.get_idx(self.p.rd_data) as u8 as i8);
         }
         Ok(y)

@@ -14,8 +14,8 @@ pub struct Buffer {
     pub width: u32,
     pub depth: u32,
     /// Its read data goes through one more register (`extra_stages`). The stream buffer's
-    /// entry is always registered by the controller (S0r), and the output buffer is read by the
-    /// host, so only the pipeline's operand buffers take it.
+    /// entry is always registered by the controller (S0r); the board link waits for the output
+    /// buffer's extra cycle.
     pub extra_read_reg: bool,
 }
 
@@ -58,7 +58,7 @@ pub fn buffers(cfg: &AccelConfig) -> Vec<Buffer> {
             doc: "output buffer: int8 outputs",
             width: 8,
             depth: cfg.out_depth,
-            extra_read_reg: false,
+            extra_read_reg: cfg.extra_stages,
         },
     ];
     if cfg.has_basis() {

@@ -12,6 +12,8 @@ pub const NAME: &str = "sd_ctrl";
 /// The controller's ports (the basis and weight-shift read addresses only where the
 /// configuration has those buffers).
 struct Ports {
+    /// `AccelConfig::extra_stages`.
+    extra_stages: bool,
     start: Expr,
     last_idx: Expr,
     band: Expr,
@@ -41,6 +43,8 @@ struct Valids {
     v1: Expr,
     v2: Expr,
     v2b: Expr,
+    /// The products' sum stage (`extra_stages`).
+    v5s: Option<Expr>,
     v3: Expr,
     v4: Expr,
     v5: Expr,
@@ -189,6 +193,7 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     let cycles_o = m.output("cycles_o", u(32), "cycles of the last run");
     let factor = cfg.is_factorized().then(|| factor_ctrl::ports(m));
     Ports {
+        extra_stages: cfg.extra_stages,
         start,
         last_idx,
         band,
@@ -443,7 +448,25 @@ fn pipeline(
     let f5 = m.reg_next("f5", f4, None, Reset::To(0), "S5 first");
     let l5 = m.reg_next("l5", l4, None, Reset::To(0), "S5 last");
     let e5 = m.reg_next("e5", e4, None, Reset::To(0), "S5 end of a pass");
-    let v6 = m.reg_next("v6", v5.clone(), None, Reset::To(0), "S6 valid");
+    // With the extra stages the lanes add a row's three products in a stage of their own (S5s)
+    // before accumulating them.
+    let (v5s, f5, l5, e5) = if io.extra_stages {
+        (
+            Some(m.reg_next("v5s", v5.clone(), None, Reset::To(0), "S5s valid")),
+            m.reg_next("f5s", f5, None, Reset::To(0), "S5s first"),
+            m.reg_next("l5s", l5, None, Reset::To(0), "S5s last"),
+            m.reg_next("e5s", e5, None, Reset::To(0), "S5s end of a pass"),
+        )
+    } else {
+        (None, f5, l5, e5)
+    };
+    let v6 = m.reg_next(
+        "v6",
+        v5s.clone().unwrap_or_else(|| v5.clone()),
+        None,
+        Reset::To(0),
+        "S6 valid",
+    );
     let f6 = m.reg_next("f6", f5, None, Reset::To(0), "S6 first");
     let l6 = m.reg_next("l6", l5, None, Reset::To(0), "S6 last");
     let e6 = m.reg_next("e6", e5, None, Reset::To(0), "S6 end of a pass");
@@ -464,6 +487,7 @@ fn pipeline(
         v1,
         v2,
         v2b,
+        v5s,
         v3,
         v4,
         v5,
@@ -475,7 +499,7 @@ fn pipeline(
 impl Valids {
     /// The flags in pipeline order.
     fn flags(self) -> Vec<Expr> {
-        vec![
+        let mut v = vec![
             self.issuing,
             self.v1,
             self.v2,
@@ -485,7 +509,9 @@ impl Valids {
             self.v5,
             self.v6,
             self.v7,
-        ]
+        ];
+        v.extend(self.v5s);
+        v
     }
 }
 

@@ -188,6 +188,19 @@ fn accumulate(
         sum,
         "sum of the row's three products",
     );
+    // With the extra stages the products' sum gets its own cycle (S5s): two adds and the
+    // accumulator's third in one cycle are the ECP5's worst path at 86 MHz.
+    let sum = if cfg.extra_stages {
+        m.reg_next(
+            &slot_name(cfg, p, "sum"),
+            sum,
+            None,
+            Reset::None,
+            "S6: sum of the row's three products",
+        )
+    } else {
+        sum
+    };
     let acc_q = m.reg(
         &slot_name(cfg, p, "acc"),
         Ty::u(acc),

@@ -92,7 +92,7 @@ pub fn module(cfg: &AccelConfig, p: &Parts) -> Module {
         NAME,
         "SmartDeal accelerator, fully connected / 1x1 layers (docs/interface.md).\n\
          Load buffers with PUSH + WR_* commands, START a run, wait for done_o, read outputs\n\
-         through rd_addr_i / rd_data_o (one cycle latency).",
+         through rd_addr_i / rd_data_o (one cycle latency, two with extra_stages).",
         &config_line(cfg),
     );
     m.clock_reset();
@@ -125,7 +125,7 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     let rd_data_o = m.output(
         "rd_data_o",
         u(8),
-        "output read data (one cycle after rd_addr_i)",
+        "output read data (one cycle after rd_addr_i, two with extra_stages)",
     );
     let busy_o = m.output("busy_o", u(1), "a run is in progress");
     let done_o = m.output("done_o", u(1), "the last run has finished");

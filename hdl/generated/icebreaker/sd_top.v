@@ -3,7 +3,7 @@
 //
 // SmartDeal accelerator, fully connected / 1x1 layers (docs/interface.md).
 // Load buffers with PUSH + WR_* commands, START a run, wait for done_o, read outputs
-// through rd_addr_i / rd_data_o (one cycle latency).
+// through rd_addr_i / rd_data_o (one cycle latency, two with extra_stages).
 
 module sd_top (
   input  wire        clk_i,  // clock
@@ -13,7 +13,7 @@ module sd_top (
   input  wire [15:0] cmd_addr_i,  // command address
   input  wire [31:0] cmd_data_i,  // command data
   input  wire [6:0]  rd_addr_i,  // output buffer read address
-  output wire [7:0]  rd_data_o,  // output read data (one cycle after rd_addr_i)
+  output wire [7:0]  rd_data_o,  // output read data (one cycle after rd_addr_i, two with extra_stages)
   output wire        busy_o,  // a run is in progress
   output wire        done_o,  // the last run has finished
   output wire        err_o,  // a command was dropped because the core was busy

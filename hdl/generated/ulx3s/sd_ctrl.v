@@ -123,6 +123,14 @@ module sd_ctrl (
   wire l5_d;
   reg  e5_q;  // S5 end of a pass
   wire e5_d;
+  reg  v5s_q;  // S5s valid
+  wire v5s_d;
+  reg  f5s_q;  // S5s first
+  wire f5s_d;
+  reg  l5s_q;  // S5s last
+  wire l5s_d;
+  reg  e5s_q;  // S5s end of a pass
+  wire e5s_d;
   reg  v6_q;  // S6 valid
   wire v6_d;
   reg  f6_q;  // S6 first
@@ -202,10 +210,14 @@ module sd_ctrl (
   assign f5_d = f4_q;
   assign l5_d = l4_q;
   assign e5_d = e4_q;
-  assign v6_d = v5_q;
-  assign f6_d = f5_q;
-  assign l6_d = l5_q;
-  assign e6_d = e5_q;
+  assign v5s_d = v5_q;
+  assign f5s_d = f5_q;
+  assign l5s_d = l5_q;
+  assign e5s_d = e5_q;
+  assign v6_d = v5s_q;
+  assign f6_d = f5s_q;
+  assign l6_d = l5s_q;
+  assign e6_d = e5s_q;
   assign v7_d = l6_q;
   assign e7_d = e6_q;
   assign drain_wrap_o = e7_q;
@@ -215,7 +227,7 @@ module sd_ctrl (
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = ((((((((((((issuing_q | v1r_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v0r_q) | v1r_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = (((((((((((((issuing_q | v1r_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v5s_q) | v0r_q) | v1r_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
@@ -262,6 +274,10 @@ module sd_ctrl (
       f5_q <= 1'd0;
       l5_q <= 1'd0;
       e5_q <= 1'd0;
+      v5s_q <= 1'd0;
+      f5s_q <= 1'd0;
+      l5s_q <= 1'd0;
+      e5s_q <= 1'd0;
       v6_q <= 1'd0;
       f6_q <= 1'd0;
       l6_q <= 1'd0;
@@ -309,6 +325,10 @@ module sd_ctrl (
       f5_q <= f5_d;
       l5_q <= l5_d;
       e5_q <= e5_d;
+      v5s_q <= v5s_d;
+      f5s_q <= f5s_d;
+      l5s_q <= l5s_d;
+      e5s_q <= e5s_d;
       v6_q <= v6_d;
       f6_q <= f6_d;
       l6_q <= l6_d;

@@ -56,6 +56,8 @@ module sd_lane (
   reg  [15:0] s0_p2_q;  // S6: product
   wire [15:0] s0_p2_d;
   wire [31:0] s0_sum;  // sum of the row's three products
+  reg  [31:0] s0_sum_q;  // S6: sum of the row's three products
+  wire [31:0] s0_sum_d;
   reg  [31:0] s0_acc_q;  // accumulator
   wire [31:0] s0_acc_d;
   wire [7:0] s1_x0;
@@ -68,6 +70,8 @@ module sd_lane (
   reg  [15:0] s1_p2_q;  // S6: product
   wire [15:0] s1_p2_d;
   wire [31:0] s1_sum;  // sum of the row's three products
+  reg  [31:0] s1_sum_q;  // S6: sum of the row's three products
+  wire [31:0] s1_sum_d;
   reg  [31:0] s1_acc_q;  // accumulator
   wire [31:0] s1_acc_d;
 
@@ -123,7 +127,8 @@ module sd_lane (
 
   // S6: accumulate (slot 0)
   assign s0_sum = (({{16{s0_p0_q[15]}}, s0_p0_q} + {{16{s0_p1_q[15]}}, s0_p1_q}) + {{16{s0_p2_q[15]}}, s0_p2_q});
-  assign s0_acc_d = (first_i ? s0_sum : (s0_acc_q + s0_sum));
+  assign s0_sum_d = s0_sum;
+  assign s0_acc_d = (first_i ? s0_sum_q : (s0_acc_q + s0_sum_q));
   assign s1_x0 = x5_q[31:24];
   assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{mw0_q[7]}}, mw0_q});
   assign s1_x1 = x5_q[39:32];
@@ -133,7 +138,8 @@ module sd_lane (
 
   // S6: accumulate (slot 1)
   assign s1_sum = (({{16{s1_p0_q[15]}}, s1_p0_q} + {{16{s1_p1_q[15]}}, s1_p1_q}) + {{16{s1_p2_q[15]}}, s1_p2_q});
-  assign s1_acc_d = (first_i ? s1_sum : (s1_acc_q + s1_sum));
+  assign s1_sum_d = s1_sum;
+  assign s1_acc_d = (first_i ? s1_sum_q : (s1_acc_q + s1_sum_q));
   assign acc_o = {s1_acc_q, s0_acc_q};
 
   always @(posedge clk_i or negedge rst_ni) begin
@@ -158,9 +164,11 @@ module sd_lane (
     s0_p0_q <= s0_p0_d;
     s0_p1_q <= s0_p1_d;
     s0_p2_q <= s0_p2_d;
+    s0_sum_q <= s0_sum_d;
     s1_p0_q <= s1_p0_d;
     s1_p1_q <= s1_p1_d;
     s1_p2_q <= s1_p2_d;
+    s1_sum_q <= s1_sum_d;
   end
 
   // Kept apart: synthesis must not merge these with identical registers of

@@ -2,8 +2,9 @@
 // Config: ulx3s [fingerprint ed11b961d09a25e6]: lanes=16 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=128 act_depth=1024 coef_depth=4096 b_depth=512 out_depth=1024 weight_requant=int8 extra_stages
 //
 // output buffer: int8 outputs.
-// 1024 words of 8 bits; write port for the host (or the output stage), registered
-// read port (data one cycle after the address).
+// 1024 words of 8 bits; write port for the host (or the output stage), read port
+// registered twice (data two cycles after the address): nothing follows the block
+// RAM's clock-to-out in the cycle it reads.
 
 module sd_out_buf (
   input  wire       clk_i,  // clock
@@ -16,10 +17,17 @@ module sd_out_buf (
 
   reg  [7:0] mem_q [0:1023];
   reg  [7:0] mem_rdata_q;
+  reg  [7:0] rdata_q;  // the read data, once more
+  wire [7:0] rdata_d;
   always @(posedge clk_i) begin
     if (we_i) mem_q[waddr_i] <= wdata_i;
     mem_rdata_q <= mem_q[raddr_i];
   end
-  assign rdata_o = mem_rdata_q;
+  assign rdata_d = mem_rdata_q;
+  assign rdata_o = rdata_q;
+
+  always @(posedge clk_i) begin
+    rdata_q <= rdata_d;
+  end
 
 endmodule

@@ -95,6 +95,9 @@ pub(super) struct Dims {
     pub(super) rw: u32,
     /// Reply byte indices: a reply length plus the 4 header bytes.
     pub(super) xw: u32,
+    /// Clocks from the READ address register to the output buffer's data: 1, or 2 with the
+    /// accelerator's `extra_stages` (its output buffer's read data registered once more).
+    pub(super) rd_latency: u32,
 }
 
 impl Dims {
@@ -123,6 +126,7 @@ impl Dims {
             lw,
             rw,
             xw,
+            rd_latency: 1 + u32::from(cfg.extra_stages),
         }
     }
 }

@@ -107,8 +107,9 @@ pub(super) fn reply_head(
 /// and the tables (header, IDENTIFY ROM, each indexed by `tidx` directly; the status is a shift
 /// register), then the byte itself, `tbyte_q`, which drives the transmitter and the reply CRC.
 /// READ's output address is a register too, so its data arrives from the accelerator two
-/// cycles after the index moves. `hold` keeps the next byte back until `tbyte_q` is that byte:
-/// 4 clocks per byte, far below the transmitter's 10 bit times.
+/// cycles after the index moves (three with the accelerator's `extra_stages`). `hold` keeps the
+/// next byte back until `tbyte_q` is that byte: 4 (5) clocks per byte, far below the
+/// transmitter's 10 bit times.
 pub(super) fn reply_transmitter(
     m: &mut Module,
     d: &Dims,
@@ -121,9 +122,12 @@ pub(super) fn reply_transmitter(
     let go_reply = &head.go_reply;
     let tidx = m.reg("tidx", u(xw), Reset::To(0), "reply byte being sent");
     let tcrc = m.reg("tcrc", u(8), Reset::To(0), "CRC-8 of the reply so far");
+    // 2 + rd_latency clocks after a step: the index, the READ address, the read, the byte.
+    let hold_start = u128::from(2 + d.rd_latency);
+    let hw = clog2(u64::try_from(hold_start).expect("small") + 1);
     let hold = m.reg(
         "hold",
-        u(2),
+        u(hw),
         Reset::To(0),
         "clocks until tbyte_q is the byte at tidx_q",
     );
@@ -139,7 +143,7 @@ pub(super) fn reply_transmitter(
         state
             .is(st::REPLY)
             .and(io.tx_ready.clone())
-            .and(hold.clone().eq(Expr::lit(0, 2))),
+            .and(hold.clone().eq(Expr::lit(0, hw))),
         "hand the next reply byte to the transmitter",
     );
     let step = go_reply.clone().or(send.clone());
@@ -147,10 +151,10 @@ pub(super) fn reply_transmitter(
         &hold,
         Expr::mux(
             step.clone(),
-            Expr::lit(3, 2),
-            hold.clone().sub(Expr::lit(1, 2)),
+            Expr::lit(hold_start, hw),
+            hold.clone().sub(Expr::lit(1, hw)),
         ),
-        Some(step.clone().or(hold.clone().ne(Expr::lit(0, 2)))),
+        Some(step.clone().or(hold.clone().ne(Expr::lit(0, hw)))),
     );
     m.set_d(
         &tidx,
