@@ -190,7 +190,6 @@ fn product_whole(m: &mut Module, i: O2Inputs) -> O3Out {
         "O3h: low bits",
     );
     let cy_q = m.reg_next("r_cy", lo.bit(rl), None, Reset::None, "O3h: their carry");
-    // pw → pw + 1 bits (sign extension) for the high part, so the carry cannot overflow.
     // pw - RL bits, sign-extended by one so that the carry cannot overflow.
     let p_top = m
         .wire("p_top", p_q.slice(pw - 1, rl), "high bits of p")
