@@ -213,17 +213,7 @@ impl Module {
 
     /// Sets the next value (and optional 1-bit enable) of register `q`.
     pub fn set_d(&mut self, q: &Expr, d: Expr, enable: Option<Expr>) {
-        let qname = match &q.node {
-            super::expr::Node::Net(n) => n.clone(),
-            _ => panic!("set_d target must be a register"),
-        };
-        let base = qname.strip_suffix("_q").expect("register names end in _q");
-        let mname = self.name.clone();
-        let item = self
-            .items
-            .iter_mut()
-            .find(|i| matches!(i, Item::Reg { base: b, .. } if b == base))
-            .unwrap_or_else(|| panic!("module {mname}: no register `{qname}`"));
+        let (mname, qname, item) = self.reg_item(q, "set_d");
         if let Item::Reg {
             ty,
             d: dd,
@@ -251,26 +241,34 @@ impl Module {
     /// register per lane into one register driving every lane; a `(* keep *)` process is not
     /// merged, so each copy stays next to what it drives.
     pub fn keep_apart(&mut self, q: &Expr) {
+        let (mname, qname, item) = self.reg_item(q, "keep_apart");
+        if let Item::Reg { keep, reset, .. } = item {
+            assert!(
+                matches!(reset, Reset::None),
+                "module {mname}: kept register `{qname}` must have no reset"
+            );
+            *keep = true;
+        }
+    }
+
+    /// The declaration of register `q` (a `_q` net), with the module's and the register's names
+    /// for messages; panics naming `what` when `q` is not a register of this module.
+    fn reg_item(&mut self, q: &Expr, what: &str) -> (String, String, &mut Item) {
         let qname = match &q.node {
             super::expr::Node::Net(n) => n.clone(),
-            _ => panic!("keep_apart target must be a register"),
+            _ => panic!("{what} target must be a register"),
         };
-        let base = qname.strip_suffix("_q").expect("register names end in _q");
+        let base = qname
+            .strip_suffix("_q")
+            .expect("register names end in _q")
+            .to_string();
         let mname = self.name.clone();
-        match self
+        let item = self
             .items
             .iter_mut()
-            .find(|i| matches!(i, Item::Reg { base: b, .. } if b == base))
-        {
-            Some(Item::Reg { keep, reset, .. }) => {
-                assert!(
-                    matches!(reset, Reset::None),
-                    "module {mname}: kept register `{qname}` must have no reset"
-                );
-                *keep = true;
-            }
-            _ => panic!("module {mname}: no register `{qname}`"),
-        }
+            .find(|i| matches!(i, Item::Reg { base: b, .. } if *b == base))
+            .unwrap_or_else(|| panic!("module {mname}: no register `{qname}`"));
+        (mname, qname, item)
     }
 
     /// A register with its next value in one step (when `d` does not depend on `q`).
