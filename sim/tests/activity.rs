@@ -5,9 +5,10 @@
 //! SmartDeal (both dataflows) and the dense baseline.
 
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use smartdeal_core::random::RandomLayerSpec;
 use smartdeal_core::AccelConfig;
 use smartdeal_golden::strategies::{
-    conv_case, factorized, layer_case_up_to, test_seed, ConvCase, LayerCase,
+    conv_case, factorized, layer_case_up_to, test_seed, ConvCase, LayerCase, OutMode,
 };
 use smartdeal_host::{Engine, GoldenEngine, RunStats};
 use smartdeal_sim::Accel;
@@ -108,14 +109,21 @@ fn activity_icebreaker_dense_baseline() {
     activity_matches(AccelConfig::preset("icebreaker").unwrap().dense_baseline());
 }
 
-#[test]
-fn activity_input_tiled() {
+/// `tiny` with an 8-row activation buffer and a 16-entry stream: layers of more than 24
+/// inputs are input-tiled.
+fn input_tiling_config(name: &str, extra_stages: bool) -> AccelConfig {
     let mut cfg = AccelConfig::preset("tiny").unwrap();
-    cfg.name = "tiny-act8".into();
+    cfg.name = name.into();
     cfg.act_depth = 8;
     cfg.coef_depth = 16;
+    cfg.extra_stages = extra_stages;
     cfg.validate().unwrap();
-    activity_matches(cfg);
+    cfg
+}
+
+#[test]
+fn activity_input_tiled() {
+    activity_matches(input_tiling_config("tiny-act8", false));
 }
 
 /// The factorized dataflow: padded block segments and its longer latency per START.
@@ -125,4 +133,30 @@ fn activity_tiny_factorized() {
     cfg.name = "tiny-factorized".into();
     assert!(factorized(&mut cfg));
     activity_matches(cfg);
+}
+
+/// A run of one stream entry with the extra stages: a layer of 27 inputs (9 rows) on an
+/// 8-row activation buffer is two input chunks per tile, the second a single row, so a single
+/// entry. Its outputs and cycle counts equal the golden engine's (the controller once let such
+/// a run finish while its entry was still in S1).
+#[test]
+fn one_entry_runs_with_extra_stages() {
+    let cfg = input_tiling_config("tiny-act8-extra", true);
+    let mut accel = Accel::new(&cfg, &Default::default()).expect("simulator");
+    let mut golden = GoldenEngine::new(&cfg);
+    for seed in 0..4 {
+        let spec = RandomLayerSpec::for_config(&cfg, 27, 6, 1.0, seed);
+        let case = LayerCase {
+            spec,
+            out_mode: OutMode::Typical,
+            tokens: 1,
+            x_min_fraction: 0.0,
+        };
+        let (layer, x) = case.build(&cfg);
+        accel.reset();
+        let (yv, sv) = accel.run_layer(&layer, &x).expect("Verilator run");
+        let (yg, sg) = golden.run_layer(&layer, &x).expect("golden run");
+        assert_eq!(yv, yg, "outputs, seed {seed}");
+        same("one-entry runs", sv, sg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
 }

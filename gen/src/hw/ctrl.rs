@@ -79,8 +79,10 @@ pub fn module(cfg: &AccelConfig) -> Module {
         let r = |m: &mut Module, name: &str, e: Expr, reset: Reset, doc: &str| {
             m.reg_next(name, e, None, reset, doc)
         };
+        // The pipeline lists the flag it is given (S1r's) as its S1 flag, so the S1 flag itself
+        // goes in here: without it a run of one entry ends while that entry is in S1.
+        extra.push(v1.clone());
         let v = r(&mut m, "v1r", v1, Reset::To(0), "S1r valid");
-        extra.push(v.clone());
         (
             v,
             r(&mut m, "f1r", first1, Reset::To(0), "S1r first"),

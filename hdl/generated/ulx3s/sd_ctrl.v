@@ -227,7 +227,7 @@ module sd_ctrl (
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = (((((((((((((issuing_q | v1r_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v5s_q) | v0r_q) | v1r_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = (((((((((((((issuing_q | v1r_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v5s_q) | v0r_q) | v1_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
