@@ -130,12 +130,14 @@ pub struct AccelConfig {
     /// `weight_requant = "exact"`).
     #[serde(default, skip_serializing_if = "Dataflow::is_rebuild")]
     pub dataflow: Dataflow,
-    /// Extra register stages for a fast device (the ECP5 at 100 MHz; docs/interface.md): the
-    /// activation, basis, weight-shift and output-parameter buffers' read data is registered
-    /// once more before any logic uses it (the DP16KD's clock-to-out is 5.8 ns), and the output
-    /// multiplier's 16 × 16 partial products are registered before they are added. One more
-    /// cycle per START, three more when the run drains a tile. The iCE40 does not need them at
-    /// its clocks. Default false (omitted from the TOML text).
+    /// Extra register stages for a fast device (the ECP5; docs/parameters.md has the list and
+    /// docs/interface.md the cycle model): the buffers' read data is registered once more before
+    /// any logic uses it (the DP16KD's clock-to-out is 5.8 ns), the output multiplier's 16 × 16
+    /// partial products are registered before they are added, the rebuild and dense lanes
+    /// register each product twice and sum a row's three in a cycle of their own, each slot has
+    /// its own MAC weights and each lane its own reset register. Three more cycles per START
+    /// (one on the factorized dataflow), five (three) more when the run drains a tile. The iCE40
+    /// does not need them at its clocks. Default false (omitted from the TOML text).
     #[serde(default, skip_serializing_if = "is_false")]
     pub extra_stages: bool,
 }

@@ -133,18 +133,19 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 /// cycle); a run that ends a tile (it has output channels) 8 more for the drain's and the
 /// output requantizer's registers, plus one cycle per accumulator of the last tile (`lanes × slots`; earlier tiles
 /// drain while later ones stream). The factorized dataflow adds [`FACTOR_EXTRA_LATENCY`]: its
-/// last channel add comes after the last block's flush. `extra_stages` adds two cycles (S1r,
-/// and S5s in the rebuild and dense lanes), and two more to a run that drains (O0, O2b).
+/// last channel add comes after the last block's flush. `extra_stages` adds three cycles (S1r,
+/// and S5p and S5s in the rebuild and dense lanes; one on the factorized dataflow), and two more
+/// to a run that drains (O0, O2b).
 pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     let extra = if cfg.is_factorized() {
         FACTOR_EXTRA_LATENCY
     } else {
         0
     };
-    // Extra stages: S1r, S5s in the rebuild and dense lanes (the factorized lane has none), and
-    // O0 and O2b in the output stage.
+    // Extra stages: S1r, S5p and S5s in the rebuild and dense lanes (the factorized lane has
+    // neither), and O0 and O2b in the output stage.
     let (pipe, out) = if cfg.extra_stages {
-        (1 + u64::from(!cfg.is_factorized()), 2)
+        (1 + 2 * u64::from(!cfg.is_factorized()), 2)
     } else {
         (0, 0)
     };

@@ -43,7 +43,8 @@ struct Valids {
     v1: Expr,
     v2: Expr,
     v2b: Expr,
-    /// The products' sum stage (`extra_stages`).
+    /// The products' second register and their sum's stage (`extra_stages`).
+    v5p: Option<Expr>,
     v5s: Option<Expr>,
     v3: Expr,
     v4: Expr,
@@ -452,15 +453,21 @@ fn pipeline(
     let e5 = m.reg_next("e5", e4, None, Reset::To(0), "S5 end of a pass");
     // With the extra stages the lanes add a row's three products in a stage of their own (S5s)
     // before accumulating them.
-    let (v5s, f5, l5, e5) = if io.extra_stages {
+    // Before that the products are registered once more (S5p) by the multipliers.
+    let (v5p, v5s, f5, l5, e5) = if io.extra_stages {
+        let v5p = m.reg_next("v5p", v5.clone(), None, Reset::To(0), "S5p valid");
+        let f5p = m.reg_next("f5p", f5, None, Reset::To(0), "S5p first");
+        let l5p = m.reg_next("l5p", l5, None, Reset::To(0), "S5p last");
+        let e5p = m.reg_next("e5p", e5, None, Reset::To(0), "S5p end of a pass");
         (
-            Some(m.reg_next("v5s", v5.clone(), None, Reset::To(0), "S5s valid")),
-            m.reg_next("f5s", f5, None, Reset::To(0), "S5s first"),
-            m.reg_next("l5s", l5, None, Reset::To(0), "S5s last"),
-            m.reg_next("e5s", e5, None, Reset::To(0), "S5s end of a pass"),
+            Some(v5p.clone()),
+            Some(m.reg_next("v5s", v5p, None, Reset::To(0), "S5s valid")),
+            m.reg_next("f5s", f5p, None, Reset::To(0), "S5s first"),
+            m.reg_next("l5s", l5p, None, Reset::To(0), "S5s last"),
+            m.reg_next("e5s", e5p, None, Reset::To(0), "S5s end of a pass"),
         )
     } else {
-        (None, f5, l5, e5)
+        (None, None, f5, l5, e5)
     };
     let v6 = m.reg_next(
         "v6",
@@ -489,6 +496,7 @@ fn pipeline(
         v1,
         v2,
         v2b,
+        v5p,
         v5s,
         v3,
         v4,
@@ -512,6 +520,7 @@ impl Valids {
             self.v6,
             self.v7,
         ];
+        v.extend(self.v5p);
         v.extend(self.v5s);
         v
     }

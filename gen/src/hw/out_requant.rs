@@ -1,4 +1,4 @@
-//! Output requantization, seven stages (each one long operation, for timing):
+//! Output requantization, one long operation per stage (for timing):
 //! O1 `s = acc + bias` → O2 the partial products `s_k · M` of `p = s · M` (and the rounding
 //! constant `2^(sh-1)` from the shift) → O2b their unsigned sum `q` → O3 `r = p + 2^(sh-1)`, low
 //! 32 bits, and the high bits `q >> 32 + s2 · M` → O3h the high bits take the carry → O4
@@ -175,21 +175,7 @@ fn product_whole(m: &mut Module, i: O2Inputs) -> O3Out {
     );
 
     m.comment("O3: round half up, low bits");
-    let lo = m.wire(
-        "p_lo",
-        p_q.slice(rl - 1, 0)
-            .zext(rl + 1)
-            .add(rnd_q.slice(rl - 1, 0).zext(rl + 1)),
-        "low bits of p plus the rounding constant, with the carry out (RL + 1 bits)",
-    );
-    let lo_q = m.reg_next(
-        "r_lo",
-        lo.slice(rl - 1, 0),
-        None,
-        Reset::None,
-        "O3h: low bits",
-    );
-    let cy_q = m.reg_next("r_cy", lo.bit(rl), None, Reset::None, "O3h: their carry");
+    let (lo_q, cy_q) = round_low(m, p_q.slice(rl - 1, 0), rnd_q.slice(rl - 1, 0));
     // pw - RL bits, sign-extended by one so that the carry cannot overflow.
     let p_top = m
         .wire("p_top", p_q.slice(pw - 1, rl), "high bits of p")
@@ -297,19 +283,7 @@ fn product_in_parts(m: &mut Module, i: O2Inputs) -> O3Out {
 
     m.comment("O3: round half up, low bits; the high bits take s2·M");
     // p = q + pp2·2^32: p's low 32 bits are q's, so the rounding add sees only q there.
-    let lo = m.wire(
-        "p_lo",
-        q.slice(rl - 1, 0).zext(rl + 1).add(rnd3_q.zext(rl + 1)),
-        "low bits of p plus the rounding constant, with the carry out (RL + 1 bits)",
-    );
-    let lo_q = m.reg_next(
-        "r_lo",
-        lo.slice(rl - 1, 0),
-        None,
-        Reset::None,
-        "O3h: low bits",
-    );
-    let cy_q = m.reg_next("r_cy", lo.bit(rl), None, Reset::None, "O3h: their carry");
+    let (lo_q, cy_q) = round_low(m, q.slice(rl - 1, 0), rnd3_q);
     // HW = pw + 1 − 32 bits: p >> 32 (q's top 17 bits, unsigned, plus s2·M, signed) holds in
     // HW − 1 bits, one more so that the rounding carry cannot overflow.
     let hw = pw + 1 - rl;
@@ -323,4 +297,24 @@ fn product_in_parts(m: &mut Module, i: O2Inputs) -> O3Out {
     );
     let (sh2_q, v2_busy, v2, a2) = (sh3a_q, v2, v2b, a2b);
     (lo_q, cy_q, hi_q, sh2_q, v2, a2, vec![v2_busy])
+}
+
+/// O3, the rounding add's low part: `low + rnd` (both RL bits) → RL + 1 bits, registered for
+/// O3h as the RL-bit sum and its carry. Returns `(r_lo, r_cy)`.
+fn round_low(m: &mut Module, low: Expr, rnd: Expr) -> (Expr, Expr) {
+    let rl = low.width();
+    let lo = m.wire(
+        "p_lo",
+        low.zext(rl + 1).add(rnd.zext(rl + 1)),
+        "low bits of p plus the rounding constant, with the carry out (RL + 1 bits)",
+    );
+    let lo_q = m.reg_next(
+        "r_lo",
+        lo.slice(rl - 1, 0),
+        None,
+        Reset::None,
+        "O3h: low bits",
+    );
+    let cy_q = m.reg_next("r_cy", lo.bit(rl), None, Reset::None, "O3h: their carry");
+    (lo_q, cy_q)
 }

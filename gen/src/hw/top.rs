@@ -475,7 +475,7 @@ fn lanes(
         );
         let mut conns = vec![
             ("clk_i", clk()),
-            ("rst_ni", rst()),
+            ("rst_ni", lane_reset(m, cfg, lane)),
             ("x_i", x_q.clone()),
             ("acc_en_i", ctl.acc_en.clone()),
             ("first_i", ctl.first.clone()),
@@ -502,6 +502,27 @@ fn lanes(
         accs.push(acc);
     }
     accs
+}
+
+/// Lane `lane`'s reset. With the extra stages each lane has its own: a register (kept apart)
+/// that the reset clears at once and that lets go one cycle after it, so the reset reaches the
+/// lanes' accumulators from one register per lane instead of one net to all of them (the ECP5's
+/// worst path with 16 lanes: 10.1 ns of routing). The lanes' registers with a reset are the
+/// accumulators, which the first entry of every tile overwrites and which see acc_en at least
+/// nine registers after a START, so the later release changes nothing.
+fn lane_reset(m: &mut Module, cfg: &AccelConfig, lane: u32) -> Expr {
+    if !cfg.extra_stages {
+        return rst();
+    }
+    let r = m.reg(
+        &format!("lane{lane}_rst_n"),
+        u(1),
+        Reset::To(0),
+        "the lane's reset, released a cycle after rst_ni",
+    );
+    m.set_d(&r, Expr::lit(1, 1), None);
+    m.keep_apart(&r);
+    r
 }
 
 /// The drain takes each tile's accumulators and the output requantizer turns them into the

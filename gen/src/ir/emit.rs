@@ -263,7 +263,8 @@ fn write_instance(
     let _ = writeln!(w, "  );");
 }
 
-/// Registers: one block for those with an asynchronous reset, one for the others.
+/// Registers: one block for those with an asynchronous reset, one for the others, and each of
+/// the two again for kept registers (`Module::keep_apart`).
 fn write_registers(w: &mut String, m: &Module) {
     let regs: Vec<(&String, &Ty, &Reset, &Option<Expr>, bool)> = m
         .items
@@ -284,12 +285,15 @@ fn write_registers(w: &mut String, m: &Module) {
         Some(e) => format!("      if ({}) {base}_q <= {base}_d;\n", expr(e)),
         None => format!("      {base}_q <= {base}_d;\n"),
     };
-    let with_reset: Vec<_> = regs
-        .iter()
-        .filter(|r| matches!(r.2, Reset::To(_)))
-        .collect();
-    if !with_reset.is_empty() {
-        let _ = writeln!(w, "\n  always @(posedge clk_i or negedge rst_ni) begin");
+    for kept in [false, true] {
+        let with_reset: Vec<_> = regs
+            .iter()
+            .filter(|r| matches!(r.2, Reset::To(_)) && r.4 == kept)
+            .collect();
+        if with_reset.is_empty() {
+            continue;
+        }
+        write_block_start(w, kept, "always @(posedge clk_i or negedge rst_ni) begin");
         let _ = writeln!(w, "    if (!rst_ni) begin");
         for (base, ty, reset, _, _) in &with_reset {
             if let Reset::To(v) = reset {
@@ -311,20 +315,26 @@ fn write_registers(w: &mut String, m: &Module) {
         if no_reset.is_empty() {
             continue;
         }
-        if kept {
-            let _ = writeln!(
-                w,
-                "\n  // Kept apart: synthesis must not merge these with identical registers of\n  \
-                 // other instances (each copy stays next to what it drives).\n  (* keep *)"
-            );
-            let _ = writeln!(w, "  always @(posedge clk_i) begin");
-        } else {
-            let _ = writeln!(w, "\n  always @(posedge clk_i) begin");
-        }
+        write_block_start(w, kept, "always @(posedge clk_i) begin");
         for (base, _, _, en, _) in &no_reset {
             w.push_str(&line(base, en).replacen("      ", "    ", 1));
         }
         let _ = writeln!(w, "  end");
+    }
+}
+
+/// A register block's first line, after a blank line; kept registers (`Module::keep_apart`)
+/// get a comment and the `keep` attribute first.
+fn write_block_start(w: &mut String, kept: bool, header: &str) {
+    if kept {
+        let _ = writeln!(
+            w,
+            "\n  // Kept apart: synthesis must not merge these with identical registers of\n  \
+             // other instances (each copy stays next to what it drives).\n  (* keep *)"
+        );
+        let _ = writeln!(w, "  {header}");
+    } else {
+        let _ = writeln!(w, "\n  {header}");
     }
 }
 
@@ -341,6 +351,29 @@ mod tests {
         let b = Expr::net("b", Ty::s(8));
         assert_eq!(expr(&a.clone().lt(b)), "($signed(a) < $signed(b))");
         assert_eq!(expr(&a.sext(10)), "{{2{a[7]}}, a}");
+    }
+
+    #[test]
+    fn kept_registers_get_their_own_blocks_with_the_attribute_right_before() {
+        let mut m = Module::new("t", "test", "cfg");
+        m.clock_reset();
+        let plain = m.reg("a", Ty::u(1), Reset::To(0), "");
+        m.set_d(&plain, Expr::lit(1, 1), None);
+        let kept = m.reg("b", Ty::u(1), Reset::To(0), "");
+        m.set_d(&kept, Expr::lit(1, 1), None);
+        m.keep_apart(&kept);
+        let text = module(&m, "test");
+        let keep = "(* keep *)\n  always @(posedge clk_i or negedge rst_ni) begin";
+        assert_eq!(text.matches(keep).count(), 1, "{text}");
+        assert_eq!(
+            text.matches("always @(posedge clk_i or negedge rst_ni)")
+                .count(),
+            2
+        );
+        // The kept block holds b alone; the plain one a alone.
+        let (plain_block, kept_block) = text.split_at(text.find("(* keep *)").unwrap());
+        assert!(plain_block.contains("a_q <= a_d;") && !plain_block.contains("b_q <= b_d;"));
+        assert!(kept_block.contains("b_q <= b_d;") && !kept_block.contains("a_q <= a_d;"));
     }
 
     #[test]

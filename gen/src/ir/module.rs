@@ -236,17 +236,13 @@ impl Module {
         }
     }
 
-    /// Marks register `q` (without reset) to be kept apart from identical registers: Yosys merges
+    /// Marks register `q` to be kept apart from identical registers: Yosys merges
     /// flip-flops with the same inputs across a flattened design (`opt_merge`), which turns one
     /// register per lane into one register driving every lane; a `(* keep *)` process is not
     /// merged, so each copy stays next to what it drives.
     pub fn keep_apart(&mut self, q: &Expr) {
-        let (mname, qname, item) = self.reg_item(q, "keep_apart");
-        if let Item::Reg { keep, reset, .. } = item {
-            assert!(
-                matches!(reset, Reset::None),
-                "module {mname}: kept register `{qname}` must have no reset"
-            );
+        let (_, _, item) = self.reg_item(q, "keep_apart");
+        if let Item::Reg { keep, .. } = item {
             *keep = true;
         }
     }

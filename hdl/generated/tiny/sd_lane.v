@@ -55,7 +55,7 @@ module sd_lane (
   wire [7:0] s0_x2;
   reg  [15:0] s0_p2_q;  // S6: product
   wire [15:0] s0_p2_d;
-  wire [31:0] s0_sum;  // sum of the row's three products
+  wire [17:0] s0_sum;  // sum of the row's three products
   reg  [31:0] s0_acc_q;  // accumulator
   wire [31:0] s0_acc_d;
   wire [7:0] s1_x0;
@@ -67,7 +67,7 @@ module sd_lane (
   wire [7:0] s1_x2;
   reg  [15:0] s1_p2_q;  // S6: product
   wire [15:0] s1_p2_d;
-  wire [31:0] s1_sum;  // sum of the row's three products
+  wire [17:0] s1_sum;  // sum of the row's three products
   reg  [31:0] s1_acc_q;  // accumulator
   wire [31:0] s1_acc_d;
 
@@ -122,8 +122,8 @@ module sd_lane (
   assign s0_p2_d = ({{8{s0_x2[7]}}, s0_x2} * {{8{mw2_q[7]}}, mw2_q});
 
   // S6: accumulate (slot 0)
-  assign s0_sum = (({{16{s0_p0_q[15]}}, s0_p0_q} + {{16{s0_p1_q[15]}}, s0_p1_q}) + {{16{s0_p2_q[15]}}, s0_p2_q});
-  assign s0_acc_d = (first_i ? s0_sum : (s0_acc_q + s0_sum));
+  assign s0_sum = (({{2{s0_p0_q[15]}}, s0_p0_q} + {{2{s0_p1_q[15]}}, s0_p1_q}) + {{2{s0_p2_q[15]}}, s0_p2_q});
+  assign s0_acc_d = (first_i ? {{14{s0_sum[17]}}, s0_sum} : (s0_acc_q + {{14{s0_sum[17]}}, s0_sum}));
   assign s1_x0 = x5_q[31:24];
   assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{mw0_q[7]}}, mw0_q});
   assign s1_x1 = x5_q[39:32];
@@ -132,8 +132,8 @@ module sd_lane (
   assign s1_p2_d = ({{8{s1_x2[7]}}, s1_x2} * {{8{mw2_q[7]}}, mw2_q});
 
   // S6: accumulate (slot 1)
-  assign s1_sum = (({{16{s1_p0_q[15]}}, s1_p0_q} + {{16{s1_p1_q[15]}}, s1_p1_q}) + {{16{s1_p2_q[15]}}, s1_p2_q});
-  assign s1_acc_d = (first_i ? s1_sum : (s1_acc_q + s1_sum));
+  assign s1_sum = (({{2{s1_p0_q[15]}}, s1_p0_q} + {{2{s1_p1_q[15]}}, s1_p1_q}) + {{2{s1_p2_q[15]}}, s1_p2_q});
+  assign s1_acc_d = (first_i ? {{14{s1_sum[17]}}, s1_sum} : (s1_acc_q + {{14{s1_sum[17]}}, s1_sum}));
   assign acc_o = {s1_acc_q, s0_acc_q};
 
   always @(posedge clk_i or negedge rst_ni) begin
@@ -151,7 +151,6 @@ module sd_lane (
     w_q <= w_d;
     wshift_b_q <= wshift_b_d;
     wshift_q <= wshift_d;
-    x3_q <= x3_d;
     mw0_q <= mw0_d;
     mw1_q <= mw1_d;
     mw2_q <= mw2_d;
@@ -167,6 +166,7 @@ module sd_lane (
   // other instances (each copy stays next to what it drives).
   (* keep *)
   always @(posedge clk_i) begin
+    x3_q <= x3_d;
     x4_q <= x4_d;
     x5_q <= x5_d;
   end

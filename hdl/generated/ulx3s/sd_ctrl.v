@@ -123,6 +123,14 @@ module sd_ctrl (
   wire l5_d;
   reg  e5_q;  // S5 end of a pass
   wire e5_d;
+  reg  v5p_q;  // S5p valid
+  wire v5p_d;
+  reg  f5p_q;  // S5p first
+  wire f5p_d;
+  reg  l5p_q;  // S5p last
+  wire l5p_d;
+  reg  e5p_q;  // S5p end of a pass
+  wire e5p_d;
   reg  v5s_q;  // S5s valid
   wire v5s_d;
   reg  f5s_q;  // S5s first
@@ -210,10 +218,14 @@ module sd_ctrl (
   assign f5_d = f4_q;
   assign l5_d = l4_q;
   assign e5_d = e4_q;
-  assign v5s_d = v5_q;
-  assign f5s_d = f5_q;
-  assign l5s_d = l5_q;
-  assign e5s_d = e5_q;
+  assign v5p_d = v5_q;
+  assign f5p_d = f5_q;
+  assign l5p_d = l5_q;
+  assign e5p_d = e5_q;
+  assign v5s_d = v5p_q;
+  assign f5s_d = f5p_q;
+  assign l5s_d = l5p_q;
+  assign e5s_d = e5p_q;
   assign v6_d = v5s_q;
   assign f6_d = f5s_q;
   assign l6_d = l5s_q;
@@ -227,7 +239,7 @@ module sd_ctrl (
 
   // Run state
   assign busy_d = (start_i ? 1'd1 : (busy_q & in_flight));
-  assign in_flight = (((((((((((((issuing_q | v1r_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v5s_q) | v0r_q) | v1_q) | drain_busy_i) | out_busy_i);
+  assign in_flight = ((((((((((((((issuing_q | v1r_q) | v2_q) | v2b_q) | v3_q) | v4_q) | v5_q) | v6_q) | v7_q) | v5p_q) | v5s_q) | v0r_q) | v1_q) | drain_busy_i) | out_busy_i);
   assign finish = (busy_q & (~in_flight));
   assign done_d = (start_i ? 1'd0 : (done_q | finish));
   assign cycles_d = (start_i ? 32'd0 : (cycles_q + 32'd1));
@@ -274,6 +286,10 @@ module sd_ctrl (
       f5_q <= 1'd0;
       l5_q <= 1'd0;
       e5_q <= 1'd0;
+      v5p_q <= 1'd0;
+      f5p_q <= 1'd0;
+      l5p_q <= 1'd0;
+      e5p_q <= 1'd0;
       v5s_q <= 1'd0;
       f5s_q <= 1'd0;
       l5s_q <= 1'd0;
@@ -325,6 +341,10 @@ module sd_ctrl (
       f5_q <= f5_d;
       l5_q <= l5_d;
       e5_q <= e5_d;
+      v5p_q <= v5p_d;
+      f5p_q <= f5p_d;
+      l5p_q <= l5p_d;
+      e5p_q <= e5p_d;
       v5s_q <= v5s_d;
       f5s_q <= f5s_d;
       l5s_q <= l5s_d;

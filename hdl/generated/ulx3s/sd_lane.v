@@ -40,38 +40,56 @@ module sd_lane (
   wire [47:0] x4_d;
   reg  [47:0] x5_q;  // S5: the slots' activations
   wire [47:0] x5_d;
-  reg  [7:0] mw0_q;  // S5: MAC weight
-  wire [7:0] mw0_d;
-  reg  [7:0] mw1_q;  // S5: MAC weight
-  wire [7:0] mw1_d;
-  reg  [7:0] mw2_q;  // S5: MAC weight
-  wire [7:0] mw2_d;
+  reg  [7:0] s0_mw0_q;  // S5: MAC weight
+  wire [7:0] s0_mw0_d;
+  reg  [7:0] s0_mw1_q;  // S5: MAC weight
+  wire [7:0] s0_mw1_d;
+  reg  [7:0] s0_mw2_q;  // S5: MAC weight
+  wire [7:0] s0_mw2_d;
+  reg  [7:0] s1_mw0_q;  // S5: MAC weight
+  wire [7:0] s1_mw0_d;
+  reg  [7:0] s1_mw1_q;  // S5: MAC weight
+  wire [7:0] s1_mw1_d;
+  reg  [7:0] s1_mw2_q;  // S5: MAC weight
+  wire [7:0] s1_mw2_d;
   wire [7:0] s0_x0;
-  reg  [15:0] s0_p0_q;  // S6: product
+  reg  [15:0] s0_p0_q;  // S5p: product
   wire [15:0] s0_p0_d;
+  reg  [15:0] s0_pr0_q;  // S5s: product, registered again
+  wire [15:0] s0_pr0_d;
   wire [7:0] s0_x1;
-  reg  [15:0] s0_p1_q;  // S6: product
+  reg  [15:0] s0_p1_q;  // S5p: product
   wire [15:0] s0_p1_d;
+  reg  [15:0] s0_pr1_q;  // S5s: product, registered again
+  wire [15:0] s0_pr1_d;
   wire [7:0] s0_x2;
-  reg  [15:0] s0_p2_q;  // S6: product
+  reg  [15:0] s0_p2_q;  // S5p: product
   wire [15:0] s0_p2_d;
-  wire [31:0] s0_sum;  // sum of the row's three products
-  reg  [31:0] s0_sum_q;  // S6: sum of the row's three products
-  wire [31:0] s0_sum_d;
+  reg  [15:0] s0_pr2_q;  // S5s: product, registered again
+  wire [15:0] s0_pr2_d;
+  wire [17:0] s0_sum;  // sum of the row's three products
+  reg  [17:0] s0_sum_q;  // S6: sum of the row's three products
+  wire [17:0] s0_sum_d;
   reg  [31:0] s0_acc_q;  // accumulator
   wire [31:0] s0_acc_d;
   wire [7:0] s1_x0;
-  reg  [15:0] s1_p0_q;  // S6: product
+  reg  [15:0] s1_p0_q;  // S5p: product
   wire [15:0] s1_p0_d;
+  reg  [15:0] s1_pr0_q;  // S5s: product, registered again
+  wire [15:0] s1_pr0_d;
   wire [7:0] s1_x1;
-  reg  [15:0] s1_p1_q;  // S6: product
+  reg  [15:0] s1_p1_q;  // S5p: product
   wire [15:0] s1_p1_d;
+  reg  [15:0] s1_pr1_q;  // S5s: product, registered again
+  wire [15:0] s1_pr1_d;
   wire [7:0] s1_x2;
-  reg  [15:0] s1_p2_q;  // S6: product
+  reg  [15:0] s1_p2_q;  // S5p: product
   wire [15:0] s1_p2_d;
-  wire [31:0] s1_sum;  // sum of the row's three products
-  reg  [31:0] s1_sum_q;  // S6: sum of the row's three products
-  wire [31:0] s1_sum_d;
+  reg  [15:0] s1_pr2_q;  // S5s: product, registered again
+  wire [15:0] s1_pr2_d;
+  wire [17:0] s1_sum;  // sum of the row's three products
+  reg  [17:0] s1_sum_q;  // S6: sum of the row's three products
+  wire [17:0] s1_sum_d;
   reg  [31:0] s1_acc_q;  // accumulator
   wire [31:0] s1_acc_d;
 
@@ -115,31 +133,40 @@ module sd_lane (
   assign x3_d = x_i;
   assign x4_d = x3_q;
   assign x5_d = x4_q;
-  assign mw0_d = wq0;
-  assign mw1_d = wq1;
-  assign mw2_d = wq2;
+  assign s0_mw0_d = wq0;
+  assign s0_mw1_d = wq1;
+  assign s0_mw2_d = wq2;
+  assign s1_mw0_d = wq0;
+  assign s1_mw1_d = wq1;
+  assign s1_mw2_d = wq2;
   assign s0_x0 = x5_q[7:0];
-  assign s0_p0_d = ({{8{s0_x0[7]}}, s0_x0} * {{8{mw0_q[7]}}, mw0_q});
+  assign s0_p0_d = ({{8{s0_x0[7]}}, s0_x0} * {{8{s0_mw0_q[7]}}, s0_mw0_q});
+  assign s0_pr0_d = s0_p0_q;
   assign s0_x1 = x5_q[15:8];
-  assign s0_p1_d = ({{8{s0_x1[7]}}, s0_x1} * {{8{mw1_q[7]}}, mw1_q});
+  assign s0_p1_d = ({{8{s0_x1[7]}}, s0_x1} * {{8{s0_mw1_q[7]}}, s0_mw1_q});
+  assign s0_pr1_d = s0_p1_q;
   assign s0_x2 = x5_q[23:16];
-  assign s0_p2_d = ({{8{s0_x2[7]}}, s0_x2} * {{8{mw2_q[7]}}, mw2_q});
+  assign s0_p2_d = ({{8{s0_x2[7]}}, s0_x2} * {{8{s0_mw2_q[7]}}, s0_mw2_q});
+  assign s0_pr2_d = s0_p2_q;
 
   // S6: accumulate (slot 0)
-  assign s0_sum = (({{16{s0_p0_q[15]}}, s0_p0_q} + {{16{s0_p1_q[15]}}, s0_p1_q}) + {{16{s0_p2_q[15]}}, s0_p2_q});
+  assign s0_sum = (({{2{s0_pr0_q[15]}}, s0_pr0_q} + {{2{s0_pr1_q[15]}}, s0_pr1_q}) + {{2{s0_pr2_q[15]}}, s0_pr2_q});
   assign s0_sum_d = s0_sum;
-  assign s0_acc_d = (first_i ? s0_sum_q : (s0_acc_q + s0_sum_q));
+  assign s0_acc_d = (first_i ? {{14{s0_sum_q[17]}}, s0_sum_q} : (s0_acc_q + {{14{s0_sum_q[17]}}, s0_sum_q}));
   assign s1_x0 = x5_q[31:24];
-  assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{mw0_q[7]}}, mw0_q});
+  assign s1_p0_d = ({{8{s1_x0[7]}}, s1_x0} * {{8{s1_mw0_q[7]}}, s1_mw0_q});
+  assign s1_pr0_d = s1_p0_q;
   assign s1_x1 = x5_q[39:32];
-  assign s1_p1_d = ({{8{s1_x1[7]}}, s1_x1} * {{8{mw1_q[7]}}, mw1_q});
+  assign s1_p1_d = ({{8{s1_x1[7]}}, s1_x1} * {{8{s1_mw1_q[7]}}, s1_mw1_q});
+  assign s1_pr1_d = s1_p1_q;
   assign s1_x2 = x5_q[47:40];
-  assign s1_p2_d = ({{8{s1_x2[7]}}, s1_x2} * {{8{mw2_q[7]}}, mw2_q});
+  assign s1_p2_d = ({{8{s1_x2[7]}}, s1_x2} * {{8{s1_mw2_q[7]}}, s1_mw2_q});
+  assign s1_pr2_d = s1_p2_q;
 
   // S6: accumulate (slot 1)
-  assign s1_sum = (({{16{s1_p0_q[15]}}, s1_p0_q} + {{16{s1_p1_q[15]}}, s1_p1_q}) + {{16{s1_p2_q[15]}}, s1_p2_q});
+  assign s1_sum = (({{2{s1_pr0_q[15]}}, s1_pr0_q} + {{2{s1_pr1_q[15]}}, s1_pr1_q}) + {{2{s1_pr2_q[15]}}, s1_pr2_q});
   assign s1_sum_d = s1_sum;
-  assign s1_acc_d = (first_i ? s1_sum_q : (s1_acc_q + s1_sum_q));
+  assign s1_acc_d = (first_i ? {{14{s1_sum_q[17]}}, s1_sum_q} : (s1_acc_q + {{14{s1_sum_q[17]}}, s1_sum_q}));
   assign acc_o = {s1_acc_q, s0_acc_q};
 
   always @(posedge clk_i or negedge rst_ni) begin
@@ -157,17 +184,19 @@ module sd_lane (
     w_q <= w_d;
     wshift_b_q <= wshift_b_d;
     wshift_q <= wshift_d;
-    x3_q <= x3_d;
-    mw0_q <= mw0_d;
-    mw1_q <= mw1_d;
-    mw2_q <= mw2_d;
     s0_p0_q <= s0_p0_d;
+    s0_pr0_q <= s0_pr0_d;
     s0_p1_q <= s0_p1_d;
+    s0_pr1_q <= s0_pr1_d;
     s0_p2_q <= s0_p2_d;
+    s0_pr2_q <= s0_pr2_d;
     s0_sum_q <= s0_sum_d;
     s1_p0_q <= s1_p0_d;
+    s1_pr0_q <= s1_pr0_d;
     s1_p1_q <= s1_p1_d;
+    s1_pr1_q <= s1_pr1_d;
     s1_p2_q <= s1_p2_d;
+    s1_pr2_q <= s1_pr2_d;
     s1_sum_q <= s1_sum_d;
   end
 
@@ -175,8 +204,15 @@ module sd_lane (
   // other instances (each copy stays next to what it drives).
   (* keep *)
   always @(posedge clk_i) begin
+    x3_q <= x3_d;
     x4_q <= x4_d;
     x5_q <= x5_d;
+    s0_mw0_q <= s0_mw0_d;
+    s0_mw1_q <= s0_mw1_d;
+    s0_mw2_q <= s0_mw2_d;
+    s1_mw0_q <= s1_mw0_d;
+    s1_mw1_q <= s1_mw1_d;
+    s1_mw2_q <= s1_mw2_d;
   end
 
 endmodule

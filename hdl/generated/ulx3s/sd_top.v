@@ -63,21 +63,53 @@ module sd_top (
   reg  [47:0] x_q;  // S3: the slots' activations
   wire [47:0] x_d;
   wire [63:0] acc0;  // the lane's accumulators, slot 0 lowest
+  reg  lane0_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane0_rst_n_d;
   wire [63:0] acc1;  // the lane's accumulators, slot 0 lowest
+  reg  lane1_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane1_rst_n_d;
   wire [63:0] acc2;  // the lane's accumulators, slot 0 lowest
+  reg  lane2_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane2_rst_n_d;
   wire [63:0] acc3;  // the lane's accumulators, slot 0 lowest
+  reg  lane3_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane3_rst_n_d;
   wire [63:0] acc4;  // the lane's accumulators, slot 0 lowest
+  reg  lane4_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane4_rst_n_d;
   wire [63:0] acc5;  // the lane's accumulators, slot 0 lowest
+  reg  lane5_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane5_rst_n_d;
   wire [63:0] acc6;  // the lane's accumulators, slot 0 lowest
+  reg  lane6_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane6_rst_n_d;
   wire [63:0] acc7;  // the lane's accumulators, slot 0 lowest
+  reg  lane7_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane7_rst_n_d;
   wire [63:0] acc8;  // the lane's accumulators, slot 0 lowest
+  reg  lane8_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane8_rst_n_d;
   wire [63:0] acc9;  // the lane's accumulators, slot 0 lowest
+  reg  lane9_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane9_rst_n_d;
   wire [63:0] acc10;  // the lane's accumulators, slot 0 lowest
+  reg  lane10_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane10_rst_n_d;
   wire [63:0] acc11;  // the lane's accumulators, slot 0 lowest
+  reg  lane11_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane11_rst_n_d;
   wire [63:0] acc12;  // the lane's accumulators, slot 0 lowest
+  reg  lane12_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane12_rst_n_d;
   wire [63:0] acc13;  // the lane's accumulators, slot 0 lowest
+  reg  lane13_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane13_rst_n_d;
   wire [63:0] acc14;  // the lane's accumulators, slot 0 lowest
+  reg  lane14_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane14_rst_n_d;
   wire [63:0] acc15;  // the lane's accumulators, slot 0 lowest
+  reg  lane15_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  wire lane15_rst_n_d;
   wire drain_valid;
   wire [9:0] drain_addr;
   wire [31:0] drain_acc;
@@ -187,9 +219,10 @@ module sd_top (
   assign x_d = (act_valid ? x_sel : 48'h0);
 
   // Lanes
+  assign lane0_rst_n_d = 1'd1;
   sd_lane u_lane0 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane0_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -198,9 +231,10 @@ module sd_top (
     .ce_i     (codes[14:0]),
     .wshift_i (wshift_rdata[3:0])
   );
+  assign lane1_rst_n_d = 1'd1;
   sd_lane u_lane1 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane1_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -209,9 +243,10 @@ module sd_top (
     .ce_i     (codes[29:15]),
     .wshift_i (wshift_rdata[7:4])
   );
+  assign lane2_rst_n_d = 1'd1;
   sd_lane u_lane2 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane2_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -220,9 +255,10 @@ module sd_top (
     .ce_i     (codes[44:30]),
     .wshift_i (wshift_rdata[11:8])
   );
+  assign lane3_rst_n_d = 1'd1;
   sd_lane u_lane3 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane3_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -231,9 +267,10 @@ module sd_top (
     .ce_i     (codes[59:45]),
     .wshift_i (wshift_rdata[15:12])
   );
+  assign lane4_rst_n_d = 1'd1;
   sd_lane u_lane4 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane4_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -242,9 +279,10 @@ module sd_top (
     .ce_i     (codes[74:60]),
     .wshift_i (wshift_rdata[19:16])
   );
+  assign lane5_rst_n_d = 1'd1;
   sd_lane u_lane5 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane5_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -253,9 +291,10 @@ module sd_top (
     .ce_i     (codes[89:75]),
     .wshift_i (wshift_rdata[23:20])
   );
+  assign lane6_rst_n_d = 1'd1;
   sd_lane u_lane6 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane6_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -264,9 +303,10 @@ module sd_top (
     .ce_i     (codes[104:90]),
     .wshift_i (wshift_rdata[27:24])
   );
+  assign lane7_rst_n_d = 1'd1;
   sd_lane u_lane7 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane7_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -275,9 +315,10 @@ module sd_top (
     .ce_i     (codes[119:105]),
     .wshift_i (wshift_rdata[31:28])
   );
+  assign lane8_rst_n_d = 1'd1;
   sd_lane u_lane8 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane8_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -286,9 +327,10 @@ module sd_top (
     .ce_i     (codes[134:120]),
     .wshift_i (wshift_rdata[35:32])
   );
+  assign lane9_rst_n_d = 1'd1;
   sd_lane u_lane9 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane9_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -297,9 +339,10 @@ module sd_top (
     .ce_i     (codes[149:135]),
     .wshift_i (wshift_rdata[39:36])
   );
+  assign lane10_rst_n_d = 1'd1;
   sd_lane u_lane10 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane10_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -308,9 +351,10 @@ module sd_top (
     .ce_i     (codes[164:150]),
     .wshift_i (wshift_rdata[43:40])
   );
+  assign lane11_rst_n_d = 1'd1;
   sd_lane u_lane11 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane11_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -319,9 +363,10 @@ module sd_top (
     .ce_i     (codes[179:165]),
     .wshift_i (wshift_rdata[47:44])
   );
+  assign lane12_rst_n_d = 1'd1;
   sd_lane u_lane12 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane12_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -330,9 +375,10 @@ module sd_top (
     .ce_i     (codes[194:180]),
     .wshift_i (wshift_rdata[51:48])
   );
+  assign lane13_rst_n_d = 1'd1;
   sd_lane u_lane13 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane13_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -341,9 +387,10 @@ module sd_top (
     .ce_i     (codes[209:195]),
     .wshift_i (wshift_rdata[55:52])
   );
+  assign lane14_rst_n_d = 1'd1;
   sd_lane u_lane14 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane14_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -352,9 +399,10 @@ module sd_top (
     .ce_i     (codes[224:210]),
     .wshift_i (wshift_rdata[59:56])
   );
+  assign lane15_rst_n_d = 1'd1;
   sd_lane u_lane15 (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (lane15_rst_n_q),
     .x_i      (x_q),
     .acc_en_i (acc_en),
     .first_i  (first),
@@ -396,6 +444,47 @@ module sd_top (
   assign done_o = done;
   assign err_o = err;
   assign cycles_o = cycles;
+
+  // Kept apart: synthesis must not merge these with identical registers of
+  // other instances (each copy stays next to what it drives).
+  (* keep *)
+  always @(posedge clk_i or negedge rst_ni) begin
+    if (!rst_ni) begin
+      lane0_rst_n_q <= 1'd0;
+      lane1_rst_n_q <= 1'd0;
+      lane2_rst_n_q <= 1'd0;
+      lane3_rst_n_q <= 1'd0;
+      lane4_rst_n_q <= 1'd0;
+      lane5_rst_n_q <= 1'd0;
+      lane6_rst_n_q <= 1'd0;
+      lane7_rst_n_q <= 1'd0;
+      lane8_rst_n_q <= 1'd0;
+      lane9_rst_n_q <= 1'd0;
+      lane10_rst_n_q <= 1'd0;
+      lane11_rst_n_q <= 1'd0;
+      lane12_rst_n_q <= 1'd0;
+      lane13_rst_n_q <= 1'd0;
+      lane14_rst_n_q <= 1'd0;
+      lane15_rst_n_q <= 1'd0;
+    end else begin
+      lane0_rst_n_q <= lane0_rst_n_d;
+      lane1_rst_n_q <= lane1_rst_n_d;
+      lane2_rst_n_q <= lane2_rst_n_d;
+      lane3_rst_n_q <= lane3_rst_n_d;
+      lane4_rst_n_q <= lane4_rst_n_d;
+      lane5_rst_n_q <= lane5_rst_n_d;
+      lane6_rst_n_q <= lane6_rst_n_d;
+      lane7_rst_n_q <= lane7_rst_n_d;
+      lane8_rst_n_q <= lane8_rst_n_d;
+      lane9_rst_n_q <= lane9_rst_n_d;
+      lane10_rst_n_q <= lane10_rst_n_d;
+      lane11_rst_n_q <= lane11_rst_n_d;
+      lane12_rst_n_q <= lane12_rst_n_d;
+      lane13_rst_n_q <= lane13_rst_n_d;
+      lane14_rst_n_q <= lane14_rst_n_d;
+      lane15_rst_n_q <= lane15_rst_n_d;
+    end
+  end
 
   always @(posedge clk_i) begin
     x_q <= x_d;
