@@ -120,6 +120,15 @@ fn bad_board_arguments_are_one_line_errors() {
             vec!["--board", "icebreaker", "--timeout-min", "x"],
             "--timeout-min",
         ),
+        // The ulx3s preset instantiates the ECP5's MULT18X18D (mac_mul = "mult18x18d").
+        (
+            vec!["--board", "icebreaker", "--preset", "ulx3s"],
+            "is an iCE40 board",
+        ),
+        (
+            vec!["--board", "ulx3s-85f", "--preset", "ulx3s", "--dsp", "off"],
+            "instantiates MULT18X18D",
+        ),
     ] {
         let mut a = vec!["fpga", "build"];
         a.extend(args);

@@ -13,17 +13,20 @@ fn gen_verilog(args: &[&str]) -> std::process::Output {
         .expect("run gen-verilog")
 }
 
+/// Every file under `dir` (with the simulation models in `sim/`) as `(relative path, bytes)`.
 fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() {
+            for (n, bytes) in read_dir_sorted(&e.path()) {
+                v.push((format!("{name}/{n}"), bytes));
+            }
+        } else {
+            v.push((name, std::fs::read(e.path()).unwrap()));
+        }
+    }
     v.sort();
     v
 }

@@ -11,10 +11,11 @@ use smartdeal_golden::strategies::{
 };
 use std::path::{Path, PathBuf};
 
-/// Writes the design for `cfg` into `dir` and returns its files (top last).
+/// Writes the design for `cfg` into `dir` and returns its files: the simulation models of the
+/// vendor primitives it instantiates (`mac_mul = "mult18x18d"`), then the modules, top last.
 fn write(cfg: &AccelConfig, dir: &Path) -> Vec<PathBuf> {
     generate(cfg, &GenOptions::default())
-        .write(dir)
+        .write_for_simulation(dir)
         .expect("write the generated Verilog")
 }
 

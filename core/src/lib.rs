@@ -22,4 +22,4 @@ pub mod sdm;
 mod sdm_conv;
 
 pub use layer::{Coef, ConvShape, FcLayer, ImageDims, LayerError, Model};
-pub use params::{AccelConfig, ConfigError, Dataflow, WeightFormat, WeightRequant};
+pub use params::{AccelConfig, ConfigError, Dataflow, MacMul, WeightFormat, WeightRequant};

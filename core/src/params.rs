@@ -59,6 +59,25 @@ impl Dataflow {
     }
 }
 
+/// How the rebuild and dense lanes make their MAC products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MacMul {
+    /// A Verilog `*` between registers; the FPGA flow maps it to a DSP block or LUTs.
+    #[default]
+    Inferred,
+    /// Each product is the ECP5's `MULT18X18D` instantiated with its input and output
+    /// registers (Yosys maps `*` to the block without them), one cycle longer than `inferred`
+    /// (docs/interface.md). ECP5 boards only; needs `extra_stages`.
+    Mult18x18d,
+}
+
+impl MacMul {
+    fn is_inferred(&self) -> bool {
+        *self == MacMul::Inferred
+    }
+}
+
 /// Cycles a factorized lane's block flush takes: one product `B[k][j]·acc[k][j]` per cycle on
 /// its one multiplier per slot. The stream keeps every block segment at least this long
 /// (docs/interface.md), so a flush always ends before the next one starts.
@@ -140,6 +159,11 @@ pub struct AccelConfig {
     /// does not need them at its clocks. Default false (omitted from the TOML text).
     #[serde(default, skip_serializing_if = "is_false")]
     pub extra_stages: bool,
+    /// How the rebuild and dense lanes make their MAC products: `inferred` (default, omitted
+    /// from the TOML text) or `mult18x18d`, the ECP5's DSP block with its own input and output
+    /// registers (docs/parameters.md).
+    #[serde(default, skip_serializing_if = "MacMul::is_inferred")]
+    pub mac_mul: MacMul,
 }
 
 fn one() -> u32 {
@@ -228,6 +252,7 @@ impl AccelConfig {
                 slots: 2,
                 dataflow: Dataflow::Rebuild,
                 extra_stages: false,
+                mac_mul: MacMul::Inferred,
             },
             // iCE40UP5K (iCEBreaker): one lane of two slots on the factorized dataflow (6 MACs
             // per cycle). Its rows need no multiplier; each slot's block multiplier (8 × 25
@@ -255,6 +280,7 @@ impl AccelConfig {
                 slots: 2,
                 dataflow: Dataflow::Factorized,
                 extra_stages: false,
+                mac_mul: MacMul::Inferred,
             },
             // ECP5-85F (ULX3S): 16 lanes × 2 slots, buffers for layers up to 3072 inputs; the
             // extra register stages (`extra_stages`) for the ECP5's clock.
@@ -276,6 +302,7 @@ impl AccelConfig {
                 slots: 2,
                 dataflow: Dataflow::Rebuild,
                 extra_stages: true,
+                mac_mul: MacMul::Mult18x18d,
             },
             other => return Err(ConfigError::UnknownPreset(other.to_string())),
         };
@@ -391,6 +418,34 @@ impl AccelConfig {
                  to int8: it needs weight_requant = \"exact\""
                     .to_string(),
             );
+        }
+        if self.mac_mul == MacMul::Mult18x18d {
+            if self.is_factorized() {
+                return bad(
+                    "mac_mul",
+                    "the factorized lane has no MAC multipliers: \"mult18x18d\" needs \
+                     dataflow = \"rebuild\""
+                        .to_string(),
+                );
+            }
+            if !self.extra_stages {
+                return bad(
+                    "mac_mul",
+                    "\"mult18x18d\" takes the place of the extra stages' product register: it \
+                     needs extra_stages = true"
+                        .to_string(),
+                );
+            }
+            if self.mac_weight_bits() > 18 {
+                return bad(
+                    "mac_mul",
+                    format!(
+                        "\"mult18x18d\" multiplies 18-bit operands, but the MAC weights are {} bits \
+                         (weight_requant = \"exact\"; \"int8\" makes them 8)",
+                        self.mac_weight_bits()
+                    ),
+                );
+            }
         }
         let need = self.acc_bits_required();
         if self.acc_bits < need {
@@ -690,6 +745,38 @@ mod tests {
                 other => panic!("{field}: expected a field error, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn mult18x18d_needs_the_extra_stages_the_rebuild_lanes_and_18_bit_weights() {
+        let field_error = |c: &AccelConfig, needle: &str| match c.validate() {
+            Err(ConfigError::Field { field, why }) => {
+                assert_eq!(field, "mac_mul", "{why}");
+                assert!(why.contains(needle), "{why}");
+            }
+            other => panic!("expected a mac_mul error, got {other:?}"),
+        };
+        let mut c = AccelConfig::preset("tiny").unwrap();
+        c.mac_mul = MacMul::Mult18x18d;
+        field_error(&c, "extra_stages");
+        c.extra_stages = true;
+        c.validate().unwrap();
+        c.dense_baseline().validate().unwrap();
+        let mut f = c.clone();
+        f.dataflow = Dataflow::Factorized;
+        f.weight_requant = WeightRequant::Exact;
+        f.acc_bits = 40;
+        field_error(&f, "dataflow");
+        let mut e = c.clone();
+        e.weight_requant = WeightRequant::Exact;
+        e.exp_bits = 4;
+        e.acc_bits = 40;
+        assert!(e.mac_weight_bits() > 18, "{}", e.mac_weight_bits());
+        field_error(&e, "18-bit");
+        // The TOML text names it only when it is not the default.
+        assert!(c.to_toml().contains("mac_mul = \"mult18x18d\""));
+        c.mac_mul = MacMul::Inferred;
+        assert!(!c.to_toml().contains("mac_mul"));
     }
 
     #[test]

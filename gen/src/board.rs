@@ -21,8 +21,9 @@ pub struct BoardDesign {
     pub design: Design,
     /// `board.json`: link parameters, derived sizes, protocol version and the board top's ports.
     pub board_json: String,
-    /// `(file name, text)` of simulation models of the vendor primitives the top instantiates
-    /// (the PLL), for Verilator only: synthesis has the real cells. Written to `sim/`.
+    /// `(file name, text)` of simulation models of the vendor primitives the design instantiates
+    /// (the accelerator's DSP blocks, the PLL), for Verilator only: synthesis has the real
+    /// cells. Written to `sim/`.
     pub sim_models: Vec<(String, String)>,
 }
 
@@ -98,7 +99,8 @@ pub fn generate_board(
     );
     let gen = generator_id();
     let mut mods = vec![rx, tx, engine];
-    let mut sim_models = Vec::new();
+    // The accelerator's models (its DSP blocks), then the PLL's.
+    let mut sim_models = design.sim_models.clone();
     if let Some(pll) = &link.pll {
         let wrapper = board_top::pll_wrapper(cfg, link, &top);
         mods.extend([top, wrapper]);

@@ -6,7 +6,7 @@ use crate::ir::{emit, Dir, Module};
 pub use crate::options::{Fault, GenOptions};
 use serde::Serialize;
 use smartdeal_core::image::CoefLayout;
-use smartdeal_core::{AccelConfig, WeightRequant};
+use smartdeal_core::{AccelConfig, MacMul, WeightRequant};
 use std::path::Path;
 
 /// Generated Verilog: one file per module.
@@ -20,6 +20,9 @@ pub struct Design {
     pub files: Vec<(String, String)>,
     /// params.json text.
     pub params_json: String,
+    /// `(file name, text)` of behavioural models of the vendor primitives the design
+    /// instantiates, for Verilator only (synthesis has the cells): written to `sim/`.
+    pub sim_models: Vec<(String, String)>,
 }
 
 /// The generator's name and version, written into every header.
@@ -32,8 +35,10 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
     cfg.validate().expect("generate() takes a validated config");
     // The dense baseline has no decoder, rebuild engine or weight requantizer.
     let mut leaves = Vec::new();
+    // The ECP5 DSP block wrapper of `mac_mul = "mult18x18d"`.
+    let mac = (cfg.mac_mul == MacMul::Mult18x18d).then(|| hw::mac_mul::module(cfg));
     let lane = if cfg.is_dense() {
-        hw::lane::dense_module(cfg)
+        hw::lane::dense_module(cfg, mac.as_ref())
     } else if cfg.is_factorized() {
         let term = hw::factor_row::term_module(cfg);
         let add = hw::factor_row::add_module(cfg, opts.fault);
@@ -48,11 +53,12 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
             WeightRequant::Int8 => Some(hw::wrequant::module(cfg)),
             WeightRequant::Exact => None,
         };
-        let lane = hw::lane::module(cfg, &terms, &add, wrequant.as_ref());
+        let lane = hw::lane::module(cfg, &terms, &add, wrequant.as_ref(), mac.as_ref());
         leaves.extend([decoder, terms, add]);
         leaves.extend(wrequant);
         lane
     };
+    leaves.extend(mac);
     let out_requant = hw::out_requant::module(cfg);
     let drain = hw::drain::module(cfg);
     let ctrl = hw::ctrl::module(cfg);
@@ -85,11 +91,17 @@ pub fn generate(cfg: &AccelConfig, opts: &GenOptions) -> Design {
         .map(|m| (format!("{}.v", m.name), emit::module(m, &gen)))
         .collect();
     let params_json = params_json(cfg, modules.last().expect("top"));
+    let sim_models = if cfg.mac_mul == MacMul::Mult18x18d {
+        vec![hw::mac_mul::sim_model(&gen)]
+    } else {
+        Vec::new()
+    };
     Design {
         top: top::NAME.to_string(),
         modules,
         files,
         params_json,
+        sim_models,
     }
 }
 
@@ -223,7 +235,8 @@ impl Design {
         self.modules.last().expect("a design has a top")
     }
 
-    /// Writes every `.v`, `params.json` and `files.f` (the file list, leaves first) into `dir`.
+    /// Writes every `.v`, `params.json` and `files.f` (the file list, leaves first) into `dir`,
+    /// and the simulation models into `dir/sim`; returns the `.v` paths.
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         std::fs::create_dir_all(dir)?;
         let mut paths = Vec::new();
@@ -235,6 +248,25 @@ impl Design {
         std::fs::write(dir.join("params.json"), &self.params_json)?;
         let list: String = self.files.iter().map(|(n, _)| format!("{n}\n")).collect();
         std::fs::write(dir.join("files.f"), list)?;
+        if !self.sim_models.is_empty() {
+            std::fs::create_dir_all(dir.join("sim"))?;
+            for (name, text) in &self.sim_models {
+                std::fs::write(dir.join("sim").join(name), text)?;
+            }
+        }
+        Ok(paths)
+    }
+
+    /// [`Design::write`], returning the sources Verilator needs: the simulation models first,
+    /// then the design.
+    pub fn write_for_simulation(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let design = self.write(dir)?;
+        let mut paths: Vec<std::path::PathBuf> = self
+            .sim_models
+            .iter()
+            .map(|(n, _)| dir.join("sim").join(n))
+            .collect();
+        paths.extend(design);
         Ok(paths)
     }
 }

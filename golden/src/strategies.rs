@@ -51,6 +51,7 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             slots: 1,
             dataflow: smartdeal_core::Dataflow::Rebuild,
             extra_stages: false,
+            mac_mul: smartdeal_core::MacMul::Inferred,
         };
         let need = cfg.acc_bits_required().max(16);
         cfg.acc_bits = (need + rng.gen_range(0..=2)).min(40);
@@ -62,6 +63,10 @@ pub fn random_config(seed: u64, slot: u64) -> AccelConfig {
             rng.gen_range(2..=4)
         };
         cfg.extra_stages = rng.gen_bool(0.5);
+        // The ECP5's registered DSP block needs the extra stages (and at most 18-bit weights).
+        if cfg.extra_stages && rng.gen_bool(0.5) {
+            cfg.mac_mul = smartdeal_core::MacMul::Mult18x18d;
+        }
         if cfg.validate().is_ok() {
             return cfg;
         }
@@ -87,6 +92,7 @@ pub fn random_factorized_config(seed: u64, slot: u64) -> AccelConfig {
 /// accumulator would exceed 40 bits.
 pub fn factorized(cfg: &mut AccelConfig) -> bool {
     cfg.dataflow = smartdeal_core::Dataflow::Factorized;
+    cfg.mac_mul = smartdeal_core::MacMul::Inferred;
     cfg.weight_requant = WeightRequant::Exact;
     cfg.acc_bits = cfg.acc_bits.max(cfg.acc_bits_required());
     cfg.validate().is_ok()

@@ -6,7 +6,7 @@
 
 use crate::device::{Device, PlanError};
 use smartdeal_core::image::{BandStart, RunImage, Word};
-use smartdeal_core::AccelConfig;
+use smartdeal_core::{AccelConfig, MacMul};
 
 /// Counts of one layer execution. Every engine fills what it can observe: the Verilator model
 /// reports the cycles the RTL counted (`cycles_o`) and every simulated clock, a board the cycles
@@ -135,7 +135,8 @@ pub fn run_bytes(cfg: &AccelConfig, run: &RunImage) -> u64 {
 /// drain while later ones stream). The factorized dataflow adds [`FACTOR_EXTRA_LATENCY`]: its
 /// last channel add comes after the last block's flush. `extra_stages` adds three cycles (S1r,
 /// and S5p and S5s in the rebuild and dense lanes; one on the factorized dataflow), and two more
-/// to a run that drains (O0, O2b).
+/// to a run that drains (O0, O2b); `mac_mul = "mult18x18d"` one more (S5d, the DSP blocks'
+/// operand registers).
 pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     let extra = if cfg.is_factorized() {
         FACTOR_EXTRA_LATENCY
@@ -149,8 +150,10 @@ pub fn start_latency(cfg: &AccelConfig, run: &RunImage) -> u64 {
     } else {
         (0, 0)
     };
+    let dsp = u64::from(cfg.mac_mul == MacMul::Mult18x18d);
     extra
         + pipe
+        + dsp
         + if run.channels > 0 {
             17 + out + u64::from(cfg.lanes * cfg.slots)
         } else {

@@ -51,11 +51,21 @@ impl Accel {
         let design = generate(cfg, opts);
         let dir = harness::write_sources(
             &cfg.name,
-            &design.files.iter().collect::<Vec<_>>(),
+            &design
+                .files
+                .iter()
+                .chain(&design.sim_models)
+                .collect::<Vec<_>>(),
             cache_root,
             |d| design.write(d).map(drop),
         )?;
-        let sources = design.files.iter().map(|(n, _)| dir.join(n)).collect();
+        // Simulation models of vendor primitives (the DSP blocks) first, then the design.
+        let sources = design
+            .sim_models
+            .iter()
+            .map(|(n, _)| dir.join("sim").join(n))
+            .chain(design.files.iter().map(|(n, _)| dir.join(n)))
+            .collect();
         let sim = harness::load(design.top_module(), sources, cache_root)?;
         let idx = |n: &str| sim.port_index(n);
         let p = PortIdx {

@@ -6,7 +6,7 @@
 
 use super::{note, show, ConfigArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use smartdeal_core::AccelConfig;
+use smartdeal_core::{AccelConfig, MacMul};
 use smartdeal_fpga::{build, Board, BuildOptions, ToolError};
 use smartdeal_gen::usb_uart::CLEAN_MISMATCH_PERMILLE;
 use smartdeal_gen::{generate_board, BoardLink, GenOptions, Pll, PllFamily, UsbUart};
@@ -115,6 +115,29 @@ pub fn use_dsp(dsp: DspArg, board: Board, cfg: &AccelConfig) -> bool {
     }
 }
 
+/// `mac_mul = "mult18x18d"` instantiates the ECP5's DSP block: refused on an iCE40 board and
+/// with `--dsp off`, which it would silently contradict.
+fn check_mac_mul(cfg: &AccelConfig, board: Board, dsp: DspArg) -> Result<()> {
+    if cfg.mac_mul != MacMul::Mult18x18d {
+        return Ok(());
+    }
+    if board.family() != smartdeal_fpga::Family::Ecp5 {
+        bail!(
+            "config `{}` has mac_mul = \"mult18x18d\", the ECP5's DSP block, but {board} is an \
+             iCE40 board: use mac_mul = \"inferred\"",
+            cfg.name
+        );
+    }
+    if dsp == DspArg::Off {
+        bail!(
+            "--dsp off, but config `{}` instantiates MULT18X18D DSP blocks (mac_mul = \
+             \"mult18x18d\"): use --dsp auto or on, or mac_mul = \"inferred\"",
+            cfg.name
+        );
+    }
+    Ok(())
+}
+
 /// How the flow maps `cfg`: multipliers to DSP blocks or not, single-port buffers to SPRAM.
 /// One place, so that [`earlier_build`] judges a build by the options [`build_board`] uses.
 fn synthesis_options(cfg: &AccelConfig, use_dsp: bool) -> BuildOptions {
@@ -215,6 +238,7 @@ pub fn build_board(cfg: &AccelConfig, t: &BuildTarget<'_>) -> Result<smartdeal_f
         timeout,
         out,
     } = *t;
+    check_mac_mul(cfg, board, dsp)?;
     let link = board_link(board, baud, clock_mhz)?;
     let design = generate_board(cfg, &link, &GenOptions::default())
         .map_err(|e| anyhow!("board link: {e}"))?;

@@ -5,7 +5,7 @@ use super::factor_ctrl::{self, FactorPorts, Stages};
 use super::{config_line, u};
 use crate::ir::{Expr, Module, Reset};
 use smartdeal_core::image::CoefLayout;
-use smartdeal_core::AccelConfig;
+use smartdeal_core::{AccelConfig, MacMul};
 
 pub const NAME: &str = "sd_ctrl";
 
@@ -14,6 +14,8 @@ pub const NAME: &str = "sd_ctrl";
 struct Ports {
     /// `AccelConfig::extra_stages`.
     extra_stages: bool,
+    /// `mac_mul = "mult18x18d"`: the DSP blocks register the MAC operands once more (S5d).
+    dsp_regs: bool,
     start: Expr,
     last_idx: Expr,
     band: Expr,
@@ -43,6 +45,8 @@ struct Valids {
     v1: Expr,
     v2: Expr,
     v2b: Expr,
+    /// The DSP blocks' operand registers (`mac_mul = "mult18x18d"`).
+    v5d: Option<Expr>,
     /// The products' second register and their sum's stage (`extra_stages`).
     v5p: Option<Expr>,
     v5s: Option<Expr>,
@@ -197,6 +201,7 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     let factor = cfg.is_factorized().then(|| factor_ctrl::ports(m));
     Ports {
         extra_stages: cfg.extra_stages,
+        dsp_regs: cfg.mac_mul == MacMul::Mult18x18d,
         start,
         last_idx,
         band,
@@ -453,9 +458,22 @@ fn pipeline(
     let e5 = m.reg_next("e5", e4, None, Reset::To(0), "S5 end of a pass");
     // With the extra stages the lanes add a row's three products in a stage of their own (S5s)
     // before accumulating them.
-    // Before that the products are registered once more (S5p) by the multipliers.
+    // Before that the products are registered once more (S5p) by the multipliers, and with
+    // `mac_mul = "mult18x18d"` the DSP blocks register their operands first (S5d).
+    let (v5d, v5x, f5, l5, e5) = if io.dsp_regs {
+        let v5d = m.reg_next("v5d", v5.clone(), None, Reset::To(0), "S5d valid");
+        (
+            Some(v5d.clone()),
+            v5d,
+            m.reg_next("f5d", f5, None, Reset::To(0), "S5d first"),
+            m.reg_next("l5d", l5, None, Reset::To(0), "S5d last"),
+            m.reg_next("e5d", e5, None, Reset::To(0), "S5d end of a pass"),
+        )
+    } else {
+        (None, v5.clone(), f5, l5, e5)
+    };
     let (v5p, v5s, f5, l5, e5) = if io.extra_stages {
-        let v5p = m.reg_next("v5p", v5.clone(), None, Reset::To(0), "S5p valid");
+        let v5p = m.reg_next("v5p", v5x, None, Reset::To(0), "S5p valid");
         let f5p = m.reg_next("f5p", f5, None, Reset::To(0), "S5p first");
         let l5p = m.reg_next("l5p", l5, None, Reset::To(0), "S5p last");
         let e5p = m.reg_next("e5p", e5, None, Reset::To(0), "S5p end of a pass");
@@ -496,6 +514,7 @@ fn pipeline(
         v1,
         v2,
         v2b,
+        v5d,
         v5p,
         v5s,
         v3,
@@ -520,6 +539,7 @@ impl Valids {
             self.v6,
             self.v7,
         ];
+        v.extend(self.v5d);
         v.extend(self.v5p);
         v.extend(self.v5s);
         v

@@ -16,9 +16,8 @@ pub fn product_bits(cfg: &AccelConfig) -> u32 {
 /// The dense baseline's lane: the stream brings three int8 weights, registered for S3 so the
 /// pipeline timing equals the SmartDeal lane's (the controller is shared), then 3 multiplies and
 /// the same accumulator.
-pub fn dense_module(cfg: &AccelConfig) -> Module {
+pub fn dense_module(cfg: &AccelConfig, mac: Option<&Module>) -> Module {
     assert!(cfg.is_dense(), "dense_module takes a dense config");
-    let pb = product_bits(cfg);
     let mut m = Module::new(
         NAME,
         "One output channel of the dense int8 baseline: registers the row's three int8 weights\n\
@@ -42,7 +41,7 @@ pub fn dense_module(cfg: &AccelConfig) -> Module {
         .map(|j| signed_net(&mut m, &format!("w{j}"), w_d.field(j * 8, 8), "int8 weight"))
         .collect();
     // act_bits × 8 → product_bits, as in the SmartDeal lane.
-    slots(&mut m, cfg, &x, &weights, pb, &acc_en, &first, &acc_o);
+    slots(&mut m, cfg, &x, &weights, mac, &acc_en, &first, &acc_o);
     m
 }
 
@@ -87,11 +86,12 @@ fn slots(
     cfg: &AccelConfig,
     x: &Expr,
     weights: &[Expr],
-    pb: u32,
+    mac: Option<&Module>,
     acc_en: &Expr,
     first: &Expr,
     acc_o: &Expr,
 ) {
+    let pb = product_bits(cfg);
     let ab = cfg.act_bits;
     // S5: the multipliers' operands registered (the weight requantizer's two halves and the
     // multiplier each get a cycle; on the iCE40 and ECP5 these are the DSP blocks' input
@@ -160,20 +160,40 @@ fn slots(
                 x.field((3 * p + j) * ab, ab),
                 "",
             );
-            // act_bits × mac_weight_bits → product_bits: both operands sign-extended to the
-            // product width so the truncated product is the exact signed product.
-            let prod = xj.sext(pb).mul(mw.sext(pb));
-            let prod = m.reg_next(
-                &slot_name(cfg, p, &format!("p{j}")),
-                prod,
-                None,
-                Reset::None,
-                if cfg.extra_stages {
-                    "S5p: product"
-                } else {
-                    "S6: product"
-                },
-            );
+            let prod = if let Some(mac) = mac {
+                // The DSP block registers the operands (S5d) and the product (S5p) itself.
+                let q = m.out_wire(
+                    &slot_name(cfg, p, &format!("p{j}")),
+                    Ty::u(pb),
+                    "S5p: product (the DSP block's output register)",
+                );
+                m.instance(
+                    mac,
+                    &format!("u_{}", slot_name(cfg, p, &format!("mul{j}"))),
+                    vec![
+                        ("clk_i", Expr::net("clk_i", u(1))),
+                        ("a_i", xj),
+                        ("b_i", mw.clone()),
+                        ("p_o", q.clone()),
+                    ],
+                );
+                q
+            } else {
+                // act_bits × mac_weight_bits → product_bits: both operands sign-extended to
+                // the product width so the truncated product is the exact signed product.
+                let prod = xj.sext(pb).mul(mw.sext(pb));
+                m.reg_next(
+                    &slot_name(cfg, p, &format!("p{j}")),
+                    prod,
+                    None,
+                    Reset::None,
+                    if cfg.extra_stages {
+                        "S5p: product"
+                    } else {
+                        "S6: product"
+                    },
+                )
+            };
             // With the extra stages the product is registered once more (S5p) before it is
             // added: its only load is then that register, so it sits by the multiplier (the
             // ECP5's MULT18X18D has 3.9 ns inside and the adds were placed 4.5 ns away).
@@ -258,6 +278,7 @@ pub fn module(
     terms: &Module,
     add: &Module,
     wrequant: Option<&Module>,
+    mac: Option<&Module>,
 ) -> Module {
     let bb = cfg.basis_bits;
     let rb = cfg.rebuild_bits();
@@ -339,6 +360,6 @@ pub fn module(
         assert_eq!(mw.width(), mwb);
         weights.push(mw);
     }
-    slots(&mut m, cfg, &x, &weights, pb, &acc_en, &first, &acc_o);
+    slots(&mut m, cfg, &x, &weights, mac, &acc_en, &first, &acc_o);
     m
 }

@@ -17,6 +17,7 @@ pub mod factor_row;
 pub mod host_if;
 pub mod lane;
 pub mod link;
+pub mod mac_mul;
 pub mod out_requant;
 pub mod rebuild;
 pub mod top;
@@ -31,7 +32,7 @@ use smartdeal_core::AccelConfig;
 pub fn config_line(cfg: &AccelConfig) -> String {
     format!(
         "{} [fingerprint {}]: lanes={} act_bits={} basis_bits={} exp_bits={} acc_bits={} \
-         rows_per_block={} act_depth={} coef_depth={} b_depth={} out_depth={} weight_requant={}{}{}{}{}",
+         rows_per_block={} act_depth={} coef_depth={} b_depth={} out_depth={} weight_requant={}{}{}{}{}{}",
         cfg.name,
         cfg.fingerprint(),
         cfg.lanes,
@@ -67,6 +68,10 @@ pub fn config_line(cfg: &AccelConfig) -> String {
             " extra_stages"
         } else {
             ""
+        },
+        match cfg.mac_mul {
+            smartdeal_core::MacMul::Inferred => "",
+            smartdeal_core::MacMul::Mult18x18d => " mac_mul=mult18x18d",
         }
     )
 }

@@ -348,8 +348,8 @@ impl Module {
         rdata
     }
 
-    /// Instantiates `m`, connecting every port by name. Outputs must be connected to nets of the
-    /// same width (use [`Module::out_wire`] to declare them).
+    /// Instantiates `m`, connecting every port by name. Outputs must be connected to nets (or
+    /// slices of nets) of the same width (use [`Module::out_wire`] to declare them).
     pub fn instance(&mut self, m: &Module, name: &str, conns: Vec<(&str, Expr)>) {
         self.instance_with_params(m, name, Vec::new(), conns);
     }
@@ -382,8 +382,11 @@ impl Module {
             );
             if p.dir == Dir::Out {
                 assert!(
-                    matches!(c.1.node, super::expr::Node::Net(_)),
-                    "instance {name}: output `{}` must connect to a net",
+                    matches!(
+                        c.1.node,
+                        super::expr::Node::Net(_) | super::expr::Node::Slice(..)
+                    ),
+                    "instance {name}: output `{}` must connect to a net or a slice of one",
                     p.name
                 );
             }

@@ -2,6 +2,7 @@ sd_decoder.v
 sd_rebuild_terms.v
 sd_rebuild_add.v
 sd_wrequant.v
+sd_mac_mul.v
 sd_lane.v
 sd_out_requant.v
 sd_drain.v
