@@ -21,7 +21,7 @@ use lanes::{search_lanes, LaneSearch, LaneTrial};
 use layers::{layer_cost, layer_mac_per_s, per_klut, BenchLayer, LayerResult, LayerSources};
 use serde::Serialize;
 use smartdeal_core::params::PRESETS;
-use smartdeal_core::{AccelConfig, ConfigError, Dataflow, WeightFormat, WeightRequant};
+use smartdeal_core::{AccelConfig, ConfigError, Dataflow, MacMul, WeightFormat, WeightRequant};
 use smartdeal_fpga::{Board, BuildReport, BuildStatus, ToolError};
 use std::path::{Path, PathBuf};
 
@@ -457,6 +457,8 @@ fn with_dataflow(cfg: &AccelConfig, dataflow: Dataflow) -> AccelConfig {
         Dataflow::Factorized => {
             c.weight_requant = WeightRequant::Exact;
             c.acc_bits = cfg.acc_bits.max(c.acc_bits_required());
+            // The factorized lane has no MAC multipliers to put in DSP blocks.
+            c.mac_mul = MacMul::Inferred;
         }
         Dataflow::Rebuild => {
             c.weight_requant = WeightRequant::Int8;
