@@ -26,10 +26,6 @@ const OPERAND_BITS: u32 = 18;
 /// Product width of the block.
 const PRODUCT_BITS: u32 = 36;
 
-/// Cycles from an operand at the wrapper's input to its product at the output: the input and
-/// the output register.
-pub const LATENCY: u32 = 2;
-
 /// The primitive's ports the wrapper connects, as an IR module used only to check the instance
 /// (never emitted: Yosys has the cell, Verilator gets [`sim_model`]).
 fn primitive_ports() -> Module {
@@ -59,7 +55,8 @@ fn parameters() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// `sd_mac_mul`: `p_o` is the signed product `a_i · b_i` of [`LATENCY`] cycles before.
+/// `sd_mac_mul`: `p_o` is the signed product `a_i · b_i` of two cycles before (the input and the
+/// output register).
 pub fn module(cfg: &AccelConfig) -> Module {
     let ab = cfg.act_bits;
     let wb = cfg.mac_weight_bits();
