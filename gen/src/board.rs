@@ -49,28 +49,23 @@ impl BoardDesign {
     /// Writes every `.v`, `params.json`, `files.f` and `board.json` into `dir`, and the
     /// simulation models into `dir/sim`. Returns the synthesis sources (no models).
     pub fn write(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        let paths = self.design.write(dir)?;
-        std::fs::write(dir.join("board.json"), &self.board_json)?;
-        if !self.sim_models.is_empty() {
-            std::fs::create_dir_all(dir.join("sim"))?;
-            for (name, text) in &self.sim_models {
-                std::fs::write(dir.join("sim").join(name), text)?;
-            }
-        }
-        Ok(paths)
+        self.write_with_models(dir).map(|(design, _)| design)
     }
 
     /// [`BoardDesign::write`], returning the sources Verilator needs: the simulation models
     /// first, then the design.
     pub fn write_for_simulation(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        let design = self.write(dir)?;
-        let mut paths: Vec<PathBuf> = self
-            .sim_models
-            .iter()
-            .map(|(n, _)| dir.join("sim").join(n))
-            .collect();
+        let (design, mut paths) = self.write_with_models(dir)?;
         paths.extend(design);
         Ok(paths)
+    }
+
+    /// Writes everything; returns the design's sources and the models' paths.
+    fn write_with_models(&self, dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+        let paths = self.design.write(dir)?;
+        std::fs::write(dir.join("board.json"), &self.board_json)?;
+        let models = crate::design::write_sim_models(dir, &self.sim_models)?;
+        Ok((paths, models))
     }
 }
 

@@ -248,12 +248,7 @@ impl Design {
         std::fs::write(dir.join("params.json"), &self.params_json)?;
         let list: String = self.files.iter().map(|(n, _)| format!("{n}\n")).collect();
         std::fs::write(dir.join("files.f"), list)?;
-        if !self.sim_models.is_empty() {
-            std::fs::create_dir_all(dir.join("sim"))?;
-            for (name, text) in &self.sim_models {
-                std::fs::write(dir.join("sim").join(name), text)?;
-            }
-        }
+        write_sim_models(dir, &self.sim_models)?;
         Ok(paths)
     }
 
@@ -261,12 +256,26 @@ impl Design {
     /// then the design.
     pub fn write_for_simulation(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         let design = self.write(dir)?;
-        let mut paths: Vec<std::path::PathBuf> = self
-            .sim_models
-            .iter()
-            .map(|(n, _)| dir.join("sim").join(n))
-            .collect();
+        let mut paths = write_sim_models(dir, &self.sim_models)?;
         paths.extend(design);
         Ok(paths)
     }
+}
+
+/// Writes simulation models of vendor primitives (`(file name, text)`) into `dir/sim` and
+/// returns their paths.
+pub(crate) fn write_sim_models(
+    dir: &Path,
+    models: &[(String, String)],
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut paths = Vec::new();
+    if !models.is_empty() {
+        std::fs::create_dir_all(dir.join("sim"))?;
+        for (name, text) in models {
+            let p = dir.join("sim").join(name);
+            std::fs::write(&p, text)?;
+            paths.push(p);
+        }
+    }
+    Ok(paths)
 }
