@@ -11,7 +11,7 @@
 //! A generator that drops one negation carry (`Fault::FactorDropCarry`) is refuted by both.
 
 use smartdeal_core::params::PRESETS;
-use smartdeal_core::{AccelConfig, Dataflow, MacMul, WeightRequant};
+use smartdeal_core::AccelConfig;
 use smartdeal_fpga::{
     prove_equiv, prove_factor_row, FactorLayout, ProofResult, SplitField, SplitOptions, SplitReport,
 };
@@ -27,13 +27,9 @@ fn reference() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("hdl/formal/sd_factor_row_ref.v")
 }
 
-/// `cfg` made factorized: exact weights and the accumulator they need (and no MAC multipliers
-/// to put in DSP blocks).
-fn factorized(mut cfg: AccelConfig) -> AccelConfig {
-    cfg.dataflow = Dataflow::Factorized;
-    cfg.mac_mul = MacMul::Inferred;
-    cfg.weight_requant = WeightRequant::Exact;
-    cfg.acc_bits = cfg.acc_bits.max(cfg.acc_bits_required());
+/// `cfg` made factorized (`AccelConfig::on_factorized_dataflow`), validated.
+fn factorized(cfg: AccelConfig) -> AccelConfig {
+    let cfg = cfg.on_factorized_dataflow();
     cfg.validate().unwrap();
     cfg
 }

@@ -476,6 +476,19 @@ impl AccelConfig {
         Ok(())
     }
 
+    /// This configuration on the factorized dataflow, same name: exact weights (its lanes never
+    /// form a weight to requantize), the accumulator those need (at least the current one) and
+    /// inferred multipliers (it has no MAC multipliers for `mac_mul`). Not validated: the
+    /// accumulator may need more than 40 bits.
+    pub fn on_factorized_dataflow(&self) -> AccelConfig {
+        let mut c = self.clone();
+        c.dataflow = Dataflow::Factorized;
+        c.weight_requant = WeightRequant::Exact;
+        c.mac_mul = MacMul::Inferred;
+        c.acc_bits = c.acc_bits.max(c.acc_bits_required());
+        c
+    }
+
     /// The dense int8 baseline of this configuration: same lanes, buffer depths, accumulator and
     /// output stage; named `<name>-dense`.
     pub fn dense_baseline(&self) -> AccelConfig {
@@ -767,6 +780,10 @@ mod tests {
         f.weight_requant = WeightRequant::Exact;
         f.acc_bits = 40;
         field_error(&f, "dataflow");
+        // Made factorized the supported way, it takes inferred multipliers.
+        let f = c.on_factorized_dataflow();
+        assert_eq!(f.mac_mul, MacMul::Inferred);
+        f.validate().unwrap();
         let mut e = c.clone();
         e.weight_requant = WeightRequant::Exact;
         e.exp_bits = 4;

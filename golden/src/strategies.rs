@@ -87,14 +87,12 @@ pub fn random_factorized_config(seed: u64, slot: u64) -> AccelConfig {
         .expect("some slot makes a valid configuration")
 }
 
-/// Turns `cfg` into its factorized variant: `dataflow = "factorized"`, exact weights and the
-/// accumulator they need (at least the current one). False (and `cfg` invalid) when the exact
+/// Turns `cfg` into its factorized variant (`AccelConfig::on_factorized_dataflow`):
+/// `dataflow = "factorized"`, exact weights, inferred multipliers and the accumulator they need
+/// (at least the current one). False (and `cfg` invalid) when the exact
 /// accumulator would exceed 40 bits.
 pub fn factorized(cfg: &mut AccelConfig) -> bool {
-    cfg.dataflow = smartdeal_core::Dataflow::Factorized;
-    cfg.mac_mul = smartdeal_core::MacMul::Inferred;
-    cfg.weight_requant = WeightRequant::Exact;
-    cfg.acc_bits = cfg.acc_bits.max(cfg.acc_bits_required());
+    *cfg = cfg.on_factorized_dataflow();
     cfg.validate().is_ok()
 }
 

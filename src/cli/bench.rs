@@ -21,7 +21,7 @@ use lanes::{search_lanes, LaneSearch, LaneTrial};
 use layers::{layer_cost, layer_mac_per_s, per_klut, BenchLayer, LayerResult, LayerSources};
 use serde::Serialize;
 use smartdeal_core::params::PRESETS;
-use smartdeal_core::{AccelConfig, ConfigError, Dataflow, MacMul, WeightFormat, WeightRequant};
+use smartdeal_core::{AccelConfig, ConfigError, Dataflow, WeightFormat, WeightRequant};
 use smartdeal_fpga::{Board, BuildReport, BuildStatus, ToolError};
 use std::path::{Path, PathBuf};
 
@@ -450,21 +450,17 @@ fn with_dataflow(cfg: &AccelConfig, dataflow: Dataflow) -> AccelConfig {
     if cfg.dataflow == dataflow {
         return cfg.clone();
     }
-    let mut c = cfg.clone();
-    c.dataflow = dataflow;
-    c.name = format!("{}-{}", cfg.name, dataflow_name(dataflow));
-    match dataflow {
-        Dataflow::Factorized => {
-            c.weight_requant = WeightRequant::Exact;
-            c.acc_bits = cfg.acc_bits.max(c.acc_bits_required());
-            // The factorized lane has no MAC multipliers to put in DSP blocks.
-            c.mac_mul = MacMul::Inferred;
-        }
+    let mut c = match dataflow {
+        Dataflow::Factorized => cfg.on_factorized_dataflow(),
         Dataflow::Rebuild => {
+            let mut c = cfg.clone();
+            c.dataflow = dataflow;
             c.weight_requant = WeightRequant::Int8;
             c.acc_bits = 32.max(c.acc_bits_required());
+            c
         }
-    }
+    };
+    c.name = format!("{}-{}", cfg.name, dataflow_name(dataflow));
     c
 }
 
