@@ -76,9 +76,13 @@ pub fn module(cfg: &AccelConfig, link: &BoardLink, p: &Parts) -> Module {
     );
     let io = ports(&mut m, with_pll);
     let rst_n = power_on_reset(&mut m, io.lock.clone());
-    let uart = uart(&mut m, p, &io, &rst_n);
-    let eng = protocol_engine(&mut m, cfg, p, &io.clk, &rst_n, &uart);
-    accelerator(&mut m, p, io.clk, rst_n, &eng);
+    let rx_rst_n = part_reset(&mut m, cfg, "uart_rx", &rst_n);
+    let tx_rst_n = part_reset(&mut m, cfg, "uart_tx", &rst_n);
+    let link_rst_n = part_reset(&mut m, cfg, "link", &rst_n);
+    let accel_rst_n = part_reset(&mut m, cfg, "accel", &rst_n);
+    let uart = uart(&mut m, p, &io, [rx_rst_n, tx_rst_n]);
+    let eng = protocol_engine(&mut m, cfg, p, &io.clk, &link_rst_n, &uart);
+    accelerator(&mut m, p, io.clk, accel_rst_n, &eng);
     m.assign(&io.tx_pin, uart.tx_line);
     let leds = Expr::concat(vec![eng.frame, eng.err_seen, eng.done, eng.busy]);
     let leds = if link.led_active_low == 0 {
@@ -158,8 +162,29 @@ fn power_on_reset(m: &mut Module, lock: Option<Expr>) -> Expr {
     m.wire("rst_n", msb, "reset released once the counter's MSB is set")
 }
 
-/// The UART receiver on the RX pin and the transmitter driving the TX pin.
-fn uart(m: &mut Module, p: &Parts, io: &Ports, rst_n: &Expr) -> UartNets {
+/// The reset of one part of the board logic (the UART receiver or transmitter, the protocol
+/// engine, the accelerator). With the accelerator's extra stages each part takes it from a copy
+/// of its own (a register, kept apart; the counter's MSB a cycle later), so no single net
+/// carries the reset across the chip (on the ECP5 at 100 MHz that net and the inverter the
+/// active-low reset needs in front of the flip-flops took 11.0 ns of routing). Nothing reaches
+/// any part within cycles of the release: the first UART byte takes a bit time to arrive.
+fn part_reset(m: &mut Module, cfg: &AccelConfig, part: &str, rst_n: &Expr) -> Expr {
+    if !cfg.extra_stages {
+        return rst_n.clone();
+    }
+    let r = m.reg_next(
+        &format!("{part}_rst_n"),
+        rst_n.clone(),
+        None,
+        Reset::None,
+        "the part's copy of rst_n, a cycle later",
+    );
+    m.keep_apart(&r);
+    r
+}
+
+/// The UART receiver on the RX pin and the transmitter driving the TX pin, with their resets.
+fn uart(m: &mut Module, p: &Parts, io: &Ports, [rx_rst_n, tx_rst_n]: [Expr; 2]) -> UartNets {
     m.comment("UART");
     let rx_valid = m.out_wire("rx_valid", u(1), "");
     let rx_data = m.out_wire("rx_data", u(8), "");
@@ -169,7 +194,7 @@ fn uart(m: &mut Module, p: &Parts, io: &Ports, rst_n: &Expr) -> UartNets {
         "u_uart_rx",
         vec![
             ("clk_i", io.clk.clone()),
-            ("rst_ni", rst_n.clone()),
+            ("rst_ni", rx_rst_n),
             ("rx_i", io.rx_pin.clone()),
             ("valid_o", rx_valid.clone()),
             ("data_o", rx_data.clone()),
@@ -185,7 +210,7 @@ fn uart(m: &mut Module, p: &Parts, io: &Ports, rst_n: &Expr) -> UartNets {
         "u_uart_tx",
         vec![
             ("clk_i", io.clk.clone()),
-            ("rst_ni", rst_n.clone()),
+            ("rst_ni", tx_rst_n),
             ("valid_i", tx_valid.clone()),
             ("data_i", tx_data.clone()),
             ("ready_o", tx_ready.clone()),

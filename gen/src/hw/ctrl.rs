@@ -176,7 +176,11 @@ fn ports(m: &mut Module, cfg: &AccelConfig) -> Ports {
     let codes_o = m.output(
         "codes_o",
         u(cfg.coef_codes_bits()),
-        "S2: all lanes' Ce rows (dense baseline: int8 weights)",
+        if super::codes_in_lanes(cfg) {
+            "S1r: all lanes' Ce rows (each lane registers them for S2)"
+        } else {
+            "S2: all lanes' Ce rows (dense baseline: int8 weights)"
+        },
     );
     let acc_en_o = m.output("acc_en_o", u(1), "S6: accumulate");
     let first_o = m.output("first_o", u(1), "S6: first entry of a tile");
@@ -341,7 +345,10 @@ fn decode(m: &mut Module, cfg: &AccelConfig, io: &Ports, v1: &Expr, end1: &Expr)
     if cfg.extra_stages {
         codes = m.reg_next("codes1r", codes, None, Reset::None, "S1r codes");
     }
-    let codes = m.reg_next("codes", codes, None, Reset::None, "S2 codes");
+    // Rebuild lanes with the extra stages register the codes themselves, once per weight column.
+    if !super::codes_in_lanes(cfg) {
+        codes = m.reg_next("codes", codes, None, Reset::None, "S2 codes");
+    }
     m.assign(&io.codes_o, codes);
     (first1, last1)
 }

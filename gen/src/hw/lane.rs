@@ -1,7 +1,7 @@
 //! One lane: rebuild (S2 shifts, S2b adds) → weight requant (S3 shift, S4 round and saturate)
 //! → 3 multiplies per slot (S5) → accumulate (S6).
 
-use super::rebuild::terms_bits;
+use super::{codes_in_lanes, rebuild};
 use super::{config_line, signed_net, u};
 use crate::ir::{Expr, Module, Reset, Ty};
 use smartdeal_core::{AccelConfig, WeightRequant};
@@ -126,8 +126,15 @@ fn slots(
     m.keep_apart(&x);
     // With the extra stages each slot registers its own copy of the MAC weights, kept apart:
     // one register driving all slots' multipliers spreads over 3 · slots DSP blocks (9.1 ns of
-    // routing on the ECP5 with 6 slots).
-    let copies = if cfg.extra_stages { cfg.slots } else { 1 };
+    // routing on the ECP5 with 6 slots). Not with `mac_mul = "mult18x18d"`: the blocks' input
+    // registers (S5d) are the copies, so the lane's one S5 register per weight only routes to
+    // them and can sit by the requantizer's rounding and saturation that feed it (copies made
+    // there put 8.6 ns of routing behind that logic on the ECP5 with 4 slots).
+    let copies = if cfg.extra_stages && mac.is_none() {
+        cfg.slots
+    } else {
+        1
+    };
     let weights: Vec<Vec<Expr>> = (0..copies)
         .map(|c| {
             weights
@@ -302,7 +309,11 @@ pub fn module(
     let ce = m.input(
         "ce_i",
         u(3 * cfg.coef_elem_bits()),
-        "S2: this lane's Ce row",
+        if codes_in_lanes(cfg) {
+            "S1r: this lane's Ce row"
+        } else {
+            "S2: this lane's Ce row"
+        },
     );
     let wsh = match cfg.weight_requant {
         WeightRequant::Int8 => Some(m.input("wshift_i", u(cfg.wshift_bits()), "S2: weight shift")),
@@ -311,12 +322,23 @@ pub fn module(
     let (x, acc_en, first, acc_o) = slot_ports(&mut m, cfg);
 
     m.comment("S2: rebuild, shifts; S2b: rebuild, adds");
-    let t = m.out_wire("terms", u(terms_bits(cfg)), "S2: shifted terms");
-    m.instance(
-        terms,
-        "u_terms",
-        vec![("b_i", b), ("ce_i", ce), ("terms_o", t.clone())],
-    );
+    let ces = if codes_in_lanes(cfg) {
+        // One copy of the S2 Ce row per weight column, kept apart so each sits by its column.
+        [0, 1, 2].map(|j| {
+            let q = m.reg_next(
+                &format!("ce{j}"),
+                ce.clone(),
+                None,
+                Reset::None,
+                &format!("S2: Ce row, column {j}'s copy"),
+            );
+            m.keep_apart(&q);
+            q
+        })
+    } else {
+        [ce.clone(), ce.clone(), ce]
+    };
+    let t = rebuild::columns(&mut m, cfg, terms, &b, ces);
     // The shifts (S2) and the adds (S2b) in separate cycles: each is one long operation.
     let t_q = m.reg_next("terms", t, None, Reset::None, "S2b: shifted terms");
     let w = m.out_wire("w", u(3 * rb), "rebuilt weights");

@@ -107,3 +107,11 @@ pub fn signed_net(m: &mut Module, name: &str, e: Expr, doc: &str) -> Expr {
 pub fn u(w: u32) -> Ty {
     Ty::u(w)
 }
+
+/// Whether the lanes hold the S2 codes register themselves (the controller then hands them its
+/// S1r codes): rebuild lanes with the extra stages, which keep one copy per weight column so no
+/// Ce bit drives all nine of a lane's shifters (`rebuild::columns`). The dense and factorized
+/// lanes take the controller's S2 codes.
+pub fn codes_in_lanes(cfg: &AccelConfig) -> bool {
+    cfg.extra_stages && !cfg.is_dense() && !cfg.is_factorized()
+}

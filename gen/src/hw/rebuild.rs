@@ -7,8 +7,12 @@
 //!
 //! Two combinational halves with the lane's register between them (S2 → S2b), so the shifts and
 //! the four-operand adds are not one cycle (the ECP5 at 100 MHz): `sd_rebuild_terms` (decode,
-//! gate, invert, shift; the carry count) and `sd_rebuild_add` (the sums). `sd_rebuild` composes
-//! exactly those two with no register, for the formal proof against the multiplier reference
+//! gate, invert, shift; the carry count) for one weight column `j`, three of them per lane, and
+//! `sd_rebuild_add` (the sums). One column per instance lets a lane feed each column its own
+//! copy of the Ce row (`extra_stages`), so no Ce bit drives all nine shifters: on the ECP5 at
+//! 94 MHz that fan-out was the worst path, 8.9 ns of routing. Without copies the three
+//! decoders see the same row and synthesis merges them. `sd_rebuild` composes exactly those
+//! modules with no register, for the formal proof against the multiplier reference
 //! (`tests/formal.rs`), which so covers all the arithmetic the lane instantiates.
 
 use super::{config_line, signed_net, u};
@@ -21,15 +25,21 @@ pub const NAME: &str = "sd_rebuild";
 pub const TERMS_NAME: &str = "sd_rebuild_terms";
 pub const ADD_NAME: &str = "sd_rebuild_add";
 
-/// Width of the term bundle: nine RB-bit shifted terms and the 2-bit carry count.
-pub fn terms_bits(cfg: &AccelConfig) -> u32 {
-    9 * cfg.rebuild_bits() + 2
+/// Width of one column's term bundle: three RB-bit shifted terms and the 2-bit carry count.
+pub fn column_bits(cfg: &AccelConfig) -> u32 {
+    3 * cfg.rebuild_bits() + 2
 }
 
-const TERMS_DOC: &str = "terms: term[k][j] (RB bits) at [(k*3+j)*RB +: RB], the carry count \
-     (2 bits: negative elements) at [9*RB +: 2].";
+/// Width of a lane's term bundle: its three columns'.
+pub fn terms_bits(cfg: &AccelConfig) -> u32 {
+    3 * column_bits(cfg)
+}
 
-/// S2: decode the Ce row, gate, invert and shift the nine basis elements, count the carries.
+const TERMS_DOC: &str = "column j's bundle at [j*(3*RB+2) +: 3*RB+2]: term[k][j] (RB bits) \
+     at [k*RB +: RB], the carry count (2 bits: negative elements) at [3*RB +: 2].";
+
+/// S2, one weight column `j`: decode the Ce row, gate, invert and shift the column's three
+/// basis elements, count the carries.
 pub fn terms_module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Module {
     let bb = cfg.basis_bits;
     let eb = cfg.exp_bits;
@@ -37,24 +47,23 @@ pub fn terms_module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Mo
     let e = cfg.coef_elem_bits();
     let mut m = Module::new(
         TERMS_NAME,
-        &format!(
-            "Rebuild engine of one lane, first half: the folded terms of\n\
-             w[j] = sum_k (present_k ? (negative_k ? -1 : 1) * B[k][j] << code_k : 0).\n\
-             b_i: B[k][j] (signed, basis_bits) at [(k*3+j)*basis_bits +: basis_bits].\n\
-             RB = basis_bits + 2^exp_bits - 1 + 2. {TERMS_DOC}"
-        ),
+        "Rebuild engine of one lane, first half, for one weight column j: the folded terms\n\
+         of w[j] = sum_k (present_k ? (negative_k ? -1 : 1) * B[k][j] << code_k : 0).\n\
+         b_i: B[k][j] (signed, basis_bits) at [k*basis_bits +: basis_bits].\n\
+         RB = basis_bits + 2^exp_bits - 1 + 2. terms_o: term[k][j] (RB bits) at\n\
+         [k*RB +: RB], the carry count (2 bits: negative elements) at [3*RB +: 2].",
         &config_line(cfg),
     );
     let b = m.input(
         "b_i",
-        u(9 * bb),
-        "basis B[k][j] at [(k*3+j)*basis_bits +: basis_bits]",
+        u(3 * bb),
+        "the column's basis B[k][j] at [k*basis_bits +: basis_bits]",
     );
     let ce = m.input("ce_i", u(3 * e), "Ce row (see sd_decoder)");
     let terms_o = m.output(
         "terms_o",
-        u(terms_bits(cfg)),
-        "shifted terms and carry count",
+        u(column_bits(cfg)),
+        "the column's shifted terms and carry count",
     );
 
     let en = m.out_wire("en", u(3), "element present");
@@ -90,25 +99,23 @@ pub fn terms_module(cfg: &AccelConfig, dec: &Module, fault: Option<Fault>) -> Mo
 
     let mut terms = Vec::new();
     for k in 0..3 {
-        for j in 0..3 {
-            let bkj = b.field((k * 3 + j) * bb, bb);
-            // Gate and conditionally invert the basis_bits-bit operand before shifting.
-            let op = signed_net(
-                &mut m,
-                &format!("op{k}{j}"),
-                bkj.xor(neg.bit(k).splat(bb)).and(en.bit(k).splat(bb)),
-                &format!("B[{k}][{j}] gated by present, inverted when negative"),
-            );
-            // basis_bits → RB bits (sign extension), shift by code_k (≤ 2^exp_bits - 1, fits),
-            // vacated bits filled from the decoder's mask.
-            let shifted = op
-                .sext(rb)
-                .shl(code.field(k * eb, eb))
-                .or(fill.field(k * rb, rb));
-            terms.push(m.wire(&format!("term{k}{j}"), shifted, ""));
-        }
+        let bk = b.field(k * bb, bb);
+        // Gate and conditionally invert the basis_bits-bit operand before shifting.
+        let op = signed_net(
+            &mut m,
+            &format!("op{k}"),
+            bk.xor(neg.bit(k).splat(bb)).and(en.bit(k).splat(bb)),
+            &format!("B[{k}][j] gated by present, inverted when negative"),
+        );
+        // basis_bits → RB bits (sign extension), shift by code_k (≤ 2^exp_bits - 1, fits),
+        // vacated bits filled from the decoder's mask.
+        let shifted = op
+            .sext(rb)
+            .shl(code.field(k * eb, eb))
+            .or(fill.field(k * rb, rb));
+        terms.push(m.wire(&format!("term{k}"), shifted, ""));
     }
-    terms.reverse(); // term[0][0] least significant
+    terms.reverse(); // term[0][j] least significant
     let mut parts = vec![carry];
     parts.extend(terms);
     m.assign(&terms_o, Expr::concat(parts));
@@ -122,7 +129,7 @@ pub fn add_module(cfg: &AccelConfig) -> Module {
         ADD_NAME,
         &format!(
             "Rebuild engine of one lane, second half: w[j] = term[0][j] + term[1][j] +\n\
-             term[2][j] + carry. {TERMS_DOC}\n\
+             term[2][j] + carry[j]. terms_i: {TERMS_DOC}\n\
              w_o: w[j] (signed, RB bits) at [j*RB +: RB]."
         ),
         &config_line(cfg),
@@ -133,17 +140,18 @@ pub fn add_module(cfg: &AccelConfig) -> Module {
         "shifted terms and carry count",
     );
     let w_o = m.output("w_o", u(3 * rb), "rebuilt weights w[j] at [j*RB +: RB]");
-    let carry = m.wire("carry", terms.field(9 * rb, 2), "the folded +1s");
+    let cb = column_bits(cfg);
     let mut ws = Vec::new();
     for j in (0..3).rev() {
+        let carry = m.wire(
+            &format!("carry{j}"),
+            terms.field(j * cb + 3 * rb, 2),
+            "the folded +1s",
+        );
         let t: Vec<Expr> = (0..3)
             .map(|k| {
-                signed_net(
-                    &mut m,
-                    &format!("term{k}{j}"),
-                    terms.field((k * 3 + j) * rb, rb),
-                    "",
-                )
+                let term = terms.field(j * cb + k * rb, rb);
+                signed_net(&mut m, &format!("term{k}{j}"), term, "")
             })
             .collect();
         // RB-bit sum cannot overflow: |Σ| ≤ 3 · 2^(basis_bits-1) · 2^code_max < 2^(RB-1).
@@ -158,6 +166,40 @@ pub fn add_module(cfg: &AccelConfig) -> Module {
     m
 }
 
+/// S2 of a lane: one `sd_rebuild_terms` per weight column `j`, fed the column's basis elements
+/// (of `b`, B[k][j] at [(k*3+j)*basis_bits]) and `ces[j]` (a Ce row); returns the lane's term
+/// bundle (see [`TERMS_DOC`]).
+pub fn columns(
+    m: &mut Module,
+    cfg: &AccelConfig,
+    terms: &Module,
+    b: &Expr,
+    ces: [Expr; 3],
+) -> Expr {
+    let bb = cfg.basis_bits;
+    let t = m.out_wire(
+        "terms",
+        u(terms_bits(cfg)),
+        "S2: shifted terms of the three columns",
+    );
+    let cb = column_bits(cfg);
+    for (j, ce) in (0..3).zip(ces) {
+        // B[2][j], B[1][j], B[0][j]: the column's elements, k = 0 least significant.
+        let bj = Expr::concat(
+            (0..3)
+                .rev()
+                .map(|k| b.field((k * 3 + j) * bb, bb))
+                .collect(),
+        );
+        m.instance(
+            terms,
+            &format!("u_terms{j}"),
+            vec![("b_i", bj), ("ce_i", ce), ("terms_o", t.field(j * cb, cb))],
+        );
+    }
+    t
+}
+
 /// `sd_rebuild_add(sd_rebuild_terms(b, ce))` without the lane's register, for the formal
 /// proof: ports `b_i`, `ce_i`, `w_o` as the reference's.
 pub fn module(cfg: &AccelConfig, terms: &Module, add: &Module) -> Module {
@@ -167,8 +209,8 @@ pub fn module(cfg: &AccelConfig, terms: &Module, add: &Module) -> Module {
         NAME,
         "Rebuild engine of one lane (for the formal proof): three exact weights of one Ce row,\n\
          w[j] = sum_k (present_k ? (negative_k ? -1 : 1) * B[k][j] << code_k : 0), computed by\n\
-         sd_rebuild_terms then sd_rebuild_add, the two halves the lane instantiates with a\n\
-         register between them.\n\
+         three sd_rebuild_terms (one per weight column) then sd_rebuild_add, the two halves\n\
+         the lane instantiates with a register between them.\n\
          b_i: B[k][j] (signed, basis_bits) at [(k*3+j)*basis_bits +: basis_bits].\n\
          w_o: w[j] (signed, RB = basis_bits + 2^exp_bits - 1 + 2 bits) at [j*RB +: RB].",
         &config_line(cfg),
@@ -184,12 +226,7 @@ pub fn module(cfg: &AccelConfig, terms: &Module, add: &Module) -> Module {
         "Ce row (see sd_decoder)",
     );
     let w_o = m.output("w_o", u(3 * rb), "rebuilt weights w[j] at [j*RB +: RB]");
-    let t = m.out_wire("terms", u(terms_bits(cfg)), "shifted terms and carry count");
-    m.instance(
-        terms,
-        "u_terms",
-        vec![("b_i", b), ("ce_i", ce), ("terms_o", t.clone())],
-    );
+    let t = columns(&mut m, cfg, terms, &b, [ce.clone(), ce.clone(), ce]);
     m.instance(add, "u_add", vec![("terms_i", t), ("w_o", w_o)]);
     m
 }

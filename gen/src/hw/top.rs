@@ -172,12 +172,13 @@ fn host_interface(m: &mut Module, cfg: &AccelConfig, p: &Parts, io: &Ports) -> H
     let step = m.out_wire("step", u(2), "slot step of the run");
     let err = m.out_wire("err", u(1), "");
     let busy = m.out_wire("busy", u(1), "");
+    let rst_n = part_reset(m, cfg, "host_if");
     m.instance(
         p.host_if,
         "u_host_if",
         vec![
             ("clk_i", clk()),
-            ("rst_ni", rst()),
+            ("rst_ni", rst_n),
             ("cmd_valid_i", io.cmd_valid.clone()),
             ("cmd_op_i", io.cmd_op.clone()),
             ("cmd_addr_i", io.cmd_addr.clone()),
@@ -260,7 +261,15 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
         u(1),
         "S2: the activation word is inside the image",
     );
-    let codes = m.out_wire("codes", u(cfg.coef_codes_bits()), "S2 codes of all lanes");
+    let codes = m.out_wire(
+        "codes",
+        u(cfg.coef_codes_bits()),
+        if super::codes_in_lanes(cfg) {
+            "S1r codes of all lanes"
+        } else {
+            "S2 codes of all lanes"
+        },
+    );
     let acc_en = m.out_wire("acc_en", u(1), "");
     let first = m.out_wire("first", u(1), "");
     let drain_load = m.out_wire("drain_load", u(1), "");
@@ -271,7 +280,7 @@ fn controller(m: &mut Module, cfg: &AccelConfig, p: &Parts, host: &HostNets) -> 
     let cycles = m.out_wire("cycles", u(32), "");
     let mut ctrl_conns = vec![
         ("clk_i", clk()),
-        ("rst_ni", rst()),
+        ("rst_ni", part_reset(m, cfg, "ctrl")),
         ("start_i", host.start.clone()),
         ("last_idx_i", host.last_idx.clone()),
         ("band_i", host.band.clone()),
@@ -475,7 +484,7 @@ fn lanes(
         );
         let mut conns = vec![
             ("clk_i", clk()),
-            ("rst_ni", lane_reset(m, cfg, lane)),
+            ("rst_ni", part_reset(m, cfg, &format!("lane{lane}"))),
             ("x_i", x_q.clone()),
             ("acc_en_i", ctl.acc_en.clone()),
             ("first_i", ctl.first.clone()),
@@ -504,21 +513,23 @@ fn lanes(
     accs
 }
 
-/// Lane `lane`'s reset. With the extra stages each lane has its own: a register (kept apart)
-/// that the reset clears at once and that lets go one cycle after it, so the reset reaches the
-/// lanes' accumulators from one register per lane instead of one net to all of them (the ECP5's
-/// worst path with 16 lanes: 10.1 ns of routing). The lanes' registers with a reset are the
-/// accumulators, which the first entry of every tile overwrites and which see acc_en at least
-/// nine registers after a START, so the later release changes nothing.
-fn lane_reset(m: &mut Module, cfg: &AccelConfig, lane: u32) -> Expr {
+/// The reset of one part (`part`: a lane, the host interface, the controller, the drain, the
+/// output requantizer). With the extra stages each part has its own: a register (kept apart)
+/// that the reset clears at once and that lets go one cycle after it, so the reset reaches each
+/// part's registers from a register of its own instead of one net to all of them (the ECP5's
+/// worst paths: 10.1 ns of routing to 16 lanes; at 100 MHz the net to the output requantizer,
+/// 11.0 ns). Parts see their first input at least a cycle after `rst_ni` rises (the host's
+/// first command, docs/interface.md; the lanes' acc_en nine registers after a START), so the
+/// later release changes nothing.
+fn part_reset(m: &mut Module, cfg: &AccelConfig, part: &str) -> Expr {
     if !cfg.extra_stages {
         return rst();
     }
     let r = m.reg(
-        &format!("lane{lane}_rst_n"),
+        &format!("{part}_rst_n"),
         u(1),
         Reset::To(0),
-        "the lane's reset, released a cycle after rst_ni",
+        "the part's reset, released a cycle after rst_ni",
     );
     m.set_d(&r, Expr::lit(1, 1), None);
     m.keep_apart(&r);
@@ -541,12 +552,14 @@ fn drain_and_requant(
     let d_addr = m.out_wire("drain_addr", u(cfg.out_addr_bits()), "");
     let d_acc = m.out_wire("drain_acc", u(cfg.acc_bits), "");
     accs.reverse(); // lane 0 least significant
+    let drain_rst_n = part_reset(m, cfg, "drain");
+    let oreq_rst_n = part_reset(m, cfg, "oreq");
     m.instance(
         p.drain,
         "u_drain",
         vec![
             ("clk_i", clk()),
-            ("rst_ni", rst()),
+            ("rst_ni", drain_rst_n),
             ("start_i", host.start.clone()),
             ("load_i", ctl.drain_load.clone()),
             ("wrap_i", ctl.drain_wrap.clone()),
@@ -563,7 +576,7 @@ fn drain_and_requant(
         "u_out_requant",
         vec![
             ("clk_i", clk()),
-            ("rst_ni", rst()),
+            ("rst_ni", oreq_rst_n),
             ("valid_i", d_valid),
             ("addr_i", d_addr),
             ("acc_i", d_acc),

@@ -18,9 +18,9 @@ module sd_lane (
   output wire [63:0] acc_o  // slot p's accumulator (signed) at [p*acc_bits +: acc_bits]
 );
 
-  wire [154:0] terms;  // S2: shifted terms
-  reg  [154:0] terms_q;  // S2b: shifted terms
-  wire [154:0] terms_d;
+  wire [158:0] terms;  // S2: shifted terms of the three columns
+  reg  [158:0] terms_q;  // S2b: shifted terms
+  wire [158:0] terms_d;
   wire [50:0] w;  // rebuilt weights
   reg  [50:0] w_q;  // S3: rebuilt weights
   wire [50:0] w_d;
@@ -72,10 +72,20 @@ module sd_lane (
   wire [31:0] s1_acc_d;
 
   // S2: rebuild, shifts; S2b: rebuild, adds
-  sd_rebuild_terms u_terms (
-    .b_i     (b_i),
+  sd_rebuild_terms u_terms0 (
+    .b_i     ({b_i[55:48], b_i[31:24], b_i[7:0]}),
     .ce_i    (ce_i),
-    .terms_o (terms)
+    .terms_o (terms[52:0])
+  );
+  sd_rebuild_terms u_terms1 (
+    .b_i     ({b_i[63:56], b_i[39:32], b_i[15:8]}),
+    .ce_i    (ce_i),
+    .terms_o (terms[105:53])
+  );
+  sd_rebuild_terms u_terms2 (
+    .b_i     ({b_i[71:64], b_i[47:40], b_i[23:16]}),
+    .ce_i    (ce_i),
+    .terms_o (terms[158:106])
   );
   assign terms_d = terms;
   sd_rebuild_add u_add (

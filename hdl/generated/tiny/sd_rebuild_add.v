@@ -2,40 +2,44 @@
 // Config: tiny [fingerprint 9c92c9dfad29b5ff]: lanes=4 act_bits=8 basis_bits=8 exp_bits=3 acc_bits=32 rows_per_block=64 act_depth=256 coef_depth=1024 b_depth=128 out_depth=256 weight_requant=int8
 //
 // Rebuild engine of one lane, second half: w[j] = term[0][j] + term[1][j] +
-// term[2][j] + carry. terms: term[k][j] (RB bits) at [(k*3+j)*RB +: RB], the carry count (2 bits: negative elements) at [9*RB +: 2].
+// term[2][j] + carry[j]. terms_i: column j's bundle at [j*(3*RB+2) +: 3*RB+2]: term[k][j] (RB bits) at [k*RB +: RB], the carry count (2 bits: negative elements) at [3*RB +: 2].
 // w_o: w[j] (signed, RB bits) at [j*RB +: RB].
 
 module sd_rebuild_add (
-  input  wire [154:0] terms_i,  // shifted terms and carry count
+  input  wire [158:0] terms_i,  // shifted terms and carry count
   output wire [50:0]  w_o  // rebuilt weights w[j] at [j*RB +: RB]
 );
 
-  wire [1:0] carry;  // the folded +1s
+  wire [1:0] carry2;  // the folded +1s
   wire [16:0] term02;
   wire [16:0] term12;
   wire [16:0] term22;
   wire [16:0] w2;  // rebuilt weight j = 2
+  wire [1:0] carry1;  // the folded +1s
   wire [16:0] term01;
   wire [16:0] term11;
   wire [16:0] term21;
   wire [16:0] w1;  // rebuilt weight j = 1
+  wire [1:0] carry0;  // the folded +1s
   wire [16:0] term00;
   wire [16:0] term10;
   wire [16:0] term20;
   wire [16:0] w0;  // rebuilt weight j = 0
-  assign carry = terms_i[154:153];
-  assign term02 = terms_i[50:34];
-  assign term12 = terms_i[101:85];
-  assign term22 = terms_i[152:136];
-  assign w2 = (((term02 + term12) + term22) + {15'd0, carry});
-  assign term01 = terms_i[33:17];
-  assign term11 = terms_i[84:68];
-  assign term21 = terms_i[135:119];
-  assign w1 = (((term01 + term11) + term21) + {15'd0, carry});
+  assign carry2 = terms_i[158:157];
+  assign term02 = terms_i[122:106];
+  assign term12 = terms_i[139:123];
+  assign term22 = terms_i[156:140];
+  assign w2 = (((term02 + term12) + term22) + {15'd0, carry2});
+  assign carry1 = terms_i[105:104];
+  assign term01 = terms_i[69:53];
+  assign term11 = terms_i[86:70];
+  assign term21 = terms_i[103:87];
+  assign w1 = (((term01 + term11) + term21) + {15'd0, carry1});
+  assign carry0 = terms_i[52:51];
   assign term00 = terms_i[16:0];
-  assign term10 = terms_i[67:51];
-  assign term20 = terms_i[118:102];
-  assign w0 = (((term00 + term10) + term20) + {15'd0, carry});
+  assign term10 = terms_i[33:17];
+  assign term20 = terms_i[50:34];
+  assign w0 = (((term00 + term10) + term20) + {15'd0, carry0});
   assign w_o = {w2, w1, w0};
 
 endmodule

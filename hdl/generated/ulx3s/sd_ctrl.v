@@ -22,7 +22,7 @@ module sd_ctrl (
   output wire         act_valid_o,  // S2: the activation word is inside the image (else the lanes see zeros)
   output wire [8:0]   b_raddr_o,  // S1: basis word
   output wire [5:0]   wshift_raddr_o,  // S1: weight-shift word (the tile)
-  output wire [239:0] codes_o,  // S2: all lanes' Ce rows (dense baseline: int8 weights)
+  output wire [239:0] codes_o,  // S1r: all lanes' Ce rows (each lane registers them for S2)
   output wire         acc_en_o,  // S6: accumulate
   output wire         first_o,  // S6: first entry of a tile
   output wire         drain_load_o,  // S7: the tile's accumulators are final
@@ -73,8 +73,6 @@ module sd_ctrl (
   wire [5:0] tile_d;
   reg  [239:0] codes1r_q;  // S1r codes
   wire [239:0] codes1r_d;
-  reg  [239:0] codes_q;  // S2 codes
-  wire [239:0] codes_d;
   reg  v1r_q;  // S1r valid
   wire v1r_d;
   reg  f1r_q;  // S1r first
@@ -200,8 +198,7 @@ module sd_ctrl (
   assign tile_d = ((start_i | end1_q) ? 6'd0 : (tile_q + 6'd1));
   assign wshift_raddr_o = tile_q;
   assign codes1r_d = entry_q[239:0];
-  assign codes_d = codes1r_q;
-  assign codes_o = codes_q;
+  assign codes_o = codes1r_q;
   assign v1r_d = v1_q;
   assign f1r_d = first1;
   assign l1r_d = last1;
@@ -386,7 +383,6 @@ module sd_ctrl (
     act_valid1r_q <= act_valid1r_d;
     act_valid_q <= act_valid_d;
     codes1r_q <= codes1r_d;
-    codes_q <= codes_d;
   end
 
 endmodule

@@ -10,7 +10,7 @@ module sd_lane (
   input  wire        clk_i,  // clock
   input  wire        rst_ni,  // asynchronous reset, active low
   input  wire [71:0] b_i,  // S2: basis of this lane's block
-  input  wire [14:0] ce_i,  // S2: this lane's Ce row
+  input  wire [14:0] ce_i,  // S1r: this lane's Ce row
   input  wire [3:0]  wshift_i,  // S2: weight shift
   input  wire [47:0] x_i,  // S2b: slot p's activations x[3r+j] at [(3p+j)*act_bits +: act_bits]
   input  wire        acc_en_i,  // S6: a valid entry reaches the accumulator
@@ -18,9 +18,15 @@ module sd_lane (
   output wire [63:0] acc_o  // slot p's accumulator (signed) at [p*acc_bits +: acc_bits]
 );
 
-  wire [154:0] terms;  // S2: shifted terms
-  reg  [154:0] terms_q;  // S2b: shifted terms
-  wire [154:0] terms_d;
+  reg  [14:0] ce0_q;  // S2: Ce row, column 0's copy
+  wire [14:0] ce0_d;
+  reg  [14:0] ce1_q;  // S2: Ce row, column 1's copy
+  wire [14:0] ce1_d;
+  reg  [14:0] ce2_q;  // S2: Ce row, column 2's copy
+  wire [14:0] ce2_d;
+  wire [158:0] terms;  // S2: shifted terms of the three columns
+  reg  [158:0] terms_q;  // S2b: shifted terms
+  wire [158:0] terms_d;
   wire [50:0] w;  // rebuilt weights
   reg  [50:0] w_q;  // S3: rebuilt weights
   wire [50:0] w_d;
@@ -40,18 +46,12 @@ module sd_lane (
   wire [47:0] x4_d;
   reg  [47:0] x5_q;  // S5: the slots' activations
   wire [47:0] x5_d;
-  reg  [7:0] s0_mw0_q;  // S5: MAC weight
-  wire [7:0] s0_mw0_d;
-  reg  [7:0] s0_mw1_q;  // S5: MAC weight
-  wire [7:0] s0_mw1_d;
-  reg  [7:0] s0_mw2_q;  // S5: MAC weight
-  wire [7:0] s0_mw2_d;
-  reg  [7:0] s1_mw0_q;  // S5: MAC weight
-  wire [7:0] s1_mw0_d;
-  reg  [7:0] s1_mw1_q;  // S5: MAC weight
-  wire [7:0] s1_mw1_d;
-  reg  [7:0] s1_mw2_q;  // S5: MAC weight
-  wire [7:0] s1_mw2_d;
+  reg  [7:0] mw0_q;  // S5: MAC weight
+  wire [7:0] mw0_d;
+  reg  [7:0] mw1_q;  // S5: MAC weight
+  wire [7:0] mw1_d;
+  reg  [7:0] mw2_q;  // S5: MAC weight
+  wire [7:0] mw2_d;
   wire [7:0] s0_x0;
   wire [15:0] s0_p0;  // S5p: product (the DSP block's output register)
   reg  [15:0] s0_pr0_q;  // S5s: product, registered again
@@ -88,10 +88,23 @@ module sd_lane (
   wire [31:0] s1_acc_d;
 
   // S2: rebuild, shifts; S2b: rebuild, adds
-  sd_rebuild_terms u_terms (
-    .b_i     (b_i),
-    .ce_i    (ce_i),
-    .terms_o (terms)
+  assign ce0_d = ce_i;
+  assign ce1_d = ce_i;
+  assign ce2_d = ce_i;
+  sd_rebuild_terms u_terms0 (
+    .b_i     ({b_i[55:48], b_i[31:24], b_i[7:0]}),
+    .ce_i    (ce0_q),
+    .terms_o (terms[52:0])
+  );
+  sd_rebuild_terms u_terms1 (
+    .b_i     ({b_i[63:56], b_i[39:32], b_i[15:8]}),
+    .ce_i    (ce1_q),
+    .terms_o (terms[105:53])
+  );
+  sd_rebuild_terms u_terms2 (
+    .b_i     ({b_i[71:64], b_i[47:40], b_i[23:16]}),
+    .ce_i    (ce2_q),
+    .terms_o (terms[158:106])
   );
   assign terms_d = terms;
   sd_rebuild_add u_add (
@@ -127,17 +140,14 @@ module sd_lane (
   assign x3_d = x_i;
   assign x4_d = x3_q;
   assign x5_d = x4_q;
-  assign s0_mw0_d = wq0;
-  assign s0_mw1_d = wq1;
-  assign s0_mw2_d = wq2;
-  assign s1_mw0_d = wq0;
-  assign s1_mw1_d = wq1;
-  assign s1_mw2_d = wq2;
+  assign mw0_d = wq0;
+  assign mw1_d = wq1;
+  assign mw2_d = wq2;
   assign s0_x0 = x5_q[7:0];
   sd_mac_mul u_s0_mul0 (
     .clk_i (clk_i),
     .a_i   (s0_x0),
-    .b_i   (s0_mw0_q),
+    .b_i   (mw0_q),
     .p_o   (s0_p0)
   );
   assign s0_pr0_d = s0_p0;
@@ -145,7 +155,7 @@ module sd_lane (
   sd_mac_mul u_s0_mul1 (
     .clk_i (clk_i),
     .a_i   (s0_x1),
-    .b_i   (s0_mw1_q),
+    .b_i   (mw1_q),
     .p_o   (s0_p1)
   );
   assign s0_pr1_d = s0_p1;
@@ -153,7 +163,7 @@ module sd_lane (
   sd_mac_mul u_s0_mul2 (
     .clk_i (clk_i),
     .a_i   (s0_x2),
-    .b_i   (s0_mw2_q),
+    .b_i   (mw2_q),
     .p_o   (s0_p2)
   );
   assign s0_pr2_d = s0_p2;
@@ -166,7 +176,7 @@ module sd_lane (
   sd_mac_mul u_s1_mul0 (
     .clk_i (clk_i),
     .a_i   (s1_x0),
-    .b_i   (s1_mw0_q),
+    .b_i   (mw0_q),
     .p_o   (s1_p0)
   );
   assign s1_pr0_d = s1_p0;
@@ -174,7 +184,7 @@ module sd_lane (
   sd_mac_mul u_s1_mul1 (
     .clk_i (clk_i),
     .a_i   (s1_x1),
-    .b_i   (s1_mw1_q),
+    .b_i   (mw1_q),
     .p_o   (s1_p1)
   );
   assign s1_pr1_d = s1_p1;
@@ -182,7 +192,7 @@ module sd_lane (
   sd_mac_mul u_s1_mul2 (
     .clk_i (clk_i),
     .a_i   (s1_x2),
-    .b_i   (s1_mw2_q),
+    .b_i   (mw2_q),
     .p_o   (s1_p2)
   );
   assign s1_pr2_d = s1_p2;
@@ -208,6 +218,9 @@ module sd_lane (
     w_q <= w_d;
     wshift_b_q <= wshift_b_d;
     wshift_q <= wshift_d;
+    mw0_q <= mw0_d;
+    mw1_q <= mw1_d;
+    mw2_q <= mw2_d;
     s0_pr0_q <= s0_pr0_d;
     s0_pr1_q <= s0_pr1_d;
     s0_pr2_q <= s0_pr2_d;
@@ -222,15 +235,12 @@ module sd_lane (
   // other instances (each copy stays next to what it drives).
   (* keep *)
   always @(posedge clk_i) begin
+    ce0_q <= ce0_d;
+    ce1_q <= ce1_d;
+    ce2_q <= ce2_d;
     x3_q <= x3_d;
     x4_q <= x4_d;
     x5_q <= x5_d;
-    s0_mw0_q <= s0_mw0_d;
-    s0_mw1_q <= s0_mw1_d;
-    s0_mw2_q <= s0_mw2_d;
-    s1_mw0_q <= s1_mw0_d;
-    s1_mw1_q <= s1_mw1_d;
-    s1_mw2_q <= s1_mw2_d;
   end
 
 endmodule

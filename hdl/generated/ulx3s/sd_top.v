@@ -34,12 +34,14 @@ module sd_top (
   wire [1:0] step;  // slot step of the run
   wire err;
   wire busy;
+  reg  host_if_rst_n_q;  // the part's reset, released a cycle after rst_ni
+  wire host_if_rst_n_d;
   wire unused_1;  // address bits above the deepest buffer
   wire [11:0] coef_raddr;
   wire [262:0] coef_rdata;
   wire [9:0] act_raddr;
   wire act_valid;  // S2: the activation word is inside the image
-  wire [239:0] codes;  // S2 codes of all lanes
+  wire [239:0] codes;  // S1r codes of all lanes
   wire acc_en;
   wire first;
   wire drain_load;
@@ -48,6 +50,8 @@ module sd_top (
   wire out_busy;
   wire done;
   wire [31:0] cycles;
+  reg  ctrl_rst_n_q;  // the part's reset, released a cycle after rst_ni
+  wire ctrl_rst_n_d;
   wire [8:0] b_raddr;
   wire [5:0] wshift_raddr;
   wire [9:0] oparam_raddr;
@@ -63,61 +67,66 @@ module sd_top (
   reg  [47:0] x_q;  // S3: the slots' activations
   wire [47:0] x_d;
   wire [63:0] acc0;  // the lane's accumulators, slot 0 lowest
-  reg  lane0_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane0_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane0_rst_n_d;
   wire [63:0] acc1;  // the lane's accumulators, slot 0 lowest
-  reg  lane1_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane1_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane1_rst_n_d;
   wire [63:0] acc2;  // the lane's accumulators, slot 0 lowest
-  reg  lane2_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane2_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane2_rst_n_d;
   wire [63:0] acc3;  // the lane's accumulators, slot 0 lowest
-  reg  lane3_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane3_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane3_rst_n_d;
   wire [63:0] acc4;  // the lane's accumulators, slot 0 lowest
-  reg  lane4_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane4_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane4_rst_n_d;
   wire [63:0] acc5;  // the lane's accumulators, slot 0 lowest
-  reg  lane5_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane5_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane5_rst_n_d;
   wire [63:0] acc6;  // the lane's accumulators, slot 0 lowest
-  reg  lane6_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane6_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane6_rst_n_d;
   wire [63:0] acc7;  // the lane's accumulators, slot 0 lowest
-  reg  lane7_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane7_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane7_rst_n_d;
   wire [63:0] acc8;  // the lane's accumulators, slot 0 lowest
-  reg  lane8_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane8_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane8_rst_n_d;
   wire [63:0] acc9;  // the lane's accumulators, slot 0 lowest
-  reg  lane9_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane9_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane9_rst_n_d;
   wire [63:0] acc10;  // the lane's accumulators, slot 0 lowest
-  reg  lane10_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane10_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane10_rst_n_d;
   wire [63:0] acc11;  // the lane's accumulators, slot 0 lowest
-  reg  lane11_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane11_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane11_rst_n_d;
   wire [63:0] acc12;  // the lane's accumulators, slot 0 lowest
-  reg  lane12_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane12_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane12_rst_n_d;
   wire [63:0] acc13;  // the lane's accumulators, slot 0 lowest
-  reg  lane13_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane13_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane13_rst_n_d;
   wire [63:0] acc14;  // the lane's accumulators, slot 0 lowest
-  reg  lane14_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane14_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane14_rst_n_d;
   wire [63:0] acc15;  // the lane's accumulators, slot 0 lowest
-  reg  lane15_rst_n_q;  // the lane's reset, released a cycle after rst_ni
+  reg  lane15_rst_n_q;  // the part's reset, released a cycle after rst_ni
   wire lane15_rst_n_d;
   wire drain_valid;
   wire [9:0] drain_addr;
   wire [31:0] drain_acc;
+  reg  drain_rst_n_q;  // the part's reset, released a cycle after rst_ni
+  wire drain_rst_n_d;
+  reg  oreq_rst_n_q;  // the part's reset, released a cycle after rst_ni
+  wire oreq_rst_n_d;
 
   // Host interface
+  assign host_if_rst_n_d = 1'd1;
   sd_host_if u_host_if (
     .clk_i       (clk_i),
-    .rst_ni      (rst_ni),
+    .rst_ni      (host_if_rst_n_q),
     .cmd_valid_i (cmd_valid_i),
     .cmd_op_i    (cmd_op_i),
     .cmd_addr_i  (cmd_addr_i),
@@ -140,9 +149,10 @@ module sd_top (
   assign unused_1 = (^waddr[15:12]);
 
   // Controller
+  assign ctrl_rst_n_d = 1'd1;
   sd_ctrl u_ctrl (
     .clk_i          (clk_i),
-    .rst_ni         (rst_ni),
+    .rst_ni         (ctrl_rst_n_q),
     .start_i        (start),
     .last_idx_i     (last_idx),
     .band_i         (band),
@@ -413,9 +423,11 @@ module sd_top (
   );
 
   // Drain and output requantization
+  assign drain_rst_n_d = 1'd1;
+  assign oreq_rst_n_d = 1'd1;
   sd_drain u_drain (
     .clk_i          (clk_i),
-    .rst_ni         (rst_ni),
+    .rst_ni         (drain_rst_n_q),
     .start_i        (start),
     .load_i         (drain_load),
     .wrap_i         (drain_wrap),
@@ -428,7 +440,7 @@ module sd_top (
   );
   sd_out_requant u_out_requant (
     .clk_i    (clk_i),
-    .rst_ni   (rst_ni),
+    .rst_ni   (oreq_rst_n_q),
     .valid_i  (drain_valid),
     .addr_i   (drain_addr),
     .acc_i    (drain_acc),
@@ -450,6 +462,8 @@ module sd_top (
   (* keep *)
   always @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
+      host_if_rst_n_q <= 1'd0;
+      ctrl_rst_n_q <= 1'd0;
       lane0_rst_n_q <= 1'd0;
       lane1_rst_n_q <= 1'd0;
       lane2_rst_n_q <= 1'd0;
@@ -466,7 +480,11 @@ module sd_top (
       lane13_rst_n_q <= 1'd0;
       lane14_rst_n_q <= 1'd0;
       lane15_rst_n_q <= 1'd0;
+      drain_rst_n_q <= 1'd0;
+      oreq_rst_n_q <= 1'd0;
     end else begin
+      host_if_rst_n_q <= host_if_rst_n_d;
+      ctrl_rst_n_q <= ctrl_rst_n_d;
       lane0_rst_n_q <= lane0_rst_n_d;
       lane1_rst_n_q <= lane1_rst_n_d;
       lane2_rst_n_q <= lane2_rst_n_d;
@@ -483,6 +501,8 @@ module sd_top (
       lane13_rst_n_q <= lane13_rst_n_d;
       lane14_rst_n_q <= lane14_rst_n_d;
       lane15_rst_n_q <= lane15_rst_n_d;
+      drain_rst_n_q <= drain_rst_n_d;
+      oreq_rst_n_q <= oreq_rst_n_d;
     end
   end
 
