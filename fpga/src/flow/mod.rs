@@ -432,12 +432,10 @@ fn nextpnr_args(board: Board, constraints: &str, pnr_mhz: f64, seed: Option<u64>
         args.push(a.into());
     }
     args.push(format_mhz(pnr_mhz).into());
-    if board.family() == Family::Ecp5 {
-        // nextpnr 0.11's router2 routed the 16-lane ULX3S design in 237 s where router1 took
-        // 1179 s (with LUT multipliers); same Fmax class.
-        args.push("--router".into());
-        args.push("router2".into());
-    }
+    // ECP5: nextpnr's default router (router1). On the same placement of the 6-lane × 4-slot
+    // ULX3S design with MULT18X18D blocks router1 met 104.19 MHz in 90 s where router2 left
+    // 89.96 MHz in 58 s; router2 was chosen while the multipliers were LUTs, when router1 took
+    // 1179 s on the 16-lane design.
     if let Some(seed) = seed {
         args.push("--seed".into());
         args.push(seed.to_string().into());
