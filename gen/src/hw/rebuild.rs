@@ -11,7 +11,9 @@
 //! `sd_rebuild_add` (the sums). One column per instance lets a lane feed each column its own
 //! copy of the Ce row (`extra_stages`), so no Ce bit drives all nine shifters: on the ECP5 at
 //! 94 MHz that fan-out was the worst path, 8.9 ns of routing. Without copies the three
-//! decoders see the same row and synthesis merges them. `sd_rebuild` composes exactly those
+//! decoders see the same row and synthesis merges them (the `tiny` lane on the iCE40, Yosys
+//! 0.23: 2,541 LUT against 2,494 with one nine-term module, the same flip-flops; the
+//! `icebreaker` preset has no rebuild lane). `sd_rebuild` composes exactly those
 //! modules with no register, for the formal proof against the multiplier reference
 //! (`tests/formal.rs`), which so covers all the arithmetic the lane instantiates.
 
